@@ -1,0 +1,41 @@
+"""Command line: ``python -m biomeseason <command> --help``.
+
+Each command lives in the module that does the job; the module offers
+``get_args_parser(add_help)`` and ``main(args)``, as the torchvision reference
+scripts do. Modules are imported only when their command runs, so
+``colors`` does not pay for importing torch.
+"""
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "synth": ("biomeseason.synthetic", "write synthetic Earth scenes with labelled file names"),
+    "preprocess": ("biomeseason.preprocess", "clean data/raw into data/processed (same as dataset_preproc.py)"),
+    "train": ("biomeseason.train", "train the two-head ResNet on data/processed"),
+    "predict": ("biomeseason.predict", "predict biome, month and season of images into a CSV"),
+    "colors": ("biomeseason.colors", "dominant colours of images, named, into a CSV or JSON"),
+    "demo": ("biomeseason.demo", "the whole chain on synthetic data, executing the notebooks"),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: python -m biomeseason <command> [options]\n\ncommands:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"python -m biomeseason {name}",
+                                     description=COMMANDS[name][1],
+                                     parents=[module.get_args_parser(add_help=False)])
+    return module.main(parser.parse_args(rest)) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
