@@ -1,0 +1,127 @@
+"""Reading ``data/processed/`` for training: manifest, class lists, images in memory.
+
+Images are decoded once, resized so the short side is the training image size
+(the same resize the eval transform uses), and kept as uint8 tensors; a
+training step never decodes a JPEG. If they would not fit in the memory budget
+they are read from processed/ on demand instead (still small files).
+
+Targets are class indices, with -1 for a missing label: the loss masks that
+head for that image rather than dropping the image.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from .presets import resize_short_side
+
+MISSING = -1
+MANIFEST_COLUMNS = ["path", "source", "sha256", "biome", "month", "season", "split", "width", "height"]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ClassLists:
+    biomes: list[str]
+    months: list[int]
+    hemisphere: str = "north"
+
+
+def read_class_lists(processed: str | Path) -> ClassLists:
+    path = Path(processed) / "labels.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python dataset_preproc.py --out {processed}` first")
+    raw = json.loads(path.read_text())
+    return ClassLists(list(raw["biomes"]), [int(m) for m in raw.get("months", range(1, 13))],
+                      raw.get("hemisphere", "north"))
+
+
+def read_manifest(processed: str | Path) -> pd.DataFrame:
+    path = Path(processed) / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python dataset_preproc.py --out {processed}` first")
+    df = pd.read_csv(path, dtype={"biome": "string", "source": "string", "split": "string"},
+                     keep_default_na=False, na_values={"month": [""]})
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; re-run the preprocessing")
+    df["month"] = pd.to_numeric(df["month"], errors="raise").astype("Int64")
+    return df
+
+
+def manifest_sha256(processed: str | Path) -> str:
+    """Hash of manifest.csv: ties a checkpoint to the exact data it saw."""
+    return hashlib.sha256((Path(processed) / "manifest.csv").read_bytes()).hexdigest()
+
+
+def encode_targets(df: pd.DataFrame, classes: ClassLists) -> tuple[torch.Tensor, torch.Tensor]:
+    """(biome index, month index) per row; -1 where the label is missing."""
+    biome_index = {b: i for i, b in enumerate(classes.biomes)}
+    month_index = {m: i for i, m in enumerate(classes.months)}
+    unknown = sorted(set(df["biome"].dropna()) - set(biome_index) - {""})
+    if unknown:
+        raise ValueError(f"manifest has biomes not in labels.json: {unknown}")
+    biome = [biome_index.get(b, MISSING) if isinstance(b, str) else MISSING for b in df["biome"]]
+    month = [MISSING if pd.isna(m) else month_index[int(m)] for m in df["month"]]
+    return torch.tensor(biome, dtype=torch.long), torch.tensor(month, dtype=torch.long)
+
+
+def _load_resized(path: Path, short_side: int) -> torch.Tensor:
+    with Image.open(path) as im:
+        im.draft("RGB", (short_side, short_side))  # JPEG: decode at a reduced scale when possible
+        tensor = v2.functional.pil_to_tensor(im.convert("RGB"))  # (3, H, W) uint8
+    return resize_short_side(short_side)(tensor)
+
+
+class ProcessedImages(Dataset):
+    """The rows of one split as (image tensor, biome target, month target).
+
+    ``cache=True`` decodes every image once into memory (threads: PIL releases
+    the GIL while decoding); ``cache=False`` reads each from disk when asked.
+    """
+
+    def __init__(self, processed: str | Path, df: pd.DataFrame, classes: ClassLists,
+                 short_side: int, transform=None, cache: bool = True, workers: int = 4,
+                 progress: bool = False):
+        self.root = Path(processed)
+        self.paths = [self.root / p for p in df["path"]]
+        self.sources = list(df["source"])
+        self.biome, self.month = encode_targets(df, classes)
+        self.short_side = short_side
+        self.transform = transform
+        self.images = None
+        if cache and len(self.paths):
+            from tqdm.auto import tqdm
+            with ThreadPoolExecutor(max(1, workers)) as pool:
+                jobs = pool.map(lambda p: _load_resized(p, short_side), self.paths)
+                self.images = list(tqdm(jobs, total=len(self.paths), desc="loading images",
+                                        disable=not progress, leave=False))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def image(self, i: int) -> torch.Tensor:
+        """uint8 (3, H, W) with short side = short_side, before the transform."""
+        return self.images[i] if self.images is not None else _load_resized(self.paths[i], self.short_side)
+
+    def __getitem__(self, i: int):
+        img = self.image(i)
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, self.biome[i], self.month[i]
+
+
+def estimate_cache_bytes(df: pd.DataFrame, short_side: int) -> int:
+    """Memory the uint8 cache would take, from the manifest's width/height."""
+    w, h = df["width"].astype(float), df["height"].astype(float)
+    scale = short_side / w.where(w < h, h)
+    return int((w * scale).round().mul((h * scale).round()).mul(3).sum())

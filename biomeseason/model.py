@@ -1,0 +1,80 @@
+"""The network: a torchvision ResNet backbone with one linear head per task.
+
+    model = BiomeSeasonNet("resnet18", num_biomes=7)
+    out = model(x)            # {"biome": (B, 7), "month": (B, 12)}
+
+``forward_features`` returns the last convolutional map (B, C, h, w), unpooled,
+so Grad-CAM can look at it; ``forward_head`` pools and applies the heads. The
+model knows nothing of files: weights come in through ``load_backbone_weights``
+with a state dict that the caller has loaded safely.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision import models
+
+ARCHS = {
+    "resnet18": models.resnet18,
+    "resnet34": models.resnet34,
+    "resnet50": models.resnet50,
+}
+NUM_MONTHS = 12
+
+
+class BiomeSeasonNet(nn.Module):
+    def __init__(self, arch: str = "resnet18", num_biomes: int = 7, num_months: int = NUM_MONTHS,
+                 dropout: float = 0.0):
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
+        resnet = ARCHS[arch](weights=None)  # never downloads; pretrained weights come from a file
+        self.arch = arch
+        self.num_features = resnet.fc.in_features
+        # Everything up to and including layer4: (B, 3, H, W) -> (B, C, H/32, W/32).
+        self.backbone = nn.Sequential(
+            resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
+            resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4,
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({
+            "biome": nn.Linear(self.num_features, num_biomes),
+            "month": nn.Linear(self.num_features, num_months),
+        })
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)  # (B, C, h, w)
+
+    def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.dropout(self.pool(features).flatten(1))  # (B, C)
+        return {task: head(pooled) for task, head in self.heads.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward_head(self.forward_features(x))
+
+
+def load_backbone_weights(model: BiomeSeasonNet, state_dict: dict) -> list[str]:
+    """Copy torchvision ImageNet ResNet weights into the backbone; returns what was not used.
+
+    The keys are torchvision's (``conv1.weight``, ``layer1.0.bn1.bias``...);
+    the ImageNet classifier ``fc.*`` is not ours and is skipped.
+    """
+    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    renamed, unused = {}, []
+    for key, value in state_dict.items():
+        top, _, rest = key.partition(".")
+        if top in names:
+            renamed[f"{names.index(top)}.{rest}"] = value
+        else:
+            unused.append(key)
+    missing, unexpected = model.backbone.load_state_dict(renamed, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"weights do not fit {model.arch}: missing {missing[:3]}..., "
+                         f"unexpected {unexpected[:3]}...")
+    return unused
+
+
+def build_model(meta: dict) -> BiomeSeasonNet:
+    """The network described by checkpoint metadata (weights not loaded)."""
+    return BiomeSeasonNet(meta["arch"], num_biomes=len(meta["biomes"]), num_months=len(meta["months"]))
