@@ -125,3 +125,18 @@ def estimate_cache_bytes(df: pd.DataFrame, short_side: int) -> int:
     w, h = df["width"].astype(float), df["height"].astype(float)
     scale = short_side / w.where(w < h, h)
     return int((w * scale).round().mul((h * scale).round()).mul(3).sum())
+
+
+def open_processed(processed: str | Path, rel_path: str) -> Image.Image:
+    """One processed image as RGB PIL (for showing; training uses ProcessedImages)."""
+    with Image.open(Path(processed) / rel_path) as im:
+        return im.convert("RGB")
+
+
+def preview(processed: str | Path, split: str = "train", n: int = 16, seed: int = 0):
+    """A random sample of a split: (PIL images, 'biome / month' titles)."""
+    df = read_manifest(processed)
+    rows = df[df["split"] == split]
+    rows = rows.sample(n=min(n, len(rows)), random_state=seed)
+    titles = [f"{b or '?'} / {'?' if pd.isna(m) else int(m)}" for b, m in zip(rows["biome"], rows["month"])]
+    return [open_processed(processed, p) for p in rows["path"]], titles

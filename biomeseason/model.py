@@ -68,10 +68,10 @@ def load_backbone_weights(model: BiomeSeasonNet, state_dict: dict) -> list[str]:
             renamed[f"{names.index(top)}.{rest}"] = value
         else:
             unused.append(key)
-    missing, unexpected = model.backbone.load_state_dict(renamed, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"weights do not fit {model.arch}: missing {missing[:3]}..., "
-                         f"unexpected {unexpected[:3]}...")
+    try:
+        model.backbone.load_state_dict(renamed, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"weights do not fit {model.arch}: {str(e).splitlines()[0]}") from None
     return unused
 
 

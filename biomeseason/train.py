@@ -523,3 +523,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def misclassified(out: str | Path, head: str = "biome", top: int = 16) -> pd.DataFrame:
+    """The most confident wrong test predictions of one head, from test_predictions.csv."""
+    pred = pd.read_csv(Path(out) / "test_predictions.csv", keep_default_na=False)
+    wrong = pred[(pred[f"true_{head}"].astype(str) != "") &
+                 (pred[f"true_{head}"].astype(str) != pred[f"pred_{head}"].astype(str))]
+    return wrong.sort_values(f"p_{head}", ascending=False).head(top)
