@@ -164,8 +164,11 @@ class FileLabel:
     note: str = ""      # non-empty when something was read leniently
 
 
-def parse_filename(name: str | PurePath, vocab: Vocabulary) -> FileLabel:
+def parse_filename(name: str | PurePath, vocab: Vocabulary, bare_numbers: bool = True) -> FileLabel:
     """Labels from ``<Biome>[ free text]_<Month>[suffix].<ext>``.
+
+    With ``bare_numbers=False`` only month words count: inside a class folder
+    ``AnnualCrop_7.jpg`` is the seventh picture, not July.
 
     >>> v = Vocabulary.load()
     >>> parse_filename("Boreal_Manicouagan Crater_June.jpg", v)
@@ -180,7 +183,7 @@ def parse_filename(name: str | PurePath, vocab: Vocabulary) -> FileLabel:
     match = _biome_from_words(parts[0], vocab)
     if match is None:
         raise LabelError(f"no known biome in '{parts[0]}'")
-    months = {parse_month(p) for p in parts[1:]} - {None}
+    months = _months_in(parts[1:], bare_numbers)
     if not months:
         raise LabelError(f"no month in '{stem}'")
     if len(months) > 1:
@@ -188,9 +191,23 @@ def parse_filename(name: str | PurePath, vocab: Vocabulary) -> FileLabel:
     return FileLabel(match.biome, months.pop(), match.note)
 
 
+def _months_in(parts: list[str], bare_numbers: bool = True) -> set[int]:
+    """Months named by the parts after the biome.
+
+    A month word wins over a bare number, so in 'USGrass_Oct_3' the '3' is a
+    copy index, not March; bare numbers count only when no word names a month
+    ('Taiga_06').
+    """
+    words = {parse_month(p) for p in parts if not p.strip().isdigit()} - {None}
+    if words or not bare_numbers:
+        return words
+    return {parse_month(p) for p in parts} - {None}
+
+
 def _biome_from_words(text: str, vocab: Vocabulary) -> BiomeMatch | None:
     """Longest leading run of words naming a biome: 'Desert Mojave' -> desert."""
-    words = normalise(text).split()
+    # Split without lower-casing so a report quotes the name as written ('Ranforest').
+    words = re.findall(r"[0-9A-Za-z]+", text)
     for n in range(len(words), 0, -1):
         match = vocab.resolve(" ".join(words[:n]))
         if match:
