@@ -1,0 +1,369 @@
+"""biomeseason.colors: palettes, names, the stored name model, the CLI and hex2name.ipynb."""
+import json
+import pickle
+import warnings
+import sys
+from pathlib import Path
+
+import matplotlib
+import matplotlib.colors as mcolors
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.spatial.distance import cdist
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from biomeseason import colors
+from biomeseason.__main__ import main as cli
+
+matplotlib.use("Agg")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def models_in_tmp(tmp_path_factory, monkeypatch):
+    """Every default model path points into a temporary folder, never models/."""
+    monkeypatch.setattr(colors, "MODEL_DIR", tmp_path_factory.getbasetemp() / "models")
+
+
+def smooth(rng, h, w, cells):
+    small = rng.random((cells, cells), dtype=np.float32)
+    return np.asarray(Image.fromarray(small, mode="F").resize((w, h), Image.BICUBIC))
+
+
+def photo(rng, h=240, w=320) -> np.ndarray:
+    """(h, w, 3) uint8: sky, forest and field blended by smooth fields, with grain."""
+    cover = np.array([[70, 120, 190], [40, 90, 40], [190, 160, 90]], np.float32)
+    weights = np.exp(8 * np.stack([smooth(rng, h, w, 4) for _ in cover], -1))
+    image = (weights / weights.sum(-1, keepdims=True)) @ cover
+    image *= (0.8 + 0.4 * smooth(rng, h, w, 12))[..., None]
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def table_lab(table):
+    hexes = list(colors.color_table(table).values())
+    return rgb2lab(np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in hexes]) / 255.0)
+
+
+# ------------------------------------------------------------------ names ---
+
+@pytest.mark.parametrize("table, source", [("css4", mcolors.CSS4_COLORS),
+                                           ("xkcd", mcolors.XKCD_COLORS)])
+def test_every_table_colour_is_named_by_its_own_name(table, source):
+    names = [name.removeprefix("xkcd:") for name in source]
+    hexes = [h.lower() for h in source.values()]
+    records = colors.name_colors(hexes, table=table)
+    for name, hex_, record in zip(names, hexes, records):
+        # aliases (gray/grey, aqua/cyan) share one hex: the first spelling wins
+        first = min(n for n, h in zip(names, hexes) if h == hex_)
+        assert record["name"] == first, (name, hex_, record)
+        assert record["name_hex"] == hex_ and record["delta_e"] == 0
+    assert len({r["name"] for r in records}) == len(set(hexes))
+
+
+def test_aliases_fold_into_the_alphabetically_first_spelling():
+    by_hex = {r["name_hex"]: r["name"] for r in colors.name_colors(["#808080", "#00ffff", "#ff00ff"])}
+    assert by_hex == {"#808080": "gray", "#00ffff": "aqua", "#ff00ff": "fuchsia"}
+
+
+def test_a_perturbation_below_one_delta_e_keeps_the_name():
+    lab = table_lab("css4")
+    namer = colors.load_namer("css4")
+    gaps = cdist(lab, lab)
+    np.fill_diagonal(gaps, np.inf)
+    # A 1-NN classifier keeps the name within half the distance to the nearest
+    # other table colour; that is > 1 for all but pairs closer than 2 dE
+    # (lawngreen/chartreuse, 1.3 apart), which are tested within half their gap.
+    radius = np.minimum(0.999, 0.499 * gaps.min(axis=1))
+    assert np.mean(radius > 0.99) > 0.95
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        step = rng.normal(size=lab.shape)
+        step *= (radius * rng.uniform(0.2, 1, len(lab)) / np.linalg.norm(step, axis=1))[:, None]
+        assert [r["name"] for r in namer.name_lab(lab + step)] == namer.names
+
+
+def test_basic_names_are_the_twelve_terms_and_name_themselves():
+    assert set(colors.basic_names(table_lab("css4"))) == set(colors.BASIC_NAMES)
+    for term in colors.BASIC_NAMES:          # all twelve are CSS4 names too
+        assert colors.name_colors(mcolors.CSS4_COLORS[term])[0]["basic_name"] == term
+
+
+def test_basic_names_agree_with_the_xkcd_survey():
+    # XKCD colours named '<anything> <basic term>' are what people called by that term
+    table = colors.color_table("xkcd")
+    surveyed = {n: h for n, h in table.items() if colors._head_term(n)}
+    ours = colors.basic_names(rgb2lab(np.array([mcolors.to_rgb(h) for h in surveyed.values()])))
+    agree = np.mean([colors._head_term(n) == b for n, b in zip(surveyed, ours)])
+    assert len(surveyed) > 500 and agree > 0.99
+
+
+def test_basic_name_describes_the_colour_not_its_sparse_fine_name():
+    soil = colors.name_colors([(124, 101, 73)])[0]
+    assert soil["basic_name"] == "brown"
+    assert soil["delta_e"] > 5               # CSS4 has no close name for it
+
+
+def test_delta_e_is_ciede2000_to_the_named_colour():
+    record = colors.name_colors([(250, 128, 10)])[0]
+    named = mcolors.to_rgb(record["name_hex"])
+    expected = deltaE_ciede2000(rgb2lab(np.array([250, 128, 10]) / 255.0), rgb2lab(np.array(named)))
+    assert record["delta_e"] == pytest.approx(float(expected), abs=0.01) and record["delta_e"] > 0
+
+
+# ---------------------------------------------------------------- palettes ---
+
+@pytest.mark.parametrize("k", [1, 3, 5, 8])
+def test_shares_sum_to_100_largest_first(k):
+    palette = colors.dominant_colors(photo(np.random.default_rng(k)), k=k)
+    assert len(palette) == k
+    shares = [c["share"] for c in palette]
+    assert sum(shares) == pytest.approx(100, abs=1e-9)
+    assert shares == sorted(shares, reverse=True)
+    for c in palette:
+        assert c["hex"] == "#%02x%02x%02x" % c["rgb"]
+        assert set(c) == {"rgb", "hex", "share", "name", "name_hex", "basic_name", "delta_e"}
+
+
+def test_same_seed_same_palette(tmp_path):
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(photo(np.random.default_rng(1), 900, 1200)).save(path)
+    assert colors.dominant_colors(path, seed=3) == colors.dominant_colors(path, seed=3)
+    assert colors.analyze_colors(path, seed=3) == colors.analyze_colors(path, seed=3)
+
+
+def test_palette_finds_the_colours_of_the_image():
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[:, :150] = (200, 30, 30)          # 50 %
+    image[:, 150:240] = (30, 60, 200)       # 30 %
+    image[:, 240:] = (250, 250, 250)        # 20 %: white is a colour, not background
+    palette = colors.dominant_colors(image, k=5)
+    assert [c["rgb"] for c in palette] == [(200, 30, 30), (30, 60, 200), (250, 250, 250)]
+    assert [c["share"] for c in palette] == pytest.approx([50, 30, 20], abs=2)
+    assert [c["basic_name"] for c in palette] == ["red", "blue", "white"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_solid_image_gives_one_colour(tmp_path, fmt):
+    path = tmp_path / f"solid.{fmt.lower()}"
+    Image.new("RGB", (640, 480), (34, 139, 34)).save(path, fmt)
+    palette = colors.dominant_colors(path, k=5)
+    assert len(palette) == 1 and palette[0]["share"] == 100
+    assert np.abs(np.subtract(palette[0]["rgb"], (34, 139, 34))).max() <= 2
+    assert palette[0]["name"] == "forestgreen"
+
+
+def test_float_arrays_and_pil_images_give_the_same_palette():
+    image = photo(np.random.default_rng(2))
+    expected = colors.dominant_colors(image)
+    assert colors.dominant_colors(image / 255.0) == expected
+    assert colors.dominant_colors(Image.fromarray(image)) == expected
+
+
+def test_transparent_pixels_are_ignored(tmp_path):
+    rgba = np.zeros((400, 600, 4), np.uint8)
+    rgba[:, :300] = (20, 40, 200, 255)       # opaque blue
+    rgba[:, 300:] = (255, 0, 0, 0)           # fully transparent red
+    path = tmp_path / "half.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    palette = colors.dominant_colors(path, k=4)
+    assert [c["rgb"] for c in palette] == [(20, 40, 200)]
+    assert palette.ignored_transparent == pytest.approx(50, abs=1)
+
+
+def test_near_black_frame_is_ignored_and_counted_but_shadows_stay():
+    image = np.full((300, 400, 3), (60, 140, 60), np.uint8)
+    image[:30] = image[-30:] = 5                  # letterbox bars: 20 % of the image
+    image[140:160, 190:210] = 5                   # a shadow inside the scene
+    image[60:100, 60:140] = 255                   # a cloud
+    kept = colors.dominant_colors(image, k=4)
+    framed = colors.dominant_colors(image, k=4, ignore_frame=True)
+    assert "black" in [c["basic_name"] for c in kept]
+    assert kept.ignored_frame == 0
+    assert framed.ignored_frame == pytest.approx(20, abs=0.5)
+    assert {c["basic_name"] for c in framed} == {"green", "white", "black"}
+    assert [c for c in framed if c["basic_name"] == "black"][0]["share"] < 1
+
+
+def test_non_image_fails_with_a_clear_error(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("not a picture")
+    with pytest.raises(colors.ImageReadError, match="notes.jpg"):
+        colors.dominant_colors(path)
+    with pytest.raises(colors.ImageReadError, match="missing.png"):
+        colors.dominant_colors(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="shape"):
+        colors.dominant_colors(np.zeros((4, 4, 2), np.uint8))
+
+
+# ---------------------------------------------------------------- analysis ---
+
+def test_grayscale_photo_is_bw_and_colourful_one_is_not(tmp_path):
+    image = Image.fromarray(photo(np.random.default_rng(4), 480, 640))
+    image.save(tmp_path / "colour.jpg")
+    image.convert("L").convert("RGB").save(tmp_path / "gray.jpg")
+    image.convert("L").save(tmp_path / "gray-l.png")
+    assert colors.analyze_colors(tmp_path / "colour.jpg")["is_bw_img"] is False
+    assert colors.analyze_colors(tmp_path / "gray.jpg")["is_bw_img"] is True
+    assert colors.analyze_colors(tmp_path / "gray-l.png")["is_bw_img"] is True
+
+
+def test_foreground_is_the_centre_background_the_border():
+    image = np.full((300, 400, 3), (40, 90, 200), np.uint8)    # blue all round
+    image[90:210, 120:280] = (210, 40, 40)                      # red subject in the middle
+    image[10:20, 10:20] = (255, 220, 0)                         # a small yellow spot
+    result = colors.analyze_colors(image)
+    assert result["dominant_color_foreground"] == "red"
+    assert result["dominant_color_background"] == "blue"
+    assert result["dominant_colors"] == ["blue", "red"]         # the spot holds < 0.1 %
+    assert result["is_bw_img"] is False
+    chroma = {c["hex"]: np.hypot(*rgb2lab(np.array(c["rgb"]) / 255.0)[1:])
+              for c in colors.dominant_colors(image, k=8) if c["share"] >= colors.SALIENT_SHARE}
+    assert result["accent_color"] == max(chroma, key=chroma.get)
+
+
+def test_plot_palette_draws_one_bar_per_colour():
+    palette = colors.dominant_colors(photo(np.random.default_rng(5)), k=4)
+    ax = colors.plot_palette(palette)
+    assert len(ax.patches) == 4
+    assert [t.get_text().split("\n")[0] for t in ax.texts] == [c["name"] for c in palette]
+
+
+# ------------------------------------------------------------- stored model ---
+
+def test_model_is_stored_and_reused(tmp_path, recwarn):
+    path = tmp_path / "names.skops"
+    first = colors.load_namer("xkcd", path)
+    assert path.exists()
+    colors._NAMERS.clear()
+    again = colors.load_namer("xkcd", path)
+    assert again is not first and again.names == first.names
+    assert not [w for w in recwarn if "fitting" in str(w.message)]
+
+
+EVIL_MODULE = '''
+import pathlib
+class Payload:
+    def __setstate__(self, state):
+        pathlib.Path(state["marker"]).write_text("executed")
+'''
+
+
+def test_tampered_skops_file_is_refused_and_refitted(tmp_path, monkeypatch):
+    import skops.io as sio
+
+    (tmp_path / "evilmod.py").write_text(EVIL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import evilmod
+
+    marker, path = tmp_path / "marker", tmp_path / "names.skops"
+    payload = evilmod.Payload()
+    payload.marker = str(marker)
+    sio.dump({"format": colors.MODEL_FORMAT, "knn": payload}, path)
+    monkeypatch.delitem(sys.modules, "evilmod")
+    # the file is live: trusting its type runs the payload
+    sio.load(path, trusted=["evilmod.Payload"])
+    assert marker.exists()
+    marker.unlink()
+    del sys.modules["evilmod"]
+
+    with pytest.warns(UserWarning, match="untrusted"):
+        namer = colors.load_namer("css4", path)
+    assert not marker.exists() and "evilmod" not in sys.modules   # not even imported
+    assert namer.name_rgb([[255, 0, 0]])[0]["name"] == "red"
+    assert sio.get_untrusted_types(file=path) == []          # replaced by ours
+
+
+class PicklePayload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.write_text, (Path(self.marker), "executed")
+
+
+def test_pickle_file_is_never_unpickled(tmp_path):
+    marker, path = tmp_path / "marker", tmp_path / "names.skops"
+    pickle.loads(pickle.dumps(PicklePayload(marker)))          # the payload is live
+    assert marker.exists()
+    marker.unlink()
+    path.write_bytes(pickle.dumps(PicklePayload(marker)))
+    with pytest.warns(UserWarning, match="not a skops file"):
+        colors.load_namer("css4", path)
+    assert not marker.exists()
+
+
+def test_foreign_or_doctored_model_is_refitted(tmp_path):
+    import skops.io as sio
+
+    path = tmp_path / "names.skops"
+    state = colors.ColorNamer.fit("css4").to_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state["knn"].fit(table_lab("css4"), np.roll(state["names"], 1))   # every colour misnamed
+    sio.dump(state, path)
+    with pytest.warns(UserWarning, match="does not reproduce"):
+        namer = colors.load_namer("css4", path)
+    assert namer.name_rgb([[255, 0, 0]])[0]["name"] == "red"
+
+    sio.dump({"format": "something else"}, tmp_path / "other.skops")
+    with pytest.warns(UserWarning, match="not a colour-name model"):
+        colors.load_namer("css4", tmp_path / "other.skops")
+
+
+# --------------------------------------------------------------------- CLI ---
+
+def write_folder(folder: Path) -> None:
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(photo(np.random.default_rng(6))).save(folder / "a.jpg")
+    Image.fromarray(photo(np.random.default_rng(7))).save(folder / "sub" / "b.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (folder / "notes.txt").write_text("not an image, not looked at")
+
+
+def test_cli_on_a_folder_skips_bad_files(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    out = tmp_path / "out" / "colors.csv"
+    status = cli(["colors", str(tmp_path / "photos"), "--k", "3", "--out", str(out)])
+    assert status == 0
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "notes.txt" not in err
+    import csv
+    rows = list(csv.DictReader(out.open()))
+    assert sorted({Path(r["path"]).name for r in rows}) == ["a.jpg", "b.png"]
+    assert len(rows) == 6
+    for name in ("a.jpg", "b.png"):
+        assert sum(float(r["share"]) for r in rows if r["path"].endswith(name)) == pytest.approx(100)
+
+
+def test_cli_json_and_nothing_readable(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    out = tmp_path / "colors.json"
+    assert cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(out), "--table", "xkcd"]) == 0
+    (image,) = json.loads(out.read_text())
+    assert len(image["colors"]) == 5 and image["ignored_frame"] == 0
+    assert cli(["colors", str(tmp_path / "photos" / "broken.jpg"), "--out", str(tmp_path / "none.csv")]) == 1
+    assert "broken.jpg" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- notebook ---
+
+@pytest.mark.slow
+def test_hex2name_notebook_runs_with_papermill_parameters(tmp_path):
+    import papermill
+
+    (tmp_path / "images").mkdir()
+    image = tmp_path / "images" / "Boreal_Jun.jpg"
+    Image.fromarray(photo(np.random.default_rng(8))).save(image)
+    Image.fromarray(photo(np.random.default_rng(9))).save(tmp_path / "images" / "DV_Sept.png")
+    out_csv = tmp_path / "colors.csv"
+    papermill.execute_notebook(
+        str(REPO / "hex2name.ipynb"), str(tmp_path / "hex2name.out.ipynb"),
+        parameters={"IMAGE_PATH": str(image), "K": 3, "OUT_CSV": str(out_csv),
+                    "MODEL_PATH": str(tmp_path / "names.skops")},
+        kernel_name="python3", cwd=str(REPO), progress_bar=False)
+    import csv
+    rows = list(csv.DictReader(out_csv.open()))
+    assert {Path(r["path"]).name for r in rows} == {"Boreal_Jun.jpg", "DV_Sept.png"}
+    assert len(rows) == 6
