@@ -1,0 +1,716 @@
+"""Synthetic overhead Earth scenes: 7 biomes x 12 months, labelled by file name.
+
+    python -m biomeseason synth --out data/raw --per-class 4 --seed 0 --size 256
+
+writes ``Boreal_Jan_0001.jpg`` ... ``USGrass_Dec_0004.jpg`` (the original
+study's naming, one place per biome seen from orbit) and prints how many
+images it wrote, where, and how fast.
+
+How a scene is made
+-------------------
+Eight Gaussian noise fields come from four inverse FFTs of random spectra
+(spectral synthesis): fractal terrain and a drainage field, land-cover
+patches and clouds, fine texture, and a phase field that decides which
+pixels of a class have already turned (green-up and leaf colour advance in
+patches, not everywhere at once). Rivers follow the zero lines of the
+drainage field and carve valleys; lakes fill the lowest ground. Terrain is
+hill-shaded with the sun's noon elevation for the reference place and the
+day of the year, which also sets overall brightness and the length of
+cloud shadows: low winter sun means darker scenes, stronger relief and
+shadows further from their clouds. Scale, rotation of ridges and fields,
+cover shares, terrain relief, exposure and every colour anchor vary per
+image, so a classifier has to learn more than one mean colour.
+
+Each image draws a day in its month; the month tables in ``BIOMES`` hold
+mid-month values and are interpolated to that day (the land's calendar
+also shifts by an early or late year), so neighbouring months look alike
+and months mirrored about a solstice differ in what the land is doing.
+
+Seasonal cues by biome (months at the reference place)
+------------------------------------------------------
+============  ==========================  ======================================  ======================================  ======================================  ======================================
+biome         place, latitude             Dec-Feb                                 Mar-May                                 Jun-Aug                                 Sep-Nov
+============  ==========================  ======================================  ======================================  ======================================  ======================================
+Boreal        Manicouagan, Quebec 51.4N   full snow, conifers speckle it grey-    snow to April, melts in May; lakes      dark conifers, lighter birch/aspen,     birch/aspen yellow late Sep-early Oct;
+              (sun 15-26 deg at noon)     green; lakes frozen from mid-Dec        ice-covered to mid-May; fresh leaves    blue lakes, bogs green-brown; cumulus   first snow late Oct, 60% by mid-Nov
+Deciduous     Appalachian ridges, PA      leaf-off grey-brown ridges; snow after  leaf-off to April, light green-up late  dark green canopy; green/tan fields     colour peaks mid-late Oct (red/orange/
+              40.5N (sun 26-37 deg)       storms (about 40% of Jan/Feb scenes)    Apr-May; winter wheat greens fields     in valleys; summer haze                 yellow); brown leaves in Nov
+DV            Death Valley / Mojave       tan fans, dark ranges, white playa;     faint green in washes and on fans       hottest, clearest; dusty haze peaks     little change; tan and brown; low sun
+              36.5N (sun 30-41 deg)       snow on the highest peaks (Telescope    after winter rain (Feb-Apr); snow       Jul-Aug; monsoon thunderstorm clouds    returns in Oct-Nov
+                                          Pk 3,366 m); shallow lake on playa      leaves the peaks by May                 Jul-Aug
+Rainforest    Congo basin 1.5N            main dry season: least cloud, small     long rains: cloud rises to a peak in    short dry spell: less cloud, light      second rains: heaviest cloud Oct-Nov;
+              (sun 65-90 deg, weak cue)   cumulus, smoke haze from fires to the   Apr; canopy flush (light green) Feb-    smoke from fires south of the equator;  rivers brown and highest Nov-Dec,
+                                          north; leaf turnover in some crowns     Mar; river secondary high in May        river lowest in Jul, sandbars show      swamp forest flooded
+TropGrass     Serengeti / Lake Victoria   short dry spell: short green grass;     long rains (Apr wettest): greenest,     dry season: grass cures golden then     dry until the short rains: bare tan,
+              2.5S (sun 67-90 deg)        Dec still patchy tan where the short    cloudiest; acacia woodland in leaf      tan; fresh black burn scars Jun-Sep;    dust and smoke haze; patchy green-up
+                                          rains have not reached                                                          leafless woodland; dust/smoke haze      Nov-Dec where storms passed
+Tundra        European Alps above the     deep snow on all but valley floors;     snow recedes upslope from May;          snow-free brown-green meadows, grey     fresh snow from late Sep, on most
+              tree line, 46.5N            lakes frozen                            meadows brown as they emerge            rock; glaciers stay white               ground again by Nov; larches in valleys
+Temperate     Great Plains, Lake Oahe SD  dormant tan prairie; snow comes and     green-up Apr-May; spring wheat and      peak green in June (cool-season         tan and brown; harvested stubble;
+(USGrass)     44.5N (sun 22-33 deg)       goes, little in Dec; reservoir frozen   maize fields sown on bare soil;         grasses), curing golden Jul-Aug; crop   first snow in Nov; reservoir open
+                                          from about the New Year to Mar-Apr      ice out Mar-Apr                         patchwork green, golden, stubble        until the New Year
+============  ==========================  ======================================  ======================================  ======================================  ======================================
+
+Sources checked for the figures above (general knowledge elsewhere):
+
+- Noon sun elevation: 90 deg - |latitude - solar declination|, declination
+  from the standard cosine approximation (Cooper 1969).
+- Manicouagan Reservoir (Wikipedia): 51.4N, 70 km annular lake in boreal
+  forest on the Canadian Shield. Ice season of a northern Quebec reservoir
+  "from mid-December to mid-May": Tremblay & Begin 2005, Ecoscience 12(4),
+  "The effects of snow packing on tree growth forms on an island in a
+  recently created reservoir in northern Quebec".
+- Pennsylvania fall foliage reports (PA Department of Conservation and
+  Natural Resources, as reported by the press): northern and high ground
+  peak in the first half of October, the south-east in the third or fourth
+  week of October.
+- Death Valley (National Park Service; Britannica): Telescope Peak
+  3,366 m in the Panamint Range is snow-capped in winter; Badwater Basin
+  holds an ephemeral lake (Lake Manly) after winter storms, e.g. Feb 2005
+  and Feb 2024.
+- Congo basin: Nicholson, "Congo Basin Hydrology, Climate, and
+  Biogeochemistry" (AGU Monograph 2022), ch. 3: at 0-5N the rains are
+  bimodal (MAM and SON) and the dry season is Dec-Feb. Britannica, "Congo
+  River - Hydrology": at Kinshasa the main maximum at the end of the year,
+  a secondary one in May, the major low in July and a secondary low in
+  Mar-Apr. NASA Earth Observatory, "Fires in West Africa" and "Fires in
+  Central Africa": burning north of the equator peaks Dec-Feb, south of it
+  in the May-Oct dry season. Kearsley et al. 2024, Plant-Environment
+  Interactions, "Historical tree phenology data reveal the seasonal rhythms
+  of the Congo Basin rainforest" (Yangambi, 0.8N): leaf turnover of
+  deciduous species triggered by the dry season.
+- Serengeti (climate normals at Ikoma, climatestotravel.com): rain per month
+  80, 100, 130, 155, 90, 35, 15, 30, 55, 70, 115, 105 mm (Jan-Dec); sun at
+  the zenith mid-March and late September. Early dry-season management burns
+  from June, smoke and dust through the dry season (June-October).
+- Alps: snow depth and duration declining but still Nov-May below 2,000 m
+  (Matiu et al. 2021, The Cryosphere, "Observed snow depth trends in the
+  European Alps: 1971 to 2019"); summer snow line near 3,000 m.
+- Great Plains: cool-season (C3) grasses give about 77% of production in
+  South Dakota mixed-grass prairie, so it peaks green in May-June and cures
+  in July-August (Rigge et al. 2013, Rangeland Ecology & Management, "Linking
+  phenology and biomass productivity in South Dakota mixed-grass prairie").
+  Lake Oahe rarely freezes before the New Year (Capital Journal, Pierre,
+  Dec 2022); lake ice-out in eastern South Dakota between early March and
+  early May (Lake Kampeska records).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import pathlib
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from PIL import Image
+from scipy import fft as sfft
+from scipy.special import ndtri
+
+from .labels import MONTH_ABBR
+
+FILE_PREFIX = {
+    "boreal_forest": "Boreal",
+    "temperate_deciduous_forest": "Deciduous",
+    "desert": "DV",
+    "tropical_rainforest": "Rainforest",
+    "tropical_grassland": "TropGrass",
+    "tundra": "Tundra",
+    "temperate_grassland": "USGrass",
+}
+
+# ---------------------------------------------------------------------------
+# Defaults: the knobs that shape every scene.
+# ---------------------------------------------------------------------------
+SUN_GAMMA = 0.30         # brightness ~ sin(noon sun elevation)**SUN_GAMMA; exposure compensates partly
+AMBIENT = 0.35           # skylight share of land illumination, so slopes facing away are not black
+PALETTE_JITTER = 0.05    # per-image relative jitter of each colour anchor's brightness ...
+HUE_JITTER = 0.025       # ... and of its channels (white anchors get a fifth of it)
+EXPOSURE_JITTER = 0.04   # per-image relative jitter of overall brightness
+DAY_JITTER = 5.0         # days (sd) by which an early or late year shifts the land's calendar
+TABLE_JITTER = 0.5       # sd (logit units) of per-image jitter on snow, cloud, haze, burn, ... shares
+CLOUD_HEIGHT = 5.0       # px at 256 px; a cloud's shadow falls CLOUD_HEIGHT / tan(elevation) away
+VALLEY_DEPTH = 0.8       # how deep rivers cut into the terrain (terrain std units)
+PHASE_BINS = 64          # resolution of the phase field when choosing a class's anchor per pixel
+TABLE_KEYS = ("snow", "ice", "cloud", "cells", "haze", "burn", "wash_green", "playa_water", "river_level")
+
+# Colour anchors (sRGB as seen from orbit); the month tables mix them.
+COLOURS = {
+    "conifer": (36, 56, 36), "broadleaf": (50, 82, 38), "fresh": (118, 150, 68),
+    "yellow": (186, 158, 62), "autumn": (165, 82, 40), "orange": (182, 118, 48),
+    "leafoff": (108, 98, 84), "brownleaf": (128, 98, 70),
+    "bog": (112, 116, 74), "bogbrown": (132, 112, 84),
+    "green": (92, 124, 58), "lush": (70, 116, 44), "golden": (188, 162, 104),
+    "tan": (168, 146, 110), "bare": (142, 116, 90), "stubble": (186, 170, 130),
+    "burnt": (52, 48, 44), "scar": (96, 90, 80),
+    "fan": (178, 156, 124), "fangreen": (150, 150, 110), "darkrock": (98, 82, 70),
+    "redrock": (140, 100, 80), "salt": (232, 230, 222), "rock": (128, 126, 122),
+    "meadow": (98, 124, 64), "meadowbrown": (138, 124, 90), "larch": (176, 140, 60),
+    "canopy": (30, 64, 32), "canopy2": (40, 74, 36), "flush": (84, 124, 52),
+    "turnover": (96, 88, 60), "swamp": (24, 48, 30), "clearing": (120, 130, 80),
+    "acacia": (70, 84, 48), "leafless": (112, 104, 88), "sand": (196, 180, 140),
+    "snow": (246, 248, 252), "glacier": (222, 234, 242), "water": (22, 42, 56),
+    "turbid": (128, 100, 66), "ice": (206, 214, 224), "playa_water": (120, 156, 164),
+}
+WHITES = ("snow", "glacier", "salt", "ice")
+_RGB = np.asarray(list(COLOURS.values()), np.float64)
+_HUE = np.asarray([[HUE_JITTER * (0.2 if k in WHITES else 1.0)] for k in COLOURS])
+HAZE_COLOURS = {"blue": (186, 198, 214), "smoke": (176, 170, 158), "dust": (206, 186, 150)}
+
+
+# Values of the phase field at the bin centres: Gaussian for natural cover, uniform for farm fields.
+_BIN_GAUSS = (np.arange(PHASE_BINS) + 0.5 - PHASE_BINS // 2) * (6.4 / PHASE_BINS)
+_BIN_UNIFORM = (np.arange(PHASE_BINS) + 0.5) / PHASE_BINS
+
+
+@functools.lru_cache(maxsize=None)
+def _months(text: str) -> tuple:
+    """'leafoff fresh/green ...' -> 12 tuples of anchor names ('a/b' = half the pixels each),
+    and each name's rank by first appearance in the year."""
+    items = text.split()
+    assert len(items) == 12, text
+    seq = tuple(tuple(item.split("/")) for item in items)
+    return seq, {name: i for i, name in enumerate(dict.fromkeys(x for entry in seq for x in entry))}
+
+
+# Per biome: latitude of the reference place (sun), terrain (typical slope,
+# ridge anisotropy), lake share, river width (px at 256 px; Lake Oahe is a dammed
+# river, so a wide one), texture amplitude, haze colour,
+# and monthly tables read at mid-month (Jan..Dec, percent of the scene or of
+# the land): snow cover, lake ice, cloud cover, "cells" (100 = small cumulus,
+# 0 = large cloud systems), haze, fresh burn scars, river level (height and
+# mud) and desert extras. Cover classes are (name, field, lo, hi, snow
+# visibility, colours by month): the class takes the free pixels whose
+# `field` quantile lies in [lo, hi); "fields" is a farm patchwork taking a
+# share hi of the free fields, coloured by `crops`; "rest" takes what is left.
+# Within a class, 'a/b' splits pixels into patches by the phase field, so
+# green-up and autumn colour advance in patches; in fields, field by field.
+BIOMES = {
+    "boreal_forest": dict(
+        lat=51.4, slope=0.25, water=0.12, rivers=3.0, texture=0.14, haze_colour="blue", ring=0.3,
+        snow=[100, 100, 100, 92, 40, 0, 0, 0, 0, 8, 60, 95], snow_by_height=0.2,
+        ice=[100, 100, 100, 100, 55, 0, 0, 0, 0, 0, 10, 60],
+        cloud=[20, 18, 18, 18, 20, 22, 24, 22, 22, 25, 28, 24], cells=[40, 40, 40, 50, 60, 70, 70, 70, 60, 50, 40, 40],
+        haze=[4, 4, 4, 4, 5, 8, 10, 8, 5, 4, 4, 4],
+        cover=[
+            ("bog", "patch", 0.0, 0.12, 1.0,
+             "bogbrown bogbrown bogbrown bogbrown bogbrown bog/bogbrown bog bog bog/bogbrown bogbrown bogbrown bogbrown"),
+            ("birch and aspen", "patch", 0.78, 1.0, 0.85,
+             "leafoff leafoff leafoff leafoff leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf/yellow yellow/leafoff leafoff leafoff"),
+            ("conifer", "rest", 0, 1, 0.7, "conifer " * 12),
+        ]),
+    "temperate_deciduous_forest": dict(
+        lat=40.5, slope=0.5, ridges=(2.5, 4.0), water=0.02, rivers=4.0, texture=0.12, haze_colour="blue",
+        snow=[45, 40, 15, 1, 0, 0, 0, 0, 0, 0, 3, 20], snow_by_height=0.5,
+        ice=[40, 30, 5, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+        cloud=[30, 30, 30, 30, 28, 25, 25, 25, 20, 20, 28, 30], cells=[30, 30, 40, 50, 60, 80, 80, 80, 70, 50, 40, 30],
+        haze=[5, 5, 5, 6, 8, 14, 18, 16, 10, 6, 5, 5],
+        cover=[
+            ("ridge forest", "height", 0.42, 1.0, 0.75,
+             "leafoff leafoff leafoff leafoff/leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf broadleaf/broadleaf/yellow autumn/orange/yellow brownleaf/leafoff leafoff"),
+            ("fields", "fields", 0, 0.75, 1.0, None),
+            ("woodlots", "rest", 0, 1, 0.75,
+             "leafoff leafoff leafoff leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf broadleaf/yellow autumn/orange brownleaf/leafoff leafoff"),
+        ],
+        crops=["tan tan tan/green green/tan green green green green/tan green green/tan tan tan",      # pasture, hay
+               "bare bare bare bare bare bare/green green green green/golden golden/stubble stubble bare",  # maize
+               "green/tan green/tan green/tan green green green/golden golden stubble stubble bare/green green/bare green/tan"]),  # winter wheat
+    "desert": dict(
+        lat=36.5, slope=0.55, ridges=(1.5, 2.5), water=0.0, rivers=0.0, texture=0.10, haze_colour="dust",
+        snow=[14, 14, 9, 4, 1, 0, 0, 0, 0, 0, 2, 9], snow_by_height=1.0,
+        cloud=[12, 14, 10, 6, 3, 2, 8, 10, 5, 3, 5, 10], cells=[20, 20, 30, 50, 60, 80, 90, 90, 80, 60, 40, 20],
+        haze=[3, 3, 4, 5, 8, 14, 22, 22, 14, 7, 4, 3],
+        wash_green=[5, 30, 60, 45, 10, 0, 0, 0, 0, 0, 0, 0],
+        playa_water=[25, 30, 15, 4, 0, 0, 0, 0, 0, 0, 2, 12],
+        cover=[
+            ("playa", "height", 0.0, 0.12, 1.0, "salt " * 12),
+            ("mountains", "height", 0.62, 1.0, 0.95, "darkrock/darkrock/redrock " * 12),
+            ("fans", "rest", 0, 1, 1.0,
+             "fan fan/fan/fangreen fan/fangreen fan/fangreen fan/fan/fangreen fan fan fan fan fan fan fan"),
+        ]),
+    "tropical_rainforest": dict(
+        lat=1.5, slope=0.12, water=0.0, rivers=8.0, texture=0.18, haze_colour="smoke",
+        cloud=[25, 30, 45, 55, 50, 35, 30, 35, 50, 60, 55, 35], cells=[90, 80, 50, 20, 30, 60, 80, 70, 40, 10, 20, 60],
+        haze=[35, 30, 15, 6, 5, 10, 16, 20, 12, 5, 5, 22],
+        river_level=[70, 50, 35, 35, 55, 45, 25, 30, 45, 65, 85, 95],
+        cover=[
+            ("swamp forest", "height", 0.0, 0.15, 0, "swamp " * 12),
+            ("clearings", "patch", 0.95, 1.0, 0, "clearing " * 12),
+            ("canopy", "rest", 0, 1, 0,
+             "canopy/canopy2/canopy/turnover canopy/canopy2/turnover/flush canopy/flush/canopy2/flush canopy/canopy2/canopy/flush "
+             "canopy/canopy2 canopy/canopy2 canopy/canopy2/canopy/turnover canopy/canopy2/canopy/turnover canopy/canopy2 "
+             "canopy/canopy2 canopy/canopy2 canopy/canopy2/canopy/turnover"),
+        ]),
+    "tropical_grassland": dict(
+        lat=-2.5, slope=0.12, water=0.06, rivers=2.5, texture=0.10, haze_colour="dust",
+        cloud=[28, 30, 40, 55, 35, 15, 10, 12, 15, 20, 40, 40], cells=[60, 60, 40, 20, 40, 70, 90, 90, 80, 70, 40, 40],
+        haze=[5, 5, 4, 4, 4, 10, 16, 20, 22, 18, 8, 5],
+        burn=[0, 0, 0, 0, 0, 6, 14, 16, 10, 5, 0, 0],
+        cover=[
+            ("woodland", "patch", 0.8, 1.0, 0,
+             "green green acacia/green green green acacia acacia/leafless leafless leafless leafless acacia acacia/green"),
+            ("grass", "rest", 0, 1, 0,
+             "green green/fresh lush/green lush lush/green green/golden golden golden/tan tan/scar tan/bare "
+             "tan/tan/fresh green/fresh/tan"),
+        ]),
+    "tundra": dict(
+        lat=46.5, slope=0.9, water=0.02, rivers=2.0, texture=0.10, haze_colour="blue",
+        snow=[92, 95, 92, 85, 65, 35, 12, 6, 12, 35, 70, 88], snow_by_height=0.85,
+        ice=[100, 100, 100, 100, 80, 30, 0, 0, 0, 10, 50, 95],
+        cloud=[25, 25, 30, 35, 35, 30, 28, 28, 25, 25, 30, 25], cells=[30, 30, 30, 40, 60, 80, 80, 80, 60, 40, 30, 30],
+        haze=[3, 3, 3, 4, 5, 6, 8, 8, 5, 4, 3, 3],
+        cover=[
+            ("glacier", "height", 0.92, 1.0, 1.0, "glacier " * 12),
+            ("rock", "height", 0.62, 0.92, 0.9, "rock " * 12),
+            ("valley forest", "height", 0.0, 0.15, 0.6,
+             "conifer conifer conifer conifer conifer conifer conifer conifer conifer conifer/larch conifer/leafoff conifer"),
+            ("meadow", "rest", 0, 1, 1.0,
+             "meadowbrown meadowbrown meadowbrown meadowbrown meadowbrown/meadow meadow meadow meadow/meadowbrown "
+             "meadowbrown meadowbrown meadowbrown meadowbrown"),
+        ]),
+    "temperate_grassland": dict(
+        lat=44.5, slope=0.15, water=0.04, rivers=7.0, texture=0.08, haze_colour="blue",
+        snow=[60, 60, 30, 5, 0, 0, 0, 0, 0, 1, 15, 30], snow_by_height=0.1,
+        ice=[85, 95, 50, 5, 0, 0, 0, 0, 0, 0, 0, 15],
+        cloud=[25, 25, 30, 30, 30, 25, 18, 15, 15, 20, 25, 25], cells=[30, 30, 40, 50, 60, 80, 90, 90, 70, 50, 30, 30],
+        haze=[4, 4, 5, 6, 8, 10, 14, 14, 10, 6, 4, 4],
+        cover=[
+            ("fields", "fields", 0, 0.55, 1.0, None),
+            ("prairie", "rest", 0, 1, 1.0,
+             "tan tan tan tan/green green green/lush green/golden golden/tan tan tan tan tan"),
+        ],
+        crops=["bare bare bare bare/green green green golden/green golden/stubble stubble stubble bare bare",   # spring wheat
+               "bare bare bare bare bare green/bare green green green/golden golden stubble bare",  # maize, sunflower
+               "tan tan tan tan/green green green/lush green/golden golden/tan tan tan tan tan"]),  # hay, range
+}
+
+
+def render_scene(biome: str, month: int, seed, size: int = 256) -> np.ndarray:
+    """One overhead scene of `biome` in `month` (1..12) as a (size, size, 3) uint8 RGB array.
+
+    `seed` is an int, a SeedSequence or a Generator; the same seed gives the same array.
+    """
+    if biome not in BIOMES:
+        raise ValueError(f"unknown biome {biome!r}; expected one of {list(BIOMES)}")
+    if not 1 <= int(month) <= 12:
+        raise ValueError(f"month must be 1..12, got {month}")
+    spec, rng, n = BIOMES[biome], _seed_rng(seed), int(size)
+    st = _month_state(spec, int(month), rng)
+    pal = _palette(rng)
+
+    # Eight unit-std noise fields, two per inverse FFT; `scale` zooms the scene.
+    scale = round(rng.uniform(0.7, 1.4), 2)          # rounded: spectra are cached per scale
+    ridges = ((round(rng.uniform(0, np.pi), 1), round(rng.uniform(*spec["ridges"]), 1))
+              if "ridges" in spec else None)
+    h, river = _noise_pair(rng, n, 2.4, 2.5 * scale, 0.25, ridges)    # terrain, drainage
+    patch, cloud = _noise_pair(rng, n, 1.9, 3.0 * scale, 0.5)         # land-cover patches, cloud systems
+    phase, cells = _noise_pair(rng, n, 1.8, 9.0 * scale, 0.5, exact=False)        # who turns first, cumulus cells
+    tex, aux = _noise_pair(rng, n, 1.0, 40.0 * scale, 0.5, exact=False)           # fine texture, ice and snow detail
+
+    # A meandering river (and maybe a tributary) cuts a valley, so it shades as one;
+    # `river` stays the drainage field for desert washes.
+    width = spec["rivers"] * n / 256 / scale * rng.uniform(0.7, 1.3) * (1 + st["river_level"])
+    channel = _river_distance(rng, n, width) if width else None      # distance / half-width
+    if channel is not None:
+        h = h - np.float32(VALLEY_DEPTH) * np.maximum(0, 1 - channel * np.float32(1 / 6))
+
+    cls, img = _land_cover(spec, st, h, patch, phase, pal, rng, n, scale)   # (n, n), (3, n, n)
+    snow = _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal, rng)
+    water = _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n)
+
+    # Light on the ground: texture x hillshade (flat water is not shaded) x cloud shadow.
+    light = 1 + np.float32(spec["texture"]) * tex
+    light *= _hillshade(h + 0.05 * tex, spec["slope"] * rng.uniform(0.7, 1.4), st["elev"], rng)
+    light[water] = 1
+    cloud_a, cloud_tone = _clouds(st, light, cloud, cells, aux, rng, n)   # dims `light`
+
+    # One pass over the colour image: land under snow, clouds (both white), haze and exposure.
+    hz = np.float32(st["haze"])
+    gain = np.float32(np.sin(np.radians(st["elev"])) ** SUN_GAMMA * (1 + rng.normal(0, EXPOSURE_JITTER)))
+    light *= gain * (1 - hz)
+    white = np.zeros((n, n), np.float32)
+    if snow is not None:
+        snow[water] = 0
+        white += snow * light
+        light *= 1 - snow
+    if cloud_a is not None:
+        white += cloud_a * cloud_tone * (gain * (1 - hz))
+    img *= light
+    img += white * pal["snow"][:, None, None]
+    img += (np.asarray(HAZE_COLOURS[spec["haze_colour"]], np.float32) * (hz * gain))[:, None, None]
+    return np.stack(np.clip(img, 0, 255, out=img).astype(np.uint8), axis=-1)   # (n, n, 3)
+
+
+def _month_state(spec: dict, month: int, rng) -> dict:
+    """Scalars for one image: day, sun elevation, and the month tables read at that day, jittered."""
+    day = (month - 1) * 30.44 + rng.uniform(0, 30.44)
+    pday = day + rng.normal(0, DAY_JITTER)        # early or late year for the land
+    st = {"day": day, "pday": pday, "elev": _solar_elevation(spec["lat"], day)}
+    for key in TABLE_KEYS:
+        v = _interp(spec[key], pday) / 100.0 if key in spec else 0.0
+        # Jitter in logit space keeps 0 at 0 (no July snow in Death Valley) and 1 at 1.
+        jitter = rng.normal(0, TABLE_JITTER)
+        if 0 < v < 1:
+            v = 1 / (1 + (1 / v - 1) * np.exp(-jitter))
+        st[key] = float(v)
+    return st
+
+
+def _palette(rng) -> dict:
+    """Every colour anchor with its own small brightness and hue jitter for this image."""
+    f = (1 + rng.normal(0, PALETTE_JITTER, (len(COLOURS), 1))) * (1 + rng.normal(0, 1, (len(COLOURS), 3)) * _HUE)
+    return dict(zip(COLOURS, (_RGB * f).astype(np.float32)))
+
+
+def _land_cover(spec, st, h, patch, phase, pal, rng, n, scale):
+    """Class index per pixel from the cover rules, and the base colour image (n, n, 3)."""
+    cover, crops = spec["cover"], spec.get("crops", [])
+    fields = {"height": h, "patch": patch}
+    cls = np.full((n, n), len(cover) - 1, np.int16)
+    taken = np.zeros((n, n), bool)
+    field_phase = None
+    for k, (name, field, lo, hi, vis, seq) in enumerate(cover):
+        if field == "rest":
+            continue
+        lo, hi = lo + rng.normal(0, 0.03) * (lo > 0), hi + rng.normal(0, 0.03) * (hi < 1)
+        if field == "fields":   # farm patchwork: a share `hi` of the grid cells
+            kind, share, field_phase = _patchwork(rng, n, scale, len(crops))
+            m = ~taken & (share < hi)
+            cls[m] = len(cover) + kind[m]
+        else:
+            m = ~taken & (fields[field] >= _q(lo)) & (fields[field] < _q(hi))
+            cls[m] = k
+        taken |= m
+
+    # Colour: each class mixes its month's anchors over patches of the phase field
+    # (farm fields turn field by field, with a uniform phase per field). A table
+    # (class, phase bin) -> palette row does it in one lookup.
+    seqs = [c[5] for c in cover] + crops
+    table = np.zeros((len(seqs), PHASE_BINS, 3), np.float32)
+    for k, seq in enumerate(seqs):
+        if seq:
+            names, cum = _mix_at(_months(seq), st["pday"])
+            crop = k >= len(cover)
+            cuts = cum[:-1] if crop else [_q(c) for c in cum[:-1]]
+            table[k] = np.asarray([pal[a] for a in names])[np.searchsorted(cuts, _BIN_UNIFORM if crop else _BIN_GAUSS)]
+    bins = np.clip(phase * np.float32(PHASE_BINS / 6.4) + PHASE_BINS // 2, 0, PHASE_BINS - 1).astype(np.int32)
+    if field_phase is not None:
+        crop = cls >= len(cover)
+        bins[crop] = (field_phase[crop] * PHASE_BINS).astype(np.int32)
+    bins += cls * PHASE_BINS
+    # Channel-first (3, n, n) from here: whole-plane arithmetic is much faster than on (n, n, 3).
+    return cls, np.take(table.reshape(-1, 3).T, bins, axis=1)
+
+
+def _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal, rng):
+    """Burn scars, desert wash greening and playa water, painted into `img`; returns the snow
+    cover (n, n) in 0..1, or None when there is none."""
+    if biome == "desert":
+        # Washes (dry channels) green briefly after winter rain; the playa floods shallowly.
+        wash = np.abs(river) < 0.06 * rng.uniform(0.7, 1.3)
+        _paint(img, wash, pal["green"], 0.8 * st["wash_green"])
+        if st["playa_water"] > 0:
+            _paint(img, (cls == 0) & (0.6 * aux + 0.8 * phase < _q(st["playa_water"])), pal["playa_water"])
+    if st["burn"] > 0:
+        grass = cls == len(spec["cover"]) - 1
+        _paint(img, grass & (patch * 0.6 + aux * 0.5 + phase * 0.6 > _q(1 - st["burn"])), pal["burnt"], 0.7)
+    if st["snow"] == 0:
+        return None
+    # Snow lies on high ground first where snow_by_height is large, else in patches;
+    # canopies hide part of it (dark conifers speckle the white).
+    w = spec["snow_by_height"]
+    f = (w * h + (1 - w) * (0.8 * phase + 0.6 * aux)) * np.float32(1 / np.hypot(w, 1 - w))
+    alpha = np.clip((f - np.float32(_q(1 - st["snow"]))) * 4 + 0.5, 0, 1)
+    vis = np.asarray([c[4] for c in spec["cover"]] + [1.0] * len(spec.get("crops", [])), np.float32)
+    return alpha * vis[cls]
+
+
+def _paint(img, mask, colour, amount=1.0):
+    """Blend `colour` into the (3, n, n) image where `mask` is set (amount 1 = replace)."""
+    w = mask * np.float32(amount)
+    img += w * (colour[:, None, None] - img)
+
+
+def _hillshade(h, slope, elev, rng):
+    """Lambertian shading of the terrain relative to flat ground; low sun -> stronger relief."""
+    gy = np.roll(h, -1, 0) - np.roll(h, 1, 0)
+    gx = np.roll(h, -1, 1) - np.roll(h, 1, 1)
+    k = np.float32(slope / (np.sqrt(np.mean(gx * gx + gy * gy)) + 1e-12))   # typical slope = `slope`
+    az, el = rng.uniform(0, 2 * np.pi), np.radians(elev)
+    sx, sy = np.float32(np.cos(el) * np.cos(az) * k), np.float32(np.cos(el) * np.sin(az) * k)
+    dot = (np.float32(np.sin(el)) - sx * gx - sy * gy) / np.sqrt(1 + (k * k) * (gx * gx + gy * gy))
+    return AMBIENT + (1 - AMBIENT) * np.clip(dot / np.float32(np.sin(el)), 0, 2)
+
+
+def _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n):
+    """Paint lakes (lowest ground) and rivers (their channels) into `img`; ice, mud, floods and
+    sandbars by month. Returns the water mask."""
+    level = st["river_level"]
+    water = h < _q(spec["water"] * rng.uniform(0.3, 1.7)) if spec["water"] else np.zeros((n, n), bool)
+    if spec.get("ring", 0) > rng.random():   # the Manicouagan crater's annular lake
+        yy, xx = _grid(n)
+        cy, cx = rng.uniform(0.3, 0.7, 2) * n
+        r = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) + 0.04 * n * tex
+        water |= np.abs(r - rng.uniform(0.25, 0.4) * n) < rng.uniform(0.02, 0.035) * n
+    bars = None
+    if channel is not None:
+        water |= channel < 1
+        if level > 0:   # high water floods the swamp forest beside the channel; low water bares sandbars
+            flood = (channel < 4) & (h < _q(0.05 + 0.35 * level ** 2)) & ~water
+            _paint(img, flood, pal["water"], 0.5)
+            bars = (channel < 0.7) & (tex * 0.5 + aux * 0.5 > 1.2 + 1.5 * level)
+    if st["ice"] > 0:   # ice breaks up in floes; snow on the ice whitens it
+        frozen = water & (0.9 * phase + 0.45 * aux < _q(st["ice"]))
+        _paint(img, frozen, pal["ice"] * np.float32(0.75 + 0.25 * st["snow"]))
+        water_open = water & ~frozen
+    else:
+        water_open = water
+    _paint(img, water_open, (1 - level) * pal["water"] + level * pal["turbid"])
+    if bars is not None:
+        _paint(img, bars, pal["sand"])
+        water &= ~bars
+    return water
+
+
+def _clouds(st, light, cloud, cells, aux, rng, n):
+    """Cloud opacity and brightness; dims `light` under clouds and their shadows (in place).
+
+    Large systems or small cumulus cells by month; shadows fall further from
+    their clouds when the sun is low. Returns (None, None) on a clear day.
+    """
+    cover = st["cloud"]
+    if cover < 0.01:
+        return None, None
+    w = np.float32(st["cells"])
+    c = (cloud * (1 - w) + cells * w) * np.float32(1 / np.hypot(w, 1 - w))
+    thick = np.maximum(c - np.float32(_q(1 - cover)), 0)                # optical depth above the cloud base
+    alpha = thick / (thick + np.float32(0.4))                            # thin edges are translucent
+    d = CLOUD_HEIGHT * n / 256 / np.tan(np.radians(st["elev"]))
+    az = rng.uniform(0, 2 * np.pi)
+    shadow = np.roll(alpha, (int(round(d * np.sin(az))), int(round(d * np.cos(az)))), (0, 1))
+    light *= (1 - 0.5 * shadow) * (1 - alpha)
+    tone = np.float32(0.8) + np.float32(0.2) * np.minimum(thick, 1) + np.float32(0.03) * aux   # thick cores whiter
+    return alpha, tone
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+def _solar_elevation(lat: float, day: float) -> float:
+    """Sun elevation at local noon, degrees, from latitude and day of year."""
+    decl = -23.44 * np.cos(2 * np.pi * (day + 10) / 365.0)
+    return 90.0 - abs(lat - decl)
+
+
+def _at_day(table, day: float):
+    """Entries either side of `day` in a 12-entry mid-month table, and the weight of the second."""
+    x = (day - 15.2) / 30.44
+    i = int(np.floor(x))
+    return table[i % 12], table[(i + 1) % 12], x - i
+
+
+def _interp(table, day: float) -> float:
+    a, b, w = _at_day(table, day)
+    return (1 - w) * a + w * b
+
+
+def _mix_at(months, day: float):
+    """Anchor names present at `day` and their cumulative shares, in the order they appear in the year."""
+    seq, order = months
+    a, b, w = _at_day(seq, day)
+    share: dict[str, float] = {}
+    for names, weight in ((a, 1 - w), (b, w)):
+        for name in names:
+            share[name] = share.get(name, 0.0) + weight / len(names)
+    names = sorted((s for s in share if share[s] > 1e-3), key=order.get)
+    return names, np.cumsum([share[s] for s in names]) / sum(share[s] for s in names)
+
+
+def _q(p) -> float:
+    """Threshold of a unit-std Gaussian field that leaves a share p of pixels below it."""
+    return float(ndtri(np.clip(p, 1e-4, 1 - 1e-4)))
+
+
+@functools.lru_cache(maxsize=32)
+def _band(n: int, k: int):
+    """Indices and frequencies (cycles per image) of the k x k lowest-frequency block of an n x n spectrum."""
+    idx = np.r_[0:k // 2, n - k // 2:n]
+    f = np.r_[0:k // 2, -(k // 2):0].astype(np.float32)
+    return np.ix_(idx, idx), f[:, None], f[None, :]
+
+
+def _noise_pair(rng, n: int, beta: float, corner: float, band: float, aniso=None, exact=True):
+    """Two independent Gaussian fields (unit std), amplitude spectrum ~ (1 + (f/corner)^2)^(-beta/2).
+
+    Only frequencies below band * n are drawn (smooth fields need few random
+    numbers); one complex inverse FFT gives both fields, because the real and
+    imaginary parts of a spectrum without Hermitian symmetry are independent.
+    """
+    k = max(4, min(n, 2 * int(band * n / 2)))
+    amp = _amplitude(n, k, beta, round(corner, 2), aniso)
+    # Uniform draws are cheaper than Gaussian ones, and each field sums thousands of
+    # them, so it is Gaussian all the same (sqrt(12) gives unit variance).
+    w = rng.random((2, k, k), dtype=np.float32)
+    w -= np.float32(0.5)
+    w *= amp * np.float32(np.sqrt(12))
+    block = np.empty((k, k), np.complex64)
+    block.real, block.imag = w
+    # Inverse FFT of the zero-padded block, one axis at a time: the first pass only
+    # needs the k non-zero rows (a pruned 2-D FFT).
+    half = k // 2
+    rows = np.zeros((k, n), np.complex64)
+    rows[:, :half], rows[:, n - half:] = block[:, :half], block[:, half:]
+    rows = sfft.ifft(rows, axis=1)
+    full = np.zeros((n, n), np.complex64)
+    full[:half], full[n - half:] = rows[:half], rows[half:]
+    z = sfft.ifft(full, axis=0)
+    re, im = z.real, z.imag
+    if exact:   # large-scale fields have few modes, so their sample std wanders; pin it
+        re, im = re / (re[::4, ::4].std() + 1e-12), im / (im[::4, ::4].std() + 1e-12)
+    return re, im
+
+
+@functools.lru_cache(maxsize=1024)
+def _amplitude(n: int, k: int, beta: float, corner: float, aniso=None) -> np.ndarray:
+    """The (k, k) amplitude spectrum, scaled so that each field has unit expected std."""
+    _, fy, fx = _band(n, k)
+    if aniso is not None:  # (angle, ratio): features stretched along `angle` (ridges)
+        a, r = aniso
+        u = fx * np.float32(np.cos(a)) + fy * np.float32(np.sin(a))
+        v = fy * np.float32(np.cos(a)) - fx * np.float32(np.sin(a))
+        f2 = (u * np.float32(r)) ** 2 + v ** 2
+    else:
+        f2 = fx ** 2 + fy ** 2
+    amp = (1.0 + f2 / np.float32(corner) ** 2) ** np.float32(-beta / 2)
+    amp[0, 0] = 0.0
+    return amp * np.float32(n * n / np.sqrt(np.sum(amp * amp)))
+
+
+def _patchwork(rng, n: int, scale: float, kinds: int):
+    """Farm fields on a rotated grid: crop kind, a share draw and a phase (both uniform) per pixel,
+    constant within a field."""
+    cell = rng.uniform(10, 22) * n / 256 / scale
+    a = rng.uniform(0, np.pi)
+    yy, xx = _grid(n)
+    p = np.floor((xx * np.cos(a) + yy * np.sin(a)) / cell).astype(np.int32)
+    q = np.floor((yy * np.cos(a) - xx * np.sin(a)) / (cell * rng.uniform(1, 2))).astype(np.int32)
+    ids = (p * 7919 + q * 104729) & 4095
+    kind = rng.integers(0, max(kinds, 1), 4096)
+    share, phase = rng.random((2, 4096), dtype=np.float32)
+    return kind[ids], share[ids], phase[ids]
+
+
+def _river_distance(rng, n: int, width: float, tributary: float = 0.6) -> np.ndarray:
+    """Distance to a meandering river's centre line in half-widths (< 1 is water), (n, n).
+
+    The centre line is a random smooth curve across the image at a random
+    angle; with probability `tributary` a narrower branch joins it from one side.
+    """
+    yy, xx = _grid(n)
+    best, side = None, None
+    for k in range(1 + (rng.random() < tributary)):
+        a = rng.uniform(0, np.pi)
+        u = xx * np.float32(np.cos(a)) + yy * np.float32(np.sin(a))
+        v = (yy * np.float32(np.cos(a)) - xx * np.float32(np.sin(a)) + 1.5 * n).astype(np.int32)
+        # Meanders: 1-D noise along the river with a steep spectrum, a few bends per image.
+        m = 3 * n
+        f = np.fft.rfftfreq(m) * m / 3
+        amp = (1 + (f / 1.5) ** 2) ** -1.6
+        amp[0] = 0
+        c = np.fft.irfft(amp * (rng.normal(size=f.size) + 1j * rng.normal(size=f.size)), m)
+        c = (c / c.std() * rng.uniform(0.05, 0.12) * n).astype(np.float32)
+        slope = np.gradient(c)
+        off = u - np.float32(rng.uniform(-0.25, 0.25) * n + n / 2 * (np.cos(a) + np.sin(a))) - c[v]
+        d = np.abs(off) / (np.sqrt(1 + slope[v] ** 2) * np.float32(max(width, 0.5) * (0.55 if k else 1)))
+        if k == 0:
+            best, side = d, off > 0
+        else:
+            best = np.minimum(best, np.where(side, d, np.float32(np.inf)))
+    return best
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(n: int):
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    return yy, xx
+
+
+def _seed_rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+# ---------------------------------------------------------------------------
+# Writing files
+# ---------------------------------------------------------------------------
+def _file_name(biome: str, month: int, i: int) -> str:
+    return f"{FILE_PREFIX[biome]}_{MONTH_ABBR[month - 1].capitalize()}_{i:04d}.jpg"
+
+
+def _write_one(task) -> str:
+    """Render and save one scene; the temp name + rename means a killed run leaves no half file."""
+    out, biome, month, i, seed, size, quality = task
+    ss = np.random.SeedSequence([seed, list(FILE_PREFIX).index(biome), month, i])
+    arr = render_scene(biome, month, ss, size)
+    path = pathlib.Path(out) / _file_name(biome, month, i)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return str(path)
+
+
+def write_scenes(out, per_class=4, seed=0, size=256, biomes=None, months=None, workers=1,
+                 quality=92, progress=True) -> list[pathlib.Path]:
+    """Write per_class scenes for every (biome, month) into `out`; returns the paths in task order.
+
+    Image i (1-based, as in the file name) of (biome, month) is seeded from
+    SeedSequence([seed, biome index in FILE_PREFIX, month, i]), so the files
+    are the same whatever `workers` is.
+    """
+    from tqdm import tqdm
+
+    biomes = list(FILE_PREFIX) if biomes is None else list(biomes)
+    months = list(range(1, 13)) if months is None else [int(m) for m in months]
+    bad = [b for b in biomes if b not in FILE_PREFIX] + [m for m in months if not 1 <= m <= 12]
+    if bad:
+        raise ValueError(f"unknown biome or month {bad}; biomes are {list(FILE_PREFIX)}, months 1..12")
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [(str(out), b, m, i, int(seed), int(size), int(quality))
+             for b in biomes for m in months for i in range(1, int(per_class) + 1)]
+    paths = []
+    with tqdm(total=len(tasks), unit="img", disable=not progress, desc="synth") as bar:
+        if workers > 1:
+            with ProcessPoolExecutor(int(workers)) as pool:
+                for p in pool.map(_write_one, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
+                    paths.append(pathlib.Path(p))
+                    bar.update()
+        else:
+            for t in tasks:
+                paths.append(pathlib.Path(_write_one(t)))
+                bar.update()
+    return paths
+
+
+def get_args_parser(add_help=True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Write synthetic overhead Earth scenes (7 biomes x 12 months).",
+                                add_help=add_help)
+    p.add_argument("--out", required=True, type=pathlib.Path, help="output folder (created if missing)")
+    p.add_argument("--per-class", type=int, default=4, help="images per (biome, month) (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
+    p.add_argument("--quality", type=int, default=92, help="JPEG quality (default: 92)")
+    return p
+
+
+def main(args) -> int:
+    t0 = time.perf_counter()
+    paths = write_scenes(args.out, args.per_class, args.seed, args.size,
+                         workers=args.workers, quality=args.quality)
+    dt = time.perf_counter() - t0
+    print(f"wrote {len(paths)} images to {args.out} ({len(paths) / max(dt, 1e-9):.1f} images/s)")
+    return 0

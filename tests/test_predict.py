@@ -1,0 +1,413 @@
+"""Prediction: results against a hand-made forward pass, image modes, TTA, Grad-CAM,
+the CLI on a folder with bad files, the errors a user meets, and predict.ipynb."""
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from biomeseason import explain
+from biomeseason.__main__ import main as cli
+from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from biomeseason.labels import SEASONS, Vocabulary, season_of
+from biomeseason.model import BiomeSeasonNet
+from biomeseason.predict import ImageReadError, ModelNotFoundError, Predictor, load_model, open_image
+from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD, dihedral, eval_transform
+
+ROOT = Path(__file__).resolve().parents[1]
+BIOMES = Vocabulary.load().biomes
+SIZE = 32  # network input: small keeps every test fast
+CSV_HEAD = ["path", "biome", "biome_p", "month", "month_p", "season"]
+
+
+def make_checkpoint(path: Path, arch="resnet18", num_biomes=len(BIOMES), seed=0, **meta) -> Path:
+    torch.manual_seed(seed)
+    model = BiomeSeasonNet(arch, num_biomes=num_biomes)
+    full_meta = {"arch": arch, "biomes": BIOMES[:num_biomes], "months": list(range(1, 13)),
+                 "hemisphere": "north", "image_size": SIZE, "mean": list(IMAGENET_MEAN),
+                 "std": list(IMAGENET_STD), "config": {}, "metrics": {}, "epoch": 1}
+    full_meta.update(meta)
+    return save_checkpoint(path, model.state_dict(), full_meta)
+
+
+def random_image(w=48, h=40, seed=0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("model") / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return load_model(checkpoint)
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    path = tmp_path / "photo.png"
+    random_image().save(path)
+    return path
+
+
+# --------------------------------------------------------------------------- results
+
+def test_prediction_matches_a_forward_pass_by_hand(predictor, checkpoint, photo):
+    [result] = predictor.predict(photo)
+
+    model = BiomeSeasonNet("resnet18", num_biomes=len(BIOMES)).eval()
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    x = eval_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(Image.open(photo).convert("RGB"))
+    with torch.no_grad():
+        out = model(x[None])
+    biome_p, month_p = out["biome"].softmax(1)[0], out["month"].softmax(1)[0]
+
+    np.testing.assert_allclose([result.biome_probs[b] for b in BIOMES], biome_p, atol=1e-5)
+    np.testing.assert_allclose([result.month_probs[m] for m in range(1, 13)], month_p, atol=1e-5)
+    assert result.biome == BIOMES[int(biome_p.argmax())]
+    assert result.month == int(month_p.argmax()) + 1
+    assert result.season == season_of(result.month, "north")
+    in_season = [p for m, p in zip(range(1, 13), month_p.tolist()) if season_of(m) == result.season]
+    assert result.season_p == pytest.approx(sum(in_season), abs=1e-5)
+    assert sum(result.season_probs.values()) == pytest.approx(1, abs=1e-5)
+    assert result.biome_top[0] == (result.biome, result.biome_p)
+    assert [p for _, p in result.biome_top] == sorted(biome_p.tolist(), reverse=True)[:3]
+    assert [m for m, _ in result.month_top] == (month_p.argsort(descending=True)[:3] + 1).tolist()
+
+
+def test_southern_hemisphere_shifts_the_season(predictor, photo):
+    south_meta = {**predictor.meta, "hemisphere": "south"}
+    south = Predictor(predictor.model, south_meta, predictor.device).predict(photo)[0]
+    north = predictor.predict(photo)[0]
+    assert south.month == north.month
+    assert south.season == season_of(north.month, "south") != north.season
+    assert south.season_probs["summer"] == pytest.approx(north.season_probs["winter"], abs=1e-6)
+
+
+def test_batches_keep_order_and_values(predictor):
+    images = [random_image(seed=i) for i in range(5)]
+    together = predictor.predict(images, batch_size=2)
+    alone = [predictor.predict(img)[0] for img in images]
+    for a, b in zip(together, alone):
+        assert a.biome == b.biome and a.month == b.month
+        np.testing.assert_allclose(list(a.biome_probs.values()), list(b.biome_probs.values()), atol=1e-5)
+
+
+def test_on_error_skips_an_unreadable_image_and_continues(predictor, photo, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    seen = []
+    results = predictor.predict([photo, bad, photo], on_error=lambda src, err: seen.append((src, err)))
+    assert [r.path for r in results] == [str(photo), str(photo)]
+    assert seen[0][0] == bad and isinstance(seen[0][1], ImageReadError)
+
+
+# --------------------------------------------------------------------------- TTA
+
+def d4_symmetric_image(n: int) -> Image.Image:
+    """Unchanged by every rotation and flip: a function of |dx|, |dy| symmetric in the two."""
+    c = (n - 1) / 2
+    dy, dx = np.abs(np.mgrid[0:n, 0:n] - c)
+    r2, cross, chebyshev = dx ** 2 + dy ** 2, dx * dy, np.maximum(dx, dy)
+    rgb = np.stack([r2 / r2.max(), cross / cross.max(), (chebyshev % 5) / 4], axis=-1)
+    return Image.fromarray((rgb * 255).astype(np.uint8))
+
+
+def test_tta_equals_plain_prediction_on_a_rotation_symmetric_image(predictor):
+    image = d4_symmetric_image(SIZE)
+    x = predictor.to_tensor(image)
+    assert all(torch.equal(dihedral(x, k), x) for k in range(8))  # the premise of the test
+    plain, tta = predictor.predict(image)[0], predictor.predict(image, tta=True)[0]
+    np.testing.assert_allclose(list(tta.biome_probs.values()), list(plain.biome_probs.values()), atol=1e-6)
+    np.testing.assert_allclose(list(tta.month_probs.values()), list(plain.month_probs.values()), atol=1e-6)
+
+
+@pytest.mark.parametrize("transpose", [Image.Transpose.ROTATE_90, Image.Transpose.FLIP_LEFT_RIGHT,
+                                       Image.Transpose.TRANSPOSE])
+def test_tta_is_invariant_to_rotating_or_flipping_the_input(predictor, transpose):
+    image = random_image(SIZE, SIZE, seed=3)
+    plain = predictor.predict(image)[0]
+    tta = predictor.predict(image, tta=True)[0]
+    turned = predictor.predict(image.transpose(transpose), tta=True)[0]
+    np.testing.assert_allclose(list(turned.biome_probs.values()), list(tta.biome_probs.values()), atol=1e-5)
+    np.testing.assert_allclose(list(turned.month_probs.values()), list(tta.month_probs.values()), atol=1e-5)
+    # ...while the single view does change: TTA really averaged something.
+    assert not np.allclose(list(tta.biome_probs.values()), list(plain.biome_probs.values()), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+
+def test_grad_cam_maps_have_the_input_size_and_lie_in_0_1(predictor, photo):
+    result = predictor.predict(photo)[0]
+    cams = explain.grad_cams(predictor, photo, result)
+    assert set(cams) == {"biome", "month"}
+    for cam in cams.values():
+        assert cam.shape == (SIZE, SIZE) and cam.dtype == np.float32
+        assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
+        assert cam.max() in (0.0, 1.0)  # normalised, or no positive evidence at all
+    assert explain.grad_cams(predictor, photo, size=50)["biome"].shape == (50, 50)
+
+
+def test_grad_cam_follows_the_channels_the_class_reads():
+    """A class scoring 2 * mean(channel a) - mean(channel b): its Grad-CAM is relu(2 A_a - A_b), scaled."""
+    torch.manual_seed(0)
+    model = BiomeSeasonNet("resnet18", num_biomes=3).eval()
+    a, b = 17, 40
+    with torch.no_grad():
+        for head in model.heads.values():
+            head.weight.zero_()
+            head.bias.zero_()
+        model.heads["biome"].weight[1, a] = 2.0
+        model.heads["biome"].weight[1, b] = -1.0
+    x = torch.randn(1, 3, 128, 128)
+    cams = explain.class_activation_maps(model, x, {"biome": 1, "month": 0}, size=128)
+
+    with torch.no_grad():
+        features = model.forward_features(x)                               # (1, 512, 4, 4)
+    evidence = F.relu(2 * features[:, a] - features[:, b])[:, None]        # (1, 1, 4, 4)
+    expected = F.interpolate(evidence, size=(128, 128), mode="bilinear", align_corners=False)[0, 0]
+    assert expected.max() > 0
+    np.testing.assert_allclose(cams["biome"], (expected / expected.max()).numpy(), atol=1e-5)
+    assert cams["month"].max() == 0  # a zero head has no evidence anywhere
+
+
+# --------------------------------------------------------------------------- images
+
+def save(image: Image.Image, path: Path, **kw) -> Path:
+    image.save(path, **kw)
+    return path
+
+
+def test_image_modes_become_faithful_rgb(tmp_path):
+    grey = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (40, 1)))   # 64 x 40
+    as_rgb = open_image(save(grey, tmp_path / "grey.png"))
+    assert as_rgb.mode == "RGB" and np.array_equal(np.asarray(as_rgb)[..., 1], np.asarray(grey))
+
+    palette = random_image().convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    assert np.array_equal(np.asarray(open_image(save(palette, tmp_path / "p.png"))),
+                          np.asarray(palette.convert("RGB")))
+
+    deep = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (40, 1))   # 16-bit grey ramp
+    opened = np.asarray(open_image(save(Image.fromarray(deep), tmp_path / "deep.png")))
+    np.testing.assert_allclose(opened[..., 0], deep / 257, atol=1)      # not clipped to white
+
+    rgba = np.zeros((40, 64, 4), np.uint8)
+    rgba[..., :3] = 200
+    rgba[:, 32:, 3] = 255                                               # left half transparent
+    opened = np.asarray(open_image(save(Image.fromarray(rgba), tmp_path / "a.png")))
+    assert opened[:, :32].max() == 0 and (opened[:, 32:] == 200).all()
+
+    cmyk = Image.new("CMYK", (64, 40), (0, 255, 255, 0))               # pure red in print terms
+    r, g, b = np.asarray(open_image(save(cmyk, tmp_path / "c.jpg", quality=95))).mean(axis=(0, 1))
+    assert r > 200 and g < 60 and b < 60
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "1", "LA"])
+def test_every_image_mode_predicts(predictor, tmp_path, mode):
+    base = random_image()
+    image = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257) if mode == "I;16" else base.convert(mode)
+    path = save(image, tmp_path / f"img.{'jpg' if mode == 'CMYK' else 'png'}")
+    [result] = predictor.predict(path)
+    assert result.biome in BIOMES and 1 <= result.month <= 12
+    assert sum(result.biome_probs.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_exif_rotated_photo_is_turned_upright(predictor, tmp_path):
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:, :30] = (255, 0, 0)
+    upright[:, 30:] = (0, 0, 255)
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)     # as a sideways camera saves it
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                          # "rotate 90 clockwise to view"
+    path = save(stored, tmp_path / "sideways.jpg", exif=exif, quality=95)
+    shown = np.asarray(open_image(path), np.int16)
+    assert shown.shape == upright.shape
+    assert np.abs(shown - upright).mean() < 10
+    assert predictor.predict(path)[0].biome in BIOMES
+
+
+def test_a_big_jpeg_is_decoded_at_reduced_scale(predictor, tmp_path):
+    path = save(random_image(2000, 1500), tmp_path / "big.jpg", quality=80)
+    small = open_image(path, min_size=SIZE)
+    assert SIZE <= min(small.size) < 2 * SIZE
+    assert open_image(path).size == (2000, 1500)
+    assert predictor.predict(path)[0].biome in BIOMES
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_a_non_image_is_an_error_naming_the_file(predictor, tmp_path, photo):
+    text = tmp_path / "notes.jpg"
+    text.write_text("these are my notes")
+    truncated = tmp_path / "cut.jpg"
+    save(random_image(200, 200), truncated, quality=90)
+    truncated.write_bytes(truncated.read_bytes()[:1500])
+    for bad in (text, truncated, tmp_path / "missing.png"):
+        with pytest.raises(ImageReadError, match=bad.name):
+            predictor.predict([photo, bad])
+
+
+def test_no_model_says_how_to_train_one(tmp_path):
+    with pytest.raises(ModelNotFoundError) as e:
+        load_model(tmp_path / "models" / "best.pt")
+    assert "make demo" in str(e.value) and "python -m biomeseason train" in str(e.value)
+
+
+class WritesAMarker:
+    """A pickle that, if it were ever unpickled unsafely, would create a file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle"])
+def test_a_foreign_pickle_is_refused_and_never_runs(tmp_path, writer):
+    def write(path: Path, marker: Path):
+        with open(path, "wb") as f:
+            payload = {"model": WritesAMarker(marker)}
+            torch.save(payload, f) if writer == "torch.save" else pickle.dump(payload, f, protocol=2)
+
+    control, marker = tmp_path / "control-ran", tmp_path / "model-ran"
+    write(tmp_path / "control.pt", control)
+    with open(tmp_path / "control.pt", "rb") as f:  # the payload works when trusted...
+        torch.load(f, weights_only=False) if writer == "torch.save" else pickle.load(f)
+    assert control.exists()
+
+    write(tmp_path / "best.pt", marker)
+    with pytest.raises(CheckpointError, match="not a biomeseason checkpoint"):
+        load_model(tmp_path / "best.pt")
+    assert not marker.exists()  # ...and load_model never trusted it
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, checkpoint):
+    payload = load_checkpoint(checkpoint)
+    weights, meta = payload["model"], payload["meta"]
+
+    save_checkpoint(tmp_path / "arch.pt", weights, {**meta, "arch": "resnet34"})
+    with pytest.raises(CheckpointError, match=r"do not fit the resnet34 .*missing"):
+        load_model(tmp_path / "arch.pt")
+
+    save_checkpoint(tmp_path / "classes.pt", weights, {**meta, "biomes": BIOMES[:5]})
+    with pytest.raises(CheckpointError, match=r"5 biomes.*wrong shape \(heads.biome"):
+        load_model(tmp_path / "classes.pt")
+
+    # These are refused on the metadata alone, before any weight is looked at.
+    tiny = {"w": torch.zeros(1)}
+    save_checkpoint(tmp_path / "unknown.pt", tiny, {**meta, "arch": "vit_b_16"})
+    with pytest.raises(CheckpointError, match="vit_b_16"):
+        load_model(tmp_path / "unknown.pt")
+
+    old = {k: v for k, v in meta.items() if k != "image_size"}
+    save_checkpoint(tmp_path / "old.pt", tiny, old)
+    with pytest.raises(CheckpointError, match="image_size"):
+        load_model(tmp_path / "old.pt")
+
+
+# --------------------------------------------------------------------------- CLI
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_predicts_a_folder_and_skips_bad_files(checkpoint, predictor, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    (folder / "trip" / "day2").mkdir(parents=True)
+    good = [save(random_image(seed=1), folder / "a.png"),
+            save(random_image(seed=2), folder / "trip" / "day2" / "b.jpg"),
+            save(random_image(seed=3).convert("L"), folder / "trip" / "c.tif")]
+    (folder / "fake.jpg").write_text("not a jpeg")
+    save(random_image(300, 300, seed=4), folder / "trip" / "cut.jpg", quality=90)
+    (folder / "trip" / "cut.jpg").write_bytes((folder / "trip" / "cut.jpg").read_bytes()[:2000])
+    (folder / "notes.txt").write_text("ignored: not an image by name")
+    (folder / ".DS_Store").write_bytes(b"\0\1")
+    extra = save(random_image(seed=5), tmp_path / "extra.png")
+    out = tmp_path / "pred.csv"
+
+    code = cli(["predict", str(folder), str(extra), "--model", str(checkpoint), "--out", str(out),
+                "--batch-size", "2", "--device", "cpu"])
+
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "fake.jpg" in err and "cut.jpg" in err and "2 unreadable" in err
+    rows = read_csv(out)
+    assert sorted(r["path"] for r in rows) == sorted(map(str, good + [extra]))
+    assert list(rows[0])[:6] == CSV_HEAD
+    for row in rows:
+        assert row["biome_top1"] == row["biome"] and row["month_top1"] == row["month"]
+        assert float(row["biome_top1_p"]) >= float(row["biome_top2_p"]) >= float(row["biome_top3_p"])
+        assert row["season"] == season_of(int(row["month"]))
+        expected = predictor.predict(row["path"])[0]
+        assert row["biome"] == expected.biome and float(row["biome_p"]) == pytest.approx(expected.biome_p, abs=1e-4)
+
+
+def test_cli_fails_only_when_nothing_could_be_predicted(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "fake.png").write_text("no")
+    out = tmp_path / "pred.csv"
+    assert cli(["predict", str(folder), "--model", str(checkpoint), "--out", str(out)]) == 1
+    assert not out.exists() and "nothing could be predicted" in capsys.readouterr().err
+
+    assert cli(["predict", str(folder), "--model", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
+    assert "make demo" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- predict.ipynb
+
+def notebook_text(cells) -> str:
+    return "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_predict_notebook_is_committed_clean_with_a_parameters_cell():
+    import nbformat
+
+    nb = nbformat.read(ROOT / "predict.ipynb", as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and params[0] is next(c for c in nb.cells if c.cell_type == "code")
+    for name in ("IMAGE_PATH", "MODEL_PATH", 'MODEL_PATH = "models/best.pt"', "TTA = False"):
+        assert name in params[0].source
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.slow
+def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_image(
+        checkpoint, predictor, photo, tmp_path):
+    """Papermill with parameters; then, in the same kernel, IMAGE_PATH is changed and only
+    the prediction cell is run again, as a user does: the model is not reloaded."""
+    import nbformat
+    import papermill
+
+    nb = nbformat.read(ROOT / "predict.ipynb", as_version=4)
+    predict_cell = next(c for c in nb.cells if "predictor.predict(IMAGE_PATH" in c.source)
+    load_at = next(i for i, c in enumerate(nb.cells) if "load_model(MODEL_PATH)" in c.source)
+    assert load_at < nb.cells.index(predict_cell)
+    second = save(random_image(seed=9), tmp_path / "second.png")
+    rerun = [nbformat.v4.new_code_cell(f"IMAGE_PATH = {str(second)!r}\nloaded_before = id(predictor)"),
+             nbformat.v4.new_code_cell(predict_cell.source),
+             nbformat.v4.new_code_cell("print('same model object:', id(predictor) == loaded_before)")]
+    nb.cells.extend(rerun)
+    source, out = tmp_path / "in.ipynb", tmp_path / "predict.ipynb"
+    nbformat.write(nb, source)
+
+    papermill.execute_notebook(str(source), str(out), kernel_name="python3", cwd=str(ROOT),
+                               parameters={"IMAGE_PATH": str(photo), "MODEL_PATH": str(checkpoint), "TTA": True},
+                               progress_bar=False)
+    done = nbformat.read(out, as_version=4)
+    first_run, second_run = done.cells[:-3], done.cells[-2:]
+    assert predictor.predict(photo, tta=True)[0].summary() in notebook_text(first_run)
+    figures = [o for c in first_run if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert figures, "the prediction figure is missing"
+    assert predictor.predict(second, tta=True)[0].summary() in notebook_text(second_run)
+    assert "same model object: True" in notebook_text(second_run)
