@@ -9,47 +9,86 @@ images it wrote, where, and how fast.
 How a scene is made
 -------------------
 Eight Gaussian noise fields come from four inverse FFTs of random spectra
-(spectral synthesis): fractal terrain and a drainage field, land-cover
-patches and clouds, fine texture, and a phase field that decides which
-pixels of a class have already turned (green-up and leaf colour advance in
-patches, not everywhere at once). Rivers follow the zero lines of the
-drainage field and carve valleys; lakes fill the lowest ground. Terrain is
-hill-shaded with the sun's noon elevation for the reference place and the
-day of the year, which also sets overall brightness and the length of
-cloud shadows: low winter sun means darker scenes, stronger relief and
-shadows further from their clouds. Scale, rotation of ridges and fields,
-cover shares, terrain relief, exposure and every colour anchor vary per
-image, so a classifier has to learn more than one mean colour.
+(spectral synthesis): fractal terrain and a drainage field (desert washes),
+land-cover patches and large cloud systems, a phase field that decides
+which pixels of a class have already turned (green-up and leaf colour
+advance in patches, not everywhere at once) and small cumulus cells, and
+fine texture. A meandering river, sometimes with a tributary, carves its
+valley; lakes fill the lowest ground; farm fields are a rotated grid.
+Terrain is hill-shaded with the sun's noon elevation for the reference
+place and the day of the year, which also sets overall brightness and the
+length of cloud shadows: a low winter sun means darker scenes, stronger
+relief and shadows further from their clouds. Scale, rotation (ridges,
+rivers, fields), cover shares, relief, exposure and every colour anchor
+vary per image, so a classifier has to learn more than one mean colour.
 
 Each image draws a day in its month; the month tables in ``BIOMES`` hold
 mid-month values and are interpolated to that day (the land's calendar
 also shifts by an early or late year), so neighbouring months look alike
 and months mirrored about a solstice differ in what the land is doing.
 
-Seasonal cues by biome (months at the reference place)
-------------------------------------------------------
-============  ==========================  ======================================  ======================================  ======================================  ======================================
-biome         place, latitude             Dec-Feb                                 Mar-May                                 Jun-Aug                                 Sep-Nov
-============  ==========================  ======================================  ======================================  ======================================  ======================================
-Boreal        Manicouagan, Quebec 51.4N   full snow, conifers speckle it grey-    snow to April, melts in May; lakes      dark conifers, lighter birch/aspen,     birch/aspen yellow late Sep-early Oct;
-              (sun 15-26 deg at noon)     green; lakes frozen from mid-Dec        ice-covered to mid-May; fresh leaves    blue lakes, bogs green-brown; cumulus   first snow late Oct, 60% by mid-Nov
-Deciduous     Appalachian ridges, PA      leaf-off grey-brown ridges; snow after  leaf-off to April, light green-up late  dark green canopy; green/tan fields     colour peaks mid-late Oct (red/orange/
-              40.5N (sun 26-37 deg)       storms (about 40% of Jan/Feb scenes)    Apr-May; winter wheat greens fields     in valleys; summer haze                 yellow); brown leaves in Nov
-DV            Death Valley / Mojave       tan fans, dark ranges, white playa;     faint green in washes and on fans       hottest, clearest; dusty haze peaks     little change; tan and brown; low sun
-              36.5N (sun 30-41 deg)       snow on the highest peaks (Telescope    after winter rain (Feb-Apr); snow       Jul-Aug; monsoon thunderstorm clouds    returns in Oct-Nov
-                                          Pk 3,366 m); shallow lake on playa      leaves the peaks by May                 Jul-Aug
-Rainforest    Congo basin 1.5N            main dry season: least cloud, small     long rains: cloud rises to a peak in    short dry spell: less cloud, light      second rains: heaviest cloud Oct-Nov;
-              (sun 65-90 deg, weak cue)   cumulus, smoke haze from fires to the   Apr; canopy flush (light green) Feb-    smoke from fires south of the equator;  rivers brown and highest Nov-Dec,
-                                          north; leaf turnover in some crowns     Mar; river secondary high in May        river lowest in Jul, sandbars show      swamp forest flooded
-TropGrass     Serengeti / Lake Victoria   short dry spell: short green grass;     long rains (Apr wettest): greenest,     dry season: grass cures golden then     dry until the short rains: bare tan,
-              2.5S (sun 67-90 deg)        Dec still patchy tan where the short    cloudiest; acacia woodland in leaf      tan; fresh black burn scars Jun-Sep;    dust and smoke haze; patchy green-up
-                                          rains have not reached                                                          leafless woodland; dust/smoke haze      Nov-Dec where storms passed
-Tundra        European Alps above the     deep snow on all but valley floors;     snow recedes upslope from May;          snow-free brown-green meadows, grey     fresh snow from late Sep, on most
-              tree line, 46.5N            lakes frozen                            meadows brown as they emerge            rock; glaciers stay white               ground again by Nov; larches in valleys
-Temperate     Great Plains, Lake Oahe SD  dormant tan prairie; snow comes and     green-up Apr-May; spring wheat and      peak green in June (cool-season         tan and brown; harvested stubble;
-(USGrass)     44.5N (sun 22-33 deg)       goes, little in Dec; reservoir frozen   maize fields sown on bare soil;         grasses), curing golden Jul-Aug; crop   first snow in Nov; reservoir open
-                                          from about the New Year to Mar-Apr      ice out Mar-Apr                         patchwork green, golden, stubble        until the New Year
-============  ==========================  ======================================  ======================================  ======================================  ======================================
+Seasonal cues by biome (months at the reference place; the month-by-month
+numbers are the tables in ``BIOMES``; "sun" is the noon elevation range)
+--------------------------------------------------------------------------------
+biome, place              months   what the scene shows
+------------------------  -------  ---------------------------------------------------
+Boreal                    Dec-Feb  full snow, conifers speckle it grey-green; lakes
+Manicouagan, Quebec                frozen and white from mid-Dec; long shadows
+51.4N, sun 15-62 deg      Mar-May  snow to April, melting in May; ice out mid-May;
+                                   birch and aspen leaf out late May
+                          Jun-Aug  dark conifers, lighter birch/aspen, green-brown
+                                   bogs, blue lakes (sometimes the 70 km ring lake)
+                          Sep-Nov  birch/aspen yellow late Sep-early Oct, bare after;
+                                   first snow late Oct, about 60% by mid-Nov
+Deciduous                 Dec-Feb  leaf-off grey-brown ridges; snow after storms,
+Appalachian ridges, PA             fields first; rivers partly frozen
+40.5N, sun 26-73 deg      Mar-May  leaf-off to April; patchy light-green green-up late
+                                   Apr-May; winter wheat green, maize fields bare
+                          Jun-Aug  full dark-green canopy; green, golden (wheat) and
+                                   stubble fields in the valleys; summer haze
+                          Sep-Nov  colour peaks mid-late Oct (red, orange, yellow in
+                                   patches); brown leaves, then bare, in Nov
+DV                        Dec-Feb  tan fans, dark ranges, white playa; snow on the
+Death Valley / Mojave              highest peaks; shallow lake on the playa after
+36.5N, sun 30-77 deg               winter storms; long shadows, strong relief
+                          Mar-May  faint green on fans and in washes after winter
+                                   rain (Feb-Apr); the snow leaves the peaks
+                          Jun-Aug  high sun, flat light; dusty haze peaks Jul-Aug;
+                                   a few monsoon thunderstorm clouds
+                          Sep-Nov  little change: tan and brown as the sun sinks
+Rainforest                Dec-Feb  main dry season: least cloud, small cumulus; smoke
+Congo basin                        haze from fires north of the equator (peak Jan);
+1.5N, sun 65-90 deg                leaf turnover in some crowns; rivers high, falling
+(sun is a weak cue here)  Mar-May  long rains: cloud peaks in Apr, large systems;
+                                   light-green leaf flush Feb-Mar; rivers low in
+                                   Mar-Apr (sandbars), up again in May
+                          Jun-Aug  shorter dry spell: less cloud; smoke from fires
+                                   south of the equator (Aug-Sep); rivers lowest Jul
+                          Sep-Nov  second rains, heaviest cloud Oct-Nov; rivers
+                                   brown, rising to the Dec maximum; swamps flooded
+TropGrass                 Dec-Feb  short rains/short dry spell: short green grass,
+Serengeti / Lake Victoria          patchy tan where storms missed in Dec; pans full
+2.5S, sun 64-90 deg       Mar-May  long rains (Apr wettest): greenest, cloudiest,
+                                   rivers brown and high, most pans and pools
+                          Jun-Aug  dry season: grass cures golden then tan; fresh
+                                   black burn scars Jun-Sep; woodland leafless;
+                                   dust and smoke haze; pans dry up
+                          Sep-Nov  bare tan, grey old scars, haze until the short
+                                   rains green it in patches from Nov
+Tundra                    Dec-Feb  snow on all but the valley floors; lakes frozen
+European Alps, above               deep shadows from a low sun
+the tree line             Mar-May  snow recedes upslope from May; meadows emerge brown
+46.5N, sun 20-67 deg      Jun-Aug  green then brown-green meadows, grey rock, snow
+                                   only high up; glaciers stay white
+                          Sep-Nov  fresh snow from late Sep; larches gold in Oct;
+                                   most ground white again by Nov
+USGrass                   Dec-Feb  dormant tan prairie; snow comes and goes (little in
+Great Plains, Lake Oahe            Dec); the reservoir frozen from about the New Year
+South Dakota              Mar-May  ice out Mar-Apr; green-up Apr-May; wheat and maize
+44.5N, sun 22-69 deg               fields bare, then green
+                          Jun-Aug  peak green in June (cool-season grasses), curing
+                                   golden Jul-Aug; crop patchwork green, gold, stubble
+                          Sep-Nov  tan and brown; harvested stubble; first snow Nov
 
 Sources checked for the figures above (general knowledge elsewhere):
 
@@ -64,10 +103,10 @@ Sources checked for the figures above (general knowledge elsewhere):
   Natural Resources, as reported by the press): northern and high ground
   peak in the first half of October, the south-east in the third or fourth
   week of October.
-- Death Valley (National Park Service; Britannica): Telescope Peak
-  3,366 m in the Panamint Range is snow-capped in winter; Badwater Basin
-  holds an ephemeral lake (Lake Manly) after winter storms, e.g. Feb 2005
-  and Feb 2024.
+- Death Valley: Telescope Peak (3,368 m, Panamint Range) is snow-capped in
+  winter; Badwater Basin holds an ephemeral lake (Lake Manly) after winter
+  storms, e.g. Feb 2005 (Los Angeles Times, "Ancient shore") and Feb 2024
+  (NASA SWOT measurements as reported in the press).
 - Congo basin: Nicholson, "Congo Basin Hydrology, Climate, and
   Biogeochemistry" (AGU Monograph 2022), ch. 3: at 0-5N the rains are
   bimodal (MAM and SON) and the dry season is Dec-Feb. Britannica, "Congo
@@ -126,14 +165,15 @@ FILE_PREFIX = {
 SUN_GAMMA = 0.30         # brightness ~ sin(noon sun elevation)**SUN_GAMMA; exposure compensates partly
 AMBIENT = 0.35           # skylight share of land illumination, so slopes facing away are not black
 PALETTE_JITTER = 0.05    # per-image relative jitter of each colour anchor's brightness ...
-HUE_JITTER = 0.025       # ... and of its channels (white anchors get a fifth of it)
+HUE_JITTER = 0.015       # ... and of its channels (white anchors get a fifth of it)
 EXPOSURE_JITTER = 0.04   # per-image relative jitter of overall brightness
 DAY_JITTER = 5.0         # days (sd) by which an early or late year shifts the land's calendar
 TABLE_JITTER = 0.5       # sd (logit units) of per-image jitter on snow, cloud, haze, burn, ... shares
 CLOUD_HEIGHT = 5.0       # px at 256 px; a cloud's shadow falls CLOUD_HEIGHT / tan(elevation) away
 VALLEY_DEPTH = 0.8       # how deep rivers cut into the terrain (terrain std units)
 PHASE_BINS = 64          # resolution of the phase field when choosing a class's anchor per pixel
-TABLE_KEYS = ("snow", "ice", "cloud", "cells", "haze", "burn", "wash_green", "playa_water", "river_level")
+TABLE_KEYS = ("snow", "ice", "cloud", "cells", "haze", "burn", "wash_green", "playa_water", "river_level",
+              "lakes")
 
 # Colour anchors (sRGB as seen from orbit); the month tables mix them.
 COLOURS = {
@@ -144,7 +184,7 @@ COLOURS = {
     "green": (92, 124, 58), "lush": (70, 116, 44), "golden": (188, 162, 104),
     "tan": (168, 146, 110), "bare": (142, 116, 90), "stubble": (186, 170, 130),
     "burnt": (52, 48, 44), "scar": (96, 90, 80),
-    "fan": (178, 156, 124), "fangreen": (150, 150, 110), "darkrock": (98, 82, 70),
+    "fan": (180, 160, 140), "fangreen": (166, 162, 132), "darkrock": (98, 82, 70),
     "redrock": (140, 100, 80), "salt": (232, 230, 222), "rock": (128, 126, 122),
     "meadow": (98, 124, 64), "meadowbrown": (138, 124, 90), "larch": (176, 140, 60),
     "canopy": (30, 64, 32), "canopy2": (40, 74, 36), "flush": (84, 124, 52),
@@ -174,52 +214,71 @@ def _months(text: str) -> tuple:
     return seq, {name: i for i, name in enumerate(dict.fromkeys(x for entry in seq for x in entry))}
 
 
-# Per biome: latitude of the reference place (sun), terrain (typical slope,
-# ridge anisotropy), lake share, river width (px at 256 px; Lake Oahe is a dammed
-# river, so a wide one), texture amplitude, haze colour,
-# and monthly tables read at mid-month (Jan..Dec, percent of the scene or of
-# the land): snow cover, lake ice, cloud cover, "cells" (100 = small cumulus,
-# 0 = large cloud systems), haze, fresh burn scars, river level (height and
-# mud) and desert extras. Cover classes are (name, field, lo, hi, snow
-# visibility, colours by month): the class takes the free pixels whose
-# `field` quantile lies in [lo, hi); "fields" is a farm patchwork taking a
-# share hi of the free fields, coloured by `crops`; "rest" takes what is left.
-# Within a class, 'a/b' splits pixels into patches by the phase field, so
-# green-up and autumn colour advance in patches; in fields, field by field.
+# Per biome:
+#   lat             latitude of the reference place (noon sun elevation)
+#   slope, crests   typical terrain slope; sharp ridged crests (mountains)
+#   ridges          (min, max) stretch of terrain along a random direction
+#   water, rivers   lake share of the scene; river half-width in px at 256 px
+#                   (Lake Oahe is a dammed river, hence a wide one)
+#   texture         amplitude of fine brightness texture
+#   snow_by_height  1: snow lies on high ground first; 0: in patches
+#   month tables    mid-month values, Jan..Dec, percent: snow (share of land),
+#                   ice (of lakes), cloud, cells (100 small cumulus, 0 large
+#                   systems), haze, burn (fresh scars), river_level (width, mud),
+#                   lakes (seasonal pans, of the full share), wash_green and
+#                   playa_water (desert)
+#   cover           (name, field, lo, hi, snow visibility, colours by month):
+#                   the class takes the free pixels whose `field` quantile lies
+#                   in [lo, hi); "fields" is a farm patchwork on a share hi of
+#                   the free grid cells, coloured by `crops`; "rest" takes what
+#                   is left. 'a/b' in a month splits the class's pixels into
+#                   patches of the phase field (farm fields: field by field), so
+#                   green-up and autumn colour advance in patches.
 BIOMES = {
     "boreal_forest": dict(
-        lat=51.4, slope=0.25, water=0.12, rivers=3.0, texture=0.14, haze_colour="blue", ring=0.3,
+        lat=51.4, slope=0.12, water=0.12, rivers=3.0, texture=0.14, haze_colour="blue", ring=0.3,
         snow=[100, 100, 100, 92, 40, 0, 0, 0, 0, 8, 60, 95], snow_by_height=0.2,
         ice=[100, 100, 100, 100, 55, 0, 0, 0, 0, 0, 10, 60],
-        cloud=[20, 18, 18, 18, 20, 22, 24, 22, 22, 25, 28, 24], cells=[40, 40, 40, 50, 60, 70, 70, 70, 60, 50, 40, 40],
+        cloud=[20, 18, 18, 18, 20, 22, 24, 22, 22, 25, 28, 24],
+        cells=[40, 40, 40, 50, 60, 70, 70, 70, 60, 50, 40, 40],
         haze=[4, 4, 4, 4, 5, 8, 10, 8, 5, 4, 4, 4],
         cover=[
             ("bog", "patch", 0.0, 0.12, 1.0,
-             "bogbrown bogbrown bogbrown bogbrown bogbrown bog/bogbrown bog bog bog/bogbrown bogbrown bogbrown bogbrown"),
+             "bogbrown bogbrown bogbrown bogbrown bogbrown bog/bogbrown bog bog bog/bogbrown "
+             "bogbrown bogbrown bogbrown"),
             ("birch and aspen", "patch", 0.78, 1.0, 0.85,
-             "leafoff leafoff leafoff leafoff leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf/yellow yellow/leafoff leafoff leafoff"),
+             "leafoff leafoff leafoff leafoff leafoff/fresh fresh/broadleaf broadleaf broadleaf "
+             "broadleaf/yellow yellow/leafoff leafoff leafoff"),
             ("conifer", "rest", 0, 1, 0.7, "conifer " * 12),
         ]),
     "temperate_deciduous_forest": dict(
         lat=40.5, slope=0.5, ridges=(2.5, 4.0), water=0.02, rivers=4.0, texture=0.12, haze_colour="blue",
         snow=[45, 40, 15, 1, 0, 0, 0, 0, 0, 0, 3, 20], snow_by_height=0.5,
         ice=[40, 30, 5, 0, 0, 0, 0, 0, 0, 0, 0, 10],
-        cloud=[30, 30, 30, 30, 28, 25, 25, 25, 20, 20, 28, 30], cells=[30, 30, 40, 50, 60, 80, 80, 80, 70, 50, 40, 30],
+        cloud=[30, 30, 30, 30, 28, 25, 25, 25, 20, 20, 28, 30],
+        cells=[30, 30, 40, 50, 60, 80, 80, 80, 70, 50, 40, 30],
         haze=[5, 5, 5, 6, 8, 14, 18, 16, 10, 6, 5, 5],
         cover=[
             ("ridge forest", "height", 0.42, 1.0, 0.75,
-             "leafoff leafoff leafoff leafoff/leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf broadleaf/broadleaf/yellow autumn/orange/yellow brownleaf/leafoff leafoff"),
+             "leafoff leafoff leafoff leafoff/leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf "
+             "broadleaf/broadleaf/yellow autumn/orange/yellow brownleaf/leafoff leafoff"),
             ("fields", "fields", 0, 0.75, 1.0, None),
             ("woodlots", "rest", 0, 1, 0.75,
-             "leafoff leafoff leafoff leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf broadleaf/yellow autumn/orange brownleaf/leafoff leafoff"),
+             "leafoff leafoff leafoff leafoff/fresh fresh/broadleaf broadleaf broadleaf broadleaf "
+             "broadleaf/yellow autumn/orange brownleaf/leafoff leafoff"),
         ],
-        crops=["tan tan tan/green green/tan green green green green/tan green green/tan tan tan",      # pasture, hay
-               "bare bare bare bare bare bare/green green green green/golden golden/stubble stubble bare",  # maize
-               "green/tan green/tan green/tan green green green/golden golden stubble stubble bare/green green/bare green/tan"]),  # winter wheat
+        crops=[  # pasture and hay; maize; winter wheat
+            "tan tan tan/green green/tan green green green green/tan green green/tan tan tan",
+            "bare bare bare bare bare bare/green green green green/golden golden/stubble stubble bare",
+            "green/tan green/tan green/tan green green green/golden golden stubble stubble bare/green "
+            "green/bare green/tan",
+        ]),
     "desert": dict(
-        lat=36.5, slope=0.55, ridges=(1.5, 2.5), water=0.0, rivers=0.0, texture=0.10, haze_colour="dust",
+        lat=36.5, slope=0.55, crests=0.3, ridges=(1.5, 2.5), water=0.0, rivers=0.0, texture=0.06,
+        haze_colour="dust",
         snow=[14, 14, 9, 4, 1, 0, 0, 0, 0, 0, 2, 9], snow_by_height=1.0,
-        cloud=[12, 14, 10, 6, 3, 2, 8, 10, 5, 3, 5, 10], cells=[20, 20, 30, 50, 60, 80, 90, 90, 80, 60, 40, 20],
+        cloud=[12, 14, 10, 6, 3, 2, 8, 10, 5, 3, 5, 10],
+        cells=[20, 20, 30, 50, 60, 80, 90, 90, 80, 60, 40, 20],
         haze=[3, 3, 4, 5, 8, 14, 22, 22, 14, 7, 4, 3],
         wash_green=[5, 30, 60, 45, 10, 0, 0, 0, 0, 0, 0, 0],
         playa_water=[25, 30, 15, 4, 0, 0, 0, 0, 0, 0, 2, 12],
@@ -227,62 +286,74 @@ BIOMES = {
             ("playa", "height", 0.0, 0.12, 1.0, "salt " * 12),
             ("mountains", "height", 0.62, 1.0, 0.95, "darkrock/darkrock/redrock " * 12),
             ("fans", "rest", 0, 1, 1.0,
-             "fan fan/fan/fangreen fan/fangreen fan/fangreen fan/fan/fangreen fan fan fan fan fan fan fan"),
+             "fan fan/fan/fan/fangreen fan/fan/fangreen fan/fan/fangreen fan/fan/fan/fangreen "
+             "fan fan fan fan fan fan fan"),
         ]),
     "tropical_rainforest": dict(
         lat=1.5, slope=0.12, water=0.0, rivers=8.0, texture=0.18, haze_colour="smoke",
-        cloud=[25, 30, 45, 55, 50, 35, 30, 35, 50, 60, 55, 35], cells=[90, 80, 50, 20, 30, 60, 80, 70, 40, 10, 20, 60],
-        haze=[35, 30, 15, 6, 5, 10, 16, 20, 12, 5, 5, 22],
-        river_level=[70, 50, 35, 35, 55, 45, 25, 30, 45, 65, 85, 95],
+        cloud=[20, 25, 45, 60, 50, 30, 25, 30, 50, 65, 60, 35],
+        cells=[90, 80, 50, 20, 30, 60, 80, 70, 40, 10, 20, 60],
+        haze=[35, 30, 15, 6, 5, 6, 12, 22, 20, 8, 5, 22],
+        river_level=[70, 50, 30, 30, 55, 40, 20, 25, 45, 65, 85, 95],
         cover=[
             ("swamp forest", "height", 0.0, 0.15, 0, "swamp " * 12),
             ("clearings", "patch", 0.95, 1.0, 0, "clearing " * 12),
             ("canopy", "rest", 0, 1, 0,
-             "canopy/canopy2/canopy/turnover canopy/canopy2/turnover/flush canopy/flush/canopy2/flush canopy/canopy2/canopy/flush "
-             "canopy/canopy2 canopy/canopy2 canopy/canopy2/canopy/turnover canopy/canopy2/canopy/turnover canopy/canopy2 "
-             "canopy/canopy2 canopy/canopy2 canopy/canopy2/canopy/turnover"),
+             "canopy/canopy2/canopy/turnover canopy/canopy2/turnover/flush canopy/flush/canopy2/flush "
+             "canopy/canopy2/canopy/flush canopy/canopy2 canopy/canopy2 canopy/canopy2/canopy/turnover "
+             "canopy/canopy2/canopy/turnover canopy/canopy2 canopy/canopy2 canopy/canopy2 "
+             "canopy/canopy2/canopy/turnover"),
         ]),
     "tropical_grassland": dict(
         lat=-2.5, slope=0.12, water=0.06, rivers=2.5, texture=0.10, haze_colour="dust",
-        cloud=[28, 30, 40, 55, 35, 15, 10, 12, 15, 20, 40, 40], cells=[60, 60, 40, 20, 40, 70, 90, 90, 80, 70, 40, 40],
+        cloud=[28, 30, 40, 55, 35, 15, 10, 12, 15, 20, 40, 40],
+        cells=[60, 60, 40, 20, 40, 70, 90, 90, 80, 70, 40, 40],
         haze=[5, 5, 4, 4, 4, 10, 16, 20, 22, 18, 8, 5],
         burn=[0, 0, 0, 0, 0, 6, 14, 16, 10, 5, 0, 0],
+        river_level=[30, 30, 45, 75, 70, 35, 15, 10, 10, 15, 40, 45],
+        lakes=[60, 60, 70, 100, 100, 70, 40, 25, 20, 20, 40, 55],
         cover=[
             ("woodland", "patch", 0.8, 1.0, 0,
-             "green green acacia/green green green acacia acacia/leafless leafless leafless leafless acacia acacia/green"),
+             "green green acacia/green green green acacia acacia/leafless leafless leafless leafless "
+             "acacia acacia/green"),
             ("grass", "rest", 0, 1, 0,
-             "green green/fresh lush/green lush lush/green green/golden golden golden/tan tan/scar tan/bare "
-             "tan/tan/fresh green/fresh/tan"),
+             "green green/fresh lush/green lush lush/green green/golden golden golden/tan tan/scar "
+             "tan/bare tan/tan/fresh green/fresh/tan"),
         ]),
     "tundra": dict(
-        lat=46.5, slope=0.9, water=0.02, rivers=2.0, texture=0.10, haze_colour="blue",
+        lat=46.5, slope=0.9, crests=0.5, water=0.02, rivers=2.0, texture=0.10, haze_colour="blue",
         snow=[92, 95, 92, 85, 65, 35, 12, 6, 12, 35, 70, 88], snow_by_height=0.85,
         ice=[100, 100, 100, 100, 80, 30, 0, 0, 0, 10, 50, 95],
-        cloud=[25, 25, 30, 35, 35, 30, 28, 28, 25, 25, 30, 25], cells=[30, 30, 30, 40, 60, 80, 80, 80, 60, 40, 30, 30],
+        cloud=[25, 25, 30, 35, 35, 30, 28, 28, 25, 25, 30, 25],
+        cells=[30, 30, 30, 40, 60, 80, 80, 80, 60, 40, 30, 30],
         haze=[3, 3, 3, 4, 5, 6, 8, 8, 5, 4, 3, 3],
         cover=[
             ("glacier", "height", 0.92, 1.0, 1.0, "glacier " * 12),
             ("rock", "height", 0.62, 0.92, 0.9, "rock " * 12),
             ("valley forest", "height", 0.0, 0.15, 0.6,
-             "conifer conifer conifer conifer conifer conifer conifer conifer conifer conifer/larch conifer/leafoff conifer"),
+             "conifer conifer conifer conifer conifer conifer conifer conifer conifer conifer/larch "
+             "conifer/leafoff conifer"),
             ("meadow", "rest", 0, 1, 1.0,
-             "meadowbrown meadowbrown meadowbrown meadowbrown meadowbrown/meadow meadow meadow meadow/meadowbrown "
-             "meadowbrown meadowbrown meadowbrown meadowbrown"),
+             "meadowbrown meadowbrown meadowbrown meadowbrown meadowbrown/meadow meadow meadow "
+             "meadow/meadowbrown meadowbrown meadowbrown meadowbrown meadowbrown"),
         ]),
     "temperate_grassland": dict(
         lat=44.5, slope=0.15, water=0.04, rivers=7.0, texture=0.08, haze_colour="blue",
         snow=[60, 60, 30, 5, 0, 0, 0, 0, 0, 1, 15, 30], snow_by_height=0.1,
         ice=[85, 95, 50, 5, 0, 0, 0, 0, 0, 0, 0, 15],
-        cloud=[25, 25, 30, 30, 30, 25, 18, 15, 15, 20, 25, 25], cells=[30, 30, 40, 50, 60, 80, 90, 90, 70, 50, 30, 30],
+        cloud=[25, 25, 30, 30, 30, 25, 18, 15, 15, 20, 25, 25],
+        cells=[30, 30, 40, 50, 60, 80, 90, 90, 70, 50, 30, 30],
         haze=[4, 4, 5, 6, 8, 10, 14, 14, 10, 6, 4, 4],
         cover=[
             ("fields", "fields", 0, 0.55, 1.0, None),
             ("prairie", "rest", 0, 1, 1.0,
              "tan tan tan tan/green green green/lush green/golden golden/tan tan tan tan tan"),
         ],
-        crops=["bare bare bare bare/green green green golden/green golden/stubble stubble stubble bare bare",   # spring wheat
-               "bare bare bare bare bare green/bare green green green/golden golden stubble bare",  # maize, sunflower
-               "tan tan tan tan/green green green/lush green/golden golden/tan tan tan tan tan"]),  # hay, range
+        crops=[  # spring wheat; maize and sunflower; hay and range
+            "bare bare bare bare/green green green golden/green golden/stubble stubble stubble bare bare",
+            "bare bare bare bare bare green/bare green green green/golden golden stubble bare",
+            "tan tan tan tan/green green green/lush green/golden golden/tan tan tan tan tan",
+        ]),
 }
 
 
@@ -300,13 +371,15 @@ def render_scene(biome: str, month: int, seed, size: int = 256) -> np.ndarray:
     pal = _palette(rng)
 
     # Eight unit-std noise fields, two per inverse FFT; `scale` zooms the scene.
-    scale = round(rng.uniform(0.7, 1.4), 2)          # rounded: spectra are cached per scale
-    ridges = ((round(rng.uniform(0, np.pi), 1), round(rng.uniform(*spec["ridges"]), 1))
-              if "ridges" in spec else None)
+    scale = 0.7 + 0.05 * rng.integers(0, 15)          # in steps, so spectra can be cached per scale
+    ridges = (rng.uniform(0, np.pi), rng.uniform(*spec["ridges"])) if "ridges" in spec else None
     h, river = _noise_pair(rng, n, 2.4, 2.5 * scale, 0.25, ridges)    # terrain, drainage
     patch, cloud = _noise_pair(rng, n, 1.9, 3.0 * scale, 0.5)         # land-cover patches, cloud systems
-    phase, cells = _noise_pair(rng, n, 1.8, 9.0 * scale, 0.5, exact=False)        # who turns first, cumulus cells
-    tex, aux = _noise_pair(rng, n, 1.0, 40.0 * scale, 0.5, exact=False)           # fine texture, ice and snow detail
+    phase, cells = _noise_pair(rng, n, 1.8, 9.0 * scale, 0.5, exact=False)   # who turns first, cumulus
+    tex, aux = _noise_pair(rng, n, 1.0, 40.0 * scale, 0.5, exact=False)      # fine texture, detail
+    if spec.get("crests"):   # sharp mountain crests: ridged noise (peaks along the zero lines of `patch`)
+        h = h + np.float32(spec["crests"]) * (1 - np.float32(1.6) * np.abs(patch))
+        h = (h - h.mean()) / h[::4, ::4].std()
 
     # A meandering river (and maybe a tributary) cuts a valley, so it shades as one;
     # `river` stays the drainage field for desert washes.
@@ -321,7 +394,7 @@ def render_scene(biome: str, month: int, seed, size: int = 256) -> np.ndarray:
 
     # Light on the ground: texture x hillshade (flat water is not shaded) x cloud shadow.
     light = 1 + np.float32(spec["texture"]) * tex
-    light *= _hillshade(h + 0.05 * tex, spec["slope"] * rng.uniform(0.7, 1.4), st["elev"], rng)
+    light *= _hillshade(h + 0.03 * tex, spec["slope"] * rng.uniform(0.7, 1.4), st["elev"], rng)
     light[water] = 1
     cloud_a, cloud_tone = _clouds(st, light, cloud, cells, aux, rng, n)   # dims `light`
 
@@ -359,12 +432,13 @@ def _month_state(spec: dict, month: int, rng) -> dict:
 
 def _palette(rng) -> dict:
     """Every colour anchor with its own small brightness and hue jitter for this image."""
-    f = (1 + rng.normal(0, PALETTE_JITTER, (len(COLOURS), 1))) * (1 + rng.normal(0, 1, (len(COLOURS), 3)) * _HUE)
+    k = len(COLOURS)
+    f = (1 + rng.normal(0, PALETTE_JITTER, (k, 1))) * (1 + rng.normal(0, 1, (k, 3)) * _HUE)
     return dict(zip(COLOURS, (_RGB * f).astype(np.float32)))
 
 
 def _land_cover(spec, st, h, patch, phase, pal, rng, n, scale):
-    """Class index per pixel from the cover rules, and the base colour image (n, n, 3)."""
+    """Class index per pixel (n, n) from the cover rules, and the base colours (3, n, n)."""
     cover, crops = spec["cover"], spec.get("crops", [])
     fields = {"height": h, "patch": patch}
     cls = np.full((n, n), len(cover) - 1, np.int16)
@@ -393,7 +467,8 @@ def _land_cover(spec, st, h, patch, phase, pal, rng, n, scale):
             names, cum = _mix_at(_months(seq), st["pday"])
             crop = k >= len(cover)
             cuts = cum[:-1] if crop else [_q(c) for c in cum[:-1]]
-            table[k] = np.asarray([pal[a] for a in names])[np.searchsorted(cuts, _BIN_UNIFORM if crop else _BIN_GAUSS)]
+            which = np.searchsorted(cuts, _BIN_UNIFORM if crop else _BIN_GAUSS)   # anchor per bin
+            table[k] = np.asarray([pal[a] for a in names])[which]
     bins = np.clip(phase * np.float32(PHASE_BINS / 6.4) + PHASE_BINS // 2, 0, PHASE_BINS - 1).astype(np.int32)
     if field_phase is not None:
         crop = cls >= len(cover)
@@ -411,7 +486,8 @@ def _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal,
         wash = np.abs(river) < 0.06 * rng.uniform(0.7, 1.3)
         _paint(img, wash, pal["green"], 0.8 * st["wash_green"])
         if st["playa_water"] > 0:
-            _paint(img, (cls == 0) & (0.6 * aux + 0.8 * phase < _q(st["playa_water"])), pal["playa_water"])
+            # Storm water gathers in the lowest part of the playa (Lake Manly).
+            _paint(img, (cls == 0) & (h < _q(spec["cover"][0][3] * st["playa_water"])), pal["playa_water"])
     if st["burn"] > 0:
         grass = cls == len(spec["cover"]) - 1
         _paint(img, grass & (patch * 0.6 + aux * 0.5 + phase * 0.6 > _q(1 - st["burn"])), pal["burnt"], 0.7)
@@ -420,7 +496,7 @@ def _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal,
     # Snow lies on high ground first where snow_by_height is large, else in patches;
     # canopies hide part of it (dark conifers speckle the white).
     w = spec["snow_by_height"]
-    f = (w * h + (1 - w) * (0.8 * phase + 0.6 * aux)) * np.float32(1 / np.hypot(w, 1 - w))
+    f = (w * h + (1 - w) * (0.94 * phase + 0.35 * aux)) * np.float32(1 / np.hypot(w, 1 - w))
     alpha = np.clip((f - np.float32(_q(1 - st["snow"]))) * 4 + 0.5, 0, 1)
     vis = np.asarray([c[4] for c in spec["cover"]] + [1.0] * len(spec.get("crops", [])), np.float32)
     return alpha * vis[cls]
@@ -447,7 +523,8 @@ def _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n):
     """Paint lakes (lowest ground) and rivers (their channels) into `img`; ice, mud, floods and
     sandbars by month. Returns the water mask."""
     level = st["river_level"]
-    water = h < _q(spec["water"] * rng.uniform(0.3, 1.7)) if spec["water"] else np.zeros((n, n), bool)
+    share = spec["water"] * rng.uniform(0.3, 1.7) * (st["lakes"] if "lakes" in spec else 1)   # seasonal pans
+    water = h < _q(share) if share else np.zeros((n, n), bool)
     if spec.get("ring", 0) > rng.random():   # the Manicouagan crater's annular lake
         yy, xx = _grid(n)
         cy, cx = rng.uniform(0.3, 0.7, 2) * n
@@ -460,9 +537,9 @@ def _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n):
             flood = (channel < 4) & (h < _q(0.05 + 0.35 * level ** 2)) & ~water
             _paint(img, flood, pal["water"], 0.5)
             bars = (channel < 0.7) & (tex * 0.5 + aux * 0.5 > 1.2 + 1.5 * level)
-    if st["ice"] > 0:   # ice breaks up in floes; snow on the ice whitens it
-        frozen = water & (0.9 * phase + 0.45 * aux < _q(st["ice"]))
-        _paint(img, frozen, pal["ice"] * np.float32(0.75 + 0.25 * st["snow"]))
+    if st["ice"] > 0:   # ice breaks up in floes; snow on the ice makes it white
+        frozen = water & (0.97 * phase + 0.25 * aux < _q(st["ice"]))
+        _paint(img, frozen, pal["ice"] + np.float32(st["snow"]) * (pal["snow"] - pal["ice"]))
         water_open = water & ~frozen
     else:
         water_open = water
@@ -490,7 +567,8 @@ def _clouds(st, light, cloud, cells, aux, rng, n):
     az = rng.uniform(0, 2 * np.pi)
     shadow = np.roll(alpha, (int(round(d * np.sin(az))), int(round(d * np.cos(az)))), (0, 1))
     light *= (1 - 0.5 * shadow) * (1 - alpha)
-    tone = np.float32(0.8) + np.float32(0.2) * np.minimum(thick, 1) + np.float32(0.03) * aux   # thick cores whiter
+    # Thick cores are whiter than thin edges.
+    tone = np.float32(0.8) + np.float32(0.2) * np.minimum(thick, 1) + np.float32(0.03) * aux
     return alpha, tone
 
 
@@ -533,11 +611,10 @@ def _q(p) -> float:
 
 
 @functools.lru_cache(maxsize=32)
-def _band(n: int, k: int):
-    """Indices and frequencies (cycles per image) of the k x k lowest-frequency block of an n x n spectrum."""
-    idx = np.r_[0:k // 2, n - k // 2:n]
+def _band(k: int):
+    """Frequencies (cycles per image) along y and x of the k x k lowest-frequency block, in FFT order."""
     f = np.r_[0:k // 2, -(k // 2):0].astype(np.float32)
-    return np.ix_(idx, idx), f[:, None], f[None, :]
+    return f[:, None], f[None, :]
 
 
 def _noise_pair(rng, n: int, beta: float, corner: float, band: float, aniso=None, exact=True):
@@ -548,7 +625,7 @@ def _noise_pair(rng, n: int, beta: float, corner: float, band: float, aniso=None
     imaginary parts of a spectrum without Hermitian symmetry are independent.
     """
     k = max(4, min(n, 2 * int(band * n / 2)))
-    amp = _amplitude(n, k, beta, round(corner, 2), aniso)
+    amp = _amplitude(n, k, beta, corner, aniso) if aniso else _cached_amplitude(n, k, beta, round(corner, 3))
     # Uniform draws are cheaper than Gaussian ones, and each field sums thousands of
     # them, so it is Gaussian all the same (sqrt(12) gives unit variance).
     w = rng.random((2, k, k), dtype=np.float32)
@@ -571,10 +648,9 @@ def _noise_pair(rng, n: int, beta: float, corner: float, band: float, aniso=None
     return re, im
 
 
-@functools.lru_cache(maxsize=1024)
 def _amplitude(n: int, k: int, beta: float, corner: float, aniso=None) -> np.ndarray:
     """The (k, k) amplitude spectrum, scaled so that each field has unit expected std."""
-    _, fy, fx = _band(n, k)
+    fy, fx = _band(k)
     if aniso is not None:  # (angle, ratio): features stretched along `angle` (ridges)
         a, r = aniso
         u = fx * np.float32(np.cos(a)) + fy * np.float32(np.sin(a))
@@ -585,6 +661,9 @@ def _amplitude(n: int, k: int, beta: float, corner: float, aniso=None) -> np.nda
     amp = (1.0 + f2 / np.float32(corner) ** 2) ** np.float32(-beta / 2)
     amp[0, 0] = 0.0
     return amp * np.float32(n * n / np.sqrt(np.sum(amp * amp)))
+
+
+_cached_amplitude = functools.lru_cache(maxsize=128)(_amplitude)
 
 
 def _patchwork(rng, n: int, scale: float, kinds: int):

@@ -341,8 +341,8 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
     start_epoch, history, best = 0, [], -math.inf
     if cfg.resume:
         start_epoch, history, best = _resume(out / "last.pt", model, optimizer, scheduler, scaler, cfg)
-        if show:
-            print(f"resuming {out / 'last.pt'} after epoch {start_epoch}")
+        if ddp.main:
+            print(f"resuming {out / 'last.pt'} after epoch {start_epoch}", flush=True)
     elif ddp.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
@@ -373,8 +373,7 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
             if improved:
                 save_checkpoint(out / "best.pt", model.state_dict(), meta)
             pd.DataFrame(history).to_csv(out / "history.csv", index=False)
-            if show:
-                print(_epoch_line(row) + ("  *best" if improved else ""))
+            print(_epoch_line(row) + ("  *best" if improved else ""), flush=True)
         if ddp.world > 1:
             dist.barrier()
     if not ddp.main:
@@ -450,11 +449,9 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show) -> RunR
     split = "test" if "test" in raws else ("val" if "val" in raws else None)
     if split:
         files.update(_reports(raws[split], ds[split], classes, out, plots))
-    if show:
-        for name, m in results.items():
-            print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()
-                                           if isinstance(v, float)))
-        print(f"model and reports in {out}/")
+    for name, m in results.items():
+        print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+    print(f"model and reports in {out}/", flush=True)
     return RunResult(out, metrics, hist, files)
 
 

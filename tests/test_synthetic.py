@@ -78,12 +78,22 @@ def test_boreal_winter_is_white_and_summer_is_not():
 
 def test_savanna_is_greener_in_the_long_rains_than_in_the_dry_season():
     excess_green = lambda x: (2 * x[..., 1] - x[..., 0] - x[..., 2]).mean()  # noqa: E731
-    assert excess_green(_scenes("tropical_grassland", 4)) > excess_green(_scenes("tropical_grassland", 8)) + 15
+    april, august = _scenes("tropical_grassland", 4), _scenes("tropical_grassland", 8)
+    assert excess_green(april) > excess_green(august) + 15
 
 
 def test_deciduous_autumn_is_redder_than_summer():
     redness = lambda x: (x[..., 0] - x[..., 1]).mean()  # noqa: E731
-    assert redness(_scenes("temperate_deciduous_forest", 10)) > redness(_scenes("temperate_deciduous_forest", 7)) + 20
+    october, july = _scenes("temperate_deciduous_forest", 10), _scenes("temperate_deciduous_forest", 7)
+    assert redness(october) > redness(july) + 20
+
+
+def test_low_winter_sun_darkens_and_sharpens_the_desert():
+    # No snow or vegetation change needed: the noon sun alone sets brightness and relief contrast.
+    relief = lambda x: np.abs(np.diff(x.mean(axis=-1), axis=2)).mean()  # noqa: E731
+    dec, jun = _scenes("desert", 12), _scenes("desert", 6)
+    assert dec.mean() < jun.mean() - 8
+    assert relief(dec) > 1.2 * relief(jun)
 
 
 def test_cli_writes_and_reports(tmp_path, capsys):
