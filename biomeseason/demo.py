@@ -8,7 +8,7 @@
 4. a held-out scene          -> out/heldout/            (a seed no training image used)
 5. predict.ipynb on it       -> out/notebooks/predict.ipynb
 6. hex2name.ipynb on it      -> out/notebooks/hex2name.ipynb (if the notebook exists)
-7. predictions on the test split with the predict library -> out/predictions_test.csv
+7. predictions on the test split with the predict library -> out/predictions.csv
 
 Notebooks are executed with papermill (kernel ``python3``, working directory
 the repository root) into out/notebooks/, where they can be opened in Jupyter
@@ -174,7 +174,7 @@ def main(args: argparse.Namespace) -> int:
             else:
                 print("   hex2name.ipynb is not in this repository yet; skipped")
         with step(7, "predictions on the test split"):
-            csv_path = out / "predictions_test.csv"
+            csv_path = out / "predictions.csv"  # the test split, with the true labels beside
             print("   " + predict_test_split(out / "processed", model, csv_path, args.tta))
             figure = save_heldout_figure(heldout, model, out / "plots" / "heldout_prediction.png", args.tta)
     except PapermillExecutionError as e:

@@ -96,7 +96,7 @@ class Prediction:
 # --------------------------------------------------------------------------- images
 
 def open_image(source, min_size: int | None = None) -> Image.Image:
-    """An RGB, upright PIL image from a path or a PIL image.
+    """An RGB, upright PIL image from a path, a PIL image or a uint8 array (H, W[, C]).
 
     With ``min_size``, the image is decoded (JPEG) or reduced (others) by an
     integer factor while its short side stays >= min_size: the final resize
@@ -104,6 +104,8 @@ def open_image(source, min_size: int | None = None) -> Image.Image:
     naming the source for anything PIL cannot decode, including truncated files.
     """
     name = _name_of(source)
+    if isinstance(source, np.ndarray):
+        source = Image.fromarray(source)
     try:
         if isinstance(source, Image.Image):
             # Not ours to draft: that would shrink the caller's image in place.
@@ -263,8 +265,6 @@ class Predictor:
 
     def to_tensor(self, source) -> torch.Tensor:
         """(3, S, S) normalised float tensor, exactly as the model sees it."""
-        if isinstance(source, np.ndarray):
-            source = Image.fromarray(source)
         return self.transform(self.open(source))
 
     # -- tensors to probabilities

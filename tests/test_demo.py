@@ -49,7 +49,7 @@ def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
         assert (out / "notebooks" / name).is_file()
     assert (out / "model" / "best.pt").is_file()
     assert (out / "plots" / "heldout_prediction.png").is_file()
-    with open(out / "predictions_test.csv", newline="") as f:
+    with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     manifest = read_manifest(out / "processed")
     assert len(rows) == (manifest["split"] == "test").sum() > 0

@@ -15,7 +15,7 @@ from PIL import Image
 from biomeseason import explain
 from biomeseason.__main__ import main as cli
 from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from biomeseason.labels import SEASONS, Vocabulary, season_of
+from biomeseason.labels import Vocabulary, season_of
 from biomeseason.model import BiomeSeasonNet
 from biomeseason.predict import ImageReadError, ModelNotFoundError, Predictor, load_model, open_image
 from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD, dihedral, eval_transform
@@ -98,6 +98,15 @@ def test_batches_keep_order_and_values(predictor):
     for a, b in zip(together, alone):
         assert a.biome == b.biome and a.month == b.month
         np.testing.assert_allclose(list(a.biome_probs.values()), list(b.biome_probs.values()), atol=1e-5)
+
+
+def test_arrays_and_pil_images_predict_like_files(predictor, photo):
+    from_file = predictor.predict(photo)[0]
+    image = Image.open(photo)
+    for source in (image, np.asarray(image)):
+        result = predictor.predict(source)[0]
+        np.testing.assert_allclose(list(result.biome_probs.values()), list(from_file.biome_probs.values()),
+                                   atol=1e-6)
 
 
 def test_on_error_skips_an_unreadable_image_and_continues(predictor, photo, tmp_path):
