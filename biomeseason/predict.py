@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .images import to_rgb
 from .labels import MONTH_ABBR, SEASONS, season_of
 from .model import build_model
 from .presets import dihedral, eval_transform
@@ -127,37 +128,12 @@ def _decoded(img: Image.Image, min_size: int | None, draft: bool) -> Image.Image
     if draft and min_size and img.format == "JPEG":
         img.draft("RGB", (min_size, min_size))  # must come before the pixels are loaded
     img = ImageOps.exif_transpose(img)          # a loaded copy; raises on truncated data
-    img = _to_rgb(img)
+    img = to_rgb(img)
     if min_size:
         factor = min(img.size) // min_size
         if factor >= 2:
             img = img.reduce(factor)  # box average: cheap and alias-free
     return img
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode as 8-bit RGB without clipping or inventing colours."""
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        # 16-bit scans and GeoTIFF-like exports: PIL's convert would clip every
-        # value above 255 to white, so rescale the full 16-bit range instead.
-        values = np.asarray(img, dtype=np.float32)
-        scale = 257.0 if img.mode != "I" or values.max() > 255 else 1.0
-        img = Image.fromarray(np.clip(values / scale + 0.5, 0, 255).astype(np.uint8), "L")
-    elif img.mode == "F":
-        # Floats have no fixed range: stretch to 0..255, as preprocessing does.
-        values = np.asarray(img, dtype=np.float32)
-        low, high = float(values.min()), float(values.max())
-        img = Image.fromarray(((values - low) / (high - low or 1.0) * 255 + 0.5).astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        # Transparent areas become black, as space and no-data areas of
-        # satellite tiles are, rather than an arbitrary colour.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (0, 0, 0))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def find_images(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:

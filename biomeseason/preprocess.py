@@ -83,6 +83,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
+from biomeseason.images import to_rgb
 from biomeseason.labels import (FileLabel, LabelError, Vocabulary, parse_filename,
                                 parse_month, season_of)
 
@@ -372,7 +373,10 @@ def decode(data: bytes, size: int, min_side: int, max_pixels: int):
         im = ImageOps.exif_transpose(im)
     except Exception as e:  # malformed EXIF is common and must not cost the image
         notes.append(f"EXIF unreadable ({type(e).__name__}); orientation not applied")
-    return to_rgb(im), original, notes
+    try:
+        return to_rgb(im), original, notes
+    except ValueError as e:
+        raise Rejected(str(e)) from None
 
 
 @contextmanager
@@ -392,34 +396,6 @@ def _draft_request(original: tuple[int, int], size: int) -> tuple[int, int]:
     if w <= h:
         return size, -(-h * size // w)
     return -(-w * size // h), size
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """8-bit RGB from any mode we meet: grey, palette, alpha, CMYK, 16-bit, float."""
-    if im.mode.startswith("I") or im.mode == "F":
-        return _scale_to_8bit(im)
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
-        # Transparent areas become black: in Earth imagery they are space or no-data.
-        rgba = im.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("RGB")
-    try:
-        return im.convert("RGB")
-    except ValueError as e:
-        raise Rejected(f"unsupported colour mode {im.mode}: {e}") from None
-
-
-def _scale_to_8bit(im: Image.Image) -> Image.Image:
-    """16-bit and 32-bit grey to 8 bits; PIL's own convert would clip at 255 (all white)."""
-    a = np.asarray(im, dtype=np.float64)
-    if im.mode == "F":
-        lo, hi = float(a.min()), float(a.max())  # floats have no fixed range: stretch
-        a = (a - lo) / (hi - lo or 1.0) * 255.0
-    elif im.mode.startswith("I;16") or a.max() > 255:
-        # "I" is also how older files store 16 bits; values above 255 say so.
-        a = a / 257.0  # 0..65535 -> 0..255
-    grey = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
-    return grey.convert("RGB")
 
 
 def resize_short_side(im: Image.Image, size: int) -> Image.Image:
