@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m biomeseason demo --out $(DEMO_DIR)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

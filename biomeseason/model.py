@@ -28,7 +28,9 @@ class BiomeSeasonNet(nn.Module):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHS)}")
-        resnet = ARCHS[arch](weights=None)  # never downloads; pretrained weights come from a file
+        # Never downloads: pretrained weights come from a file. Zero-initialised last BN of
+        # each residual block starts every block as identity, which trains faster from scratch.
+        resnet = ARCHS[arch](weights=None, zero_init_residual=True)
         self.arch = arch
         self.num_features = resnet.fc.in_features
         # Everything up to and including layer4: (B, 3, H, W) -> (B, C, H/32, W/32).

@@ -16,8 +16,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Defaults of the training augmentation (mild: scenes are small and labels subtle).
 CROP_SCALE = (0.6, 1.0)     # RandomResizedCrop area fraction
 CROP_RATIO = (0.8, 1.25)    # aspect ratio range
-BRIGHTNESS = 0.15
-CONTRAST = 0.15
+BRIGHTNESS = 0.1
+CONTRAST = 0.1
 
 
 class RandomDihedral(torch.nn.Module):

@@ -41,6 +41,7 @@ from . import metrics as M
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import (SPLITS, ProcessedImages, estimate_cache_bytes, manifest_sha256, read_class_lists,
                    read_manifest)
+from .labels import MONTH_ABBR
 from .model import BiomeSeasonNet, build_model, load_backbone_weights
 from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
@@ -461,7 +462,7 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots) -> dict:
     files = {}
     pred_b, pred_m = raw["probs_biome"].argmax(1), raw["probs_month"].argmax(1)
     true_b, true_m = raw["true_biome"], raw["true_month"]
-    month_names = [str(m) for m in classes.months]
+    month_names = [MONTH_ABBR[m - 1].title() if 1 <= m <= 12 else str(m) for m in classes.months]
     rows, pairs = [], []
     for task, names, t, p in (("biome", classes.biomes, true_b, pred_b), ("month", month_names, true_m, pred_m)):
         if not (t >= 0).any():

@@ -23,9 +23,15 @@ def test_heads_have_the_right_shapes(arch, features):
 def test_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
     model = BiomeSeasonNet("resnet18", num_biomes=4)
-    out = model(torch.randn(4, 3, 64, 64))
-    loss_b, loss_m = masked_losses(out, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 5, 11, 3]), 1.0)
-    (loss_b + loss_m).backward()
+    x, biome, month = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3]), torch.tensor([0, 5, 11, 3])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    # Residual blocks start as identity (zero-initialised last BN), so the convolutions
+    # inside them only receive gradient once that BN has moved: check after one step.
+    for _ in range(2):
+        optimizer.zero_grad()
+        loss_b, loss_m = masked_losses(model(x), biome, month, 1.0)
+        (loss_b + loss_m).backward()
+        optimizer.step()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
 
