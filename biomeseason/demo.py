@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,8 +81,11 @@ def run_notebook(name: str, out: Path, parameters: dict) -> Path:
     target = out / "notebooks" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"   {name} -> {target}", flush=True)
+    # The notebook's printed lines (one per epoch while training) also go to this
+    # terminal, so a long step shows it is alive; progress bars stay in the notebook.
     papermill.execute_notebook(str(ROOT / name), str(target), parameters=parameters,
-                               kernel_name=KERNEL, cwd=str(ROOT), progress_bar=True)
+                               kernel_name=KERNEL, cwd=str(ROOT), progress_bar=False,
+                               stdout_file=sys.stdout)
     return target
 
 

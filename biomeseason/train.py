@@ -479,8 +479,8 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots) -> dict:
     if pairs:
         pd.concat(pairs).to_csv(out / "confused_pairs.csv", index=False)
         files["confused_pairs"] = out / "confused_pairs.csv"
-    for i, (t, p, names, probs, task) in enumerate(((true_b, pred_b, classes.biomes, raw["probs_biome"], "biome"),
-                                                     (true_m, pred_m, classes.months, raw["probs_month"], "month"))):
+    for t, p, names, probs, task in ((true_b, pred_b, classes.biomes, raw["probs_biome"], "biome"),
+                                     (true_m, pred_m, classes.months, raw["probs_month"], "month")):
         rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
                                   f"pred_{task}": [names[j] for j in p],
                                   f"p_{task}": probs.max(1).round(4)}))
