@@ -46,30 +46,35 @@ from .model import BiomeSeasonNet, build_model, load_backbone_weights
 from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 
+def setting(default, help_: str):
+    """A default with its help text, shown by ``--help``."""
+    return field(default=default, metadata={"help": help_})
+
+
 @dataclass
 class TrainConfig:
-    data: str = "data/processed"  # processed folder: manifest.csv, labels.json, images/
-    out: str = "models"           # checkpoints, metrics and plots go here
-    arch: str = "resnet18"        # resnet18 | resnet34 | resnet50
-    image_size: int = 96          # input side in pixels (96 for a CPU; 224 is usual on a GPU)
-    pretrained: str = ""          # local file of torchvision ImageNet weights; "" = from scratch
-    epochs: int = 30
-    batch_size: int = 64          # per process
-    lr: float = 3e-3              # peak learning rate of the one-cycle schedule (AdamW)
-    weight_decay: float = 0.05
-    month_sigma: float = 1.0      # width (months) of the circular soft month labels; 0 = one-hot
-    month_weight: float = 1.0     # weight of the month loss against the biome loss
-    balance: str = "none"         # none | weights (class-weighted biome loss) | sampler (balanced batches)
-    dropout: float = 0.0          # before the heads
-    workers: int = -1             # DataLoader worker processes; -1 = 0 on CPU, 4 on a GPU
-    device: str = "auto"          # auto (cuda, then mps, then cpu) | cpu | cuda | mps
-    amp: bool = True              # mixed precision and channels-last on CUDA; ignored elsewhere
-    seed: int = 0
-    resume: bool = False          # continue the run in --out from last.pt
-    eval_only: bool = False       # evaluate --out/best.pt on val and test; no training
-    cache_gb: float = 4.0         # keep decoded images in memory up to this many GB
-    limit: int = 0                # use at most this many training images (quick checks); 0 = all
-    progress: bool = True         # tqdm progress bars
+    data: str = setting("data/processed", "processed folder: manifest.csv, labels.json, images/")
+    out: str = setting("models", "checkpoints, metrics and plots go here")
+    arch: str = setting("resnet18", "resnet18 | resnet34 | resnet50")
+    image_size: int = setting(96, "input side in pixels (96 for a CPU; 224 is usual on a GPU)")
+    pretrained: str = setting("", "local file of torchvision ImageNet weights; empty = from scratch")
+    epochs: int = setting(30, "passes over the training split")
+    batch_size: int = setting(64, "images per batch, per process")
+    lr: float = setting(3e-3, "peak learning rate of the one-cycle schedule (AdamW)")
+    weight_decay: float = setting(0.05, "AdamW weight decay")
+    month_sigma: float = setting(1.0, "width (months) of the circular soft month labels; 0 = one-hot")
+    month_weight: float = setting(1.0, "weight of the month loss against the biome loss")
+    balance: str = setting("none", "none | weights (class-weighted biome loss) | sampler (balanced batches)")
+    dropout: float = setting(0.0, "dropout before the heads")
+    workers: int = setting(-1, "DataLoader worker processes; -1 = 0 on CPU, 4 on a GPU")
+    device: str = setting("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | mps")
+    amp: bool = setting(True, "mixed precision and channels-last on CUDA; ignored elsewhere")
+    seed: int = setting(0, "seeds data order, augmentation and initialisation")
+    resume: bool = setting(False, "continue the run in --out from last.pt")
+    eval_only: bool = setting(False, "evaluate --out/best.pt on val and test; no training")
+    cache_gb: float = setting(4.0, "keep decoded images in memory up to this many GB")
+    limit: int = setting(0, "use at most this many training images (quick checks); 0 = all")
+    progress: bool = setting(True, "tqdm progress bars")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -500,10 +505,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"(default: {f.default})")
+                                help=f"{f.metadata['help']} (default: {f.default})")
         else:
             kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            parser.add_argument(flag, type=kind, default=None, help=f"(default: {f.default!r})")
+            parser.add_argument(flag, type=kind, default=None, help=f"{f.metadata['help']} (default: {f.default!r})")
     return parser
 
 
