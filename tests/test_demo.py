@@ -45,8 +45,10 @@ def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
     printed = capsys.readouterr().out
     for n in range(1, demo.STEPS + 1):
         assert f"[{n}/{demo.STEPS}]" in printed
-    for name in ("train.ipynb", "predict.ipynb"):
+    for name in ("train.ipynb", "predict.ipynb", "hex2name.ipynb"):
         assert (out / "notebooks" / name).is_file()
+    assert (out / "colors.csv").is_file()  # hex2name.ipynb wrote inside the run folder
+    assert "epoch   1" in printed           # the notebook's training lines reach the terminal
     assert (out / "model" / "best.pt").is_file()
     assert (out / "plots" / "heldout_prediction.png").is_file()
     with open(out / "predictions.csv", newline="") as f:

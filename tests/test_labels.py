@@ -19,7 +19,7 @@ def test_default_vocabulary_is_the_studys_seven_in_order(vocab):
     assert vocab.biomes == DEFAULT_BIOMES
 
 
-# The original study's own file names (issue 2), with what they must read as.
+# The original study's own file names, with what they must read as.
 @pytest.mark.parametrize("name, biome, month", [
     ("Boreal_Manicouagan Crater_June.jpg", "boreal_forest", 6),
     ("Rainforest Congolese_Nov.jpg", "tropical_rainforest", 11),

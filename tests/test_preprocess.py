@@ -1,4 +1,4 @@
-"""Preprocessing, raw -> processed: every rule of issue 2, on files made here.
+"""Preprocessing, raw -> processed: every rule of the data contract, on files made here.
 
 The images are tiny (tens of pixels) and mostly random colour blocks, so two
 of them are never alike by chance; the bad files are written by the tests.
