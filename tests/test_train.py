@@ -1,5 +1,6 @@
 """Training end to end on a tiny processed data set (CPU, 32 px)."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -127,7 +128,7 @@ def test_two_process_ddp_run_writes_a_checkpoint_that_loads_in_one_process(tiny_
            "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
     payload = load_checkpoint(out / "best.pt")
     model = train.build_model(payload["meta"])
