@@ -103,16 +103,15 @@ def write_heldout(out: Path, size: int = 256) -> Path:
     return path
 
 
-def predict_test_split(processed: Path, model: Path, csv_path: Path, tta: bool) -> str:
+def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) -> str:
     """Predictions of the library on the test split, next to the true labels; returns a summary line."""
     import pandas as pd
 
     from .data import read_manifest
-    from .predict import load_model, write_csv
+    from .predict import write_csv
 
     test = read_manifest(processed)
     test = test[test["split"] == "test"]
-    predictor = load_model(model)
     results = predictor.predict([processed / p for p in test["path"]], tta=tta, batch_size=64, progress=True)
     rows = [{**r.to_row(), "true_biome": b, "true_month": "" if pd.isna(m) else int(m)}
             for r, b, m in zip(results, test["biome"], test["month"])]
@@ -123,14 +122,12 @@ def predict_test_split(processed: Path, model: Path, csv_path: Path, tta: bool) 
             f"month accuracy {_share(month_ok)}")
 
 
-def save_heldout_figure(image: Path, model: Path, target: Path, tta: bool) -> Path:
+def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path:
     """The prediction figure of predict.ipynb, also as a PNG for people without Jupyter."""
     import matplotlib
     matplotlib.use("Agg")  # headless: the figure only goes to a file
     from . import explain
-    from .predict import load_model
 
-    predictor = load_model(model)
     result = predictor.predict(image, tta=tta)[0]
     fig = explain.plot_prediction(image, result, explain.grad_cams(predictor, image, result))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +143,7 @@ def main(args: argparse.Namespace) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     from . import preprocess, synthetic
+    from .predict import load_model
 
     out = Path(args.out).resolve()
     per_class = args.per_class or (SMOKE["per_class"] if args.smoke else PER_CLASS)
@@ -183,8 +181,9 @@ def main(args: argparse.Namespace) -> int:
                 print("   hex2name.ipynb is not in this repository yet; skipped")
         with step(7, "predictions on the test split"):
             csv_path = out / "predictions.csv"  # the test split, with the true labels beside
-            print("   " + predict_test_split(out / "processed", model, csv_path, args.tta))
-            figure = save_heldout_figure(heldout, model, out / "plots" / "heldout_prediction.png", args.tta)
+            predictor = load_model(model)  # once, for both the CSV and the figure
+            print("   " + predict_test_split(out / "processed", predictor, csv_path, args.tta))
+            figure = save_heldout_figure(heldout, predictor, out / "plots" / "heldout_prediction.png", args.tta)
     except PapermillExecutionError as e:
         print(f"\nerror: a notebook failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "
               f"the executed notebook with the full traceback is in {out / 'notebooks'}")

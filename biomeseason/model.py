@@ -80,3 +80,20 @@ def load_backbone_weights(model: BiomeSeasonNet, state_dict: dict) -> list[str]:
 def build_model(meta: dict) -> BiomeSeasonNet:
     """The network described by checkpoint metadata (weights not loaded)."""
     return BiomeSeasonNet(meta["arch"], num_biomes=len(meta["biomes"]), num_months=len(meta["months"]))
+
+
+def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; ``local_rank`` is the GPU of this process."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device cuda was asked for but no CUDA device is available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(name)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from .checkpoint import CheckpointError, load_checkpoint
 from .images import to_rgb
 from .labels import MONTH_ABBR, SEASONS, season_of
-from .model import build_model
+from .model import build_model, select_device
 from .presets import dihedral, eval_transform
 
 DEFAULT_MODEL = Path("models/best.pt")
@@ -203,17 +203,6 @@ def _check_fits(path: Path, model: torch.nn.Module, meta: dict, state_dict: dict
             "Was it written by another architecture or version?")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 class Predictor:
     """A loaded model with its metadata; turns images into Predictions."""
 
@@ -368,8 +357,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        predictor = load_model(args.model, resolve_device(args.device))
-    except CheckpointError as e:
+        predictor = load_model(args.model, select_device(args.device))
+    except (CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
         print(f"error: {e}", file=sys.stderr)
         return 2
     images, ignored = find_images(args.paths)

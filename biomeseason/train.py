@@ -42,7 +42,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import (SPLITS, ProcessedImages, estimate_cache_bytes, manifest_sha256, read_class_lists,
                    read_manifest)
 from .labels import MONTH_ABBR
-from .model import BiomeSeasonNet, build_model, load_backbone_weights
+from .model import BiomeSeasonNet, build_model, load_backbone_weights, select_device
 from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 
@@ -152,22 +152,6 @@ def setup_distributed(device_name: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but no CUDA device is available")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
 def seed_everything(seed: int):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -274,14 +258,9 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
         rows = df[df["split"] == split]
         if split == "train" and cfg.limit:
             rows = rows.sample(n=min(cfg.limit, len(rows)), random_state=cfg.seed).sort_index()
-        tf = (train_transform if split == "train" else eval_transform)(short, *_norm(cfg))
+        tf = (train_transform if split == "train" else eval_transform)(short, IMAGENET_MEAN, IMAGENET_STD)
         parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress)
     return parts
-
-
-def _norm(cfg: TrainConfig):
-    # ImageNet statistics either way: right for pretrained weights, harmless from scratch.
-    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def _biome_weights(ds: ProcessedImages, n: int) -> torch.Tensor:
@@ -399,7 +378,8 @@ def _epoch_line(row: dict) -> str:
 def _meta(cfg: TrainConfig, classes) -> dict:
     return {"arch": cfg.arch, "biomes": classes.biomes, "months": classes.months,
             "hemisphere": classes.hemisphere, "image_size": cfg.image_size,
-            "mean": list(_norm(cfg)[0]), "std": list(_norm(cfg)[1]),
+            # ImageNet statistics either way: right for pretrained weights, harmless from scratch.
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             "config": dataclasses.asdict(cfg), "manifest_sha256": manifest_sha256(cfg.data),
             "biomeseason_version": __version__, "epoch": 0, "metrics": {}}
 
