@@ -23,10 +23,13 @@ demo: $(STAMP)
 	$(PY) -m biomeseason demo --out $(DEMO_DIR)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
-clean:
-	rm -rf $(DEMO_DIR) data/processed .pytest_cache
+# Deletes only folders that biomeseason wrote (they carry a .biomeseason marker).
+clean: $(STAMP)
+	$(PY) -m biomeseason clean $(DEMO_DIR) data/processed
+	rm -rf .pytest_cache .ruff_cache

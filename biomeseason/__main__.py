@@ -4,6 +4,10 @@ Each command lives in the module that does the job; the module offers
 ``get_args_parser(add_help)`` and ``main(args)``, as the torchvision reference
 scripts do. Modules are imported only when their command runs, so
 ``colors`` does not pay for importing torch.
+
+Errors a user can fix (a bad setting, a missing path, an output that would
+overwrite something) are one sentence and exit code 2, never a traceback;
+Ctrl-C or ``kill`` ends with exit code 130 after the command has cleaned up.
 """
 import argparse
 import importlib
@@ -16,6 +20,7 @@ COMMANDS = {
     "predict": ("biomeseason.predict", "predict biome, month and season of images into a CSV"),
     "colors": ("biomeseason.colors", "dominant colours of images, named, into a CSV or JSON"),
     "demo": ("biomeseason.demo", "the whole chain on synthetic data, executing the notebooks"),
+    "clean": ("biomeseason.files", "delete output folders written by biomeseason (and nothing else)"),
 }
 
 
@@ -34,7 +39,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog=f"python -m biomeseason {name}",
                                      description=COMMANDS[name][1],
                                      parents=[module.get_args_parser(add_help=False)])
-    return module.main(parser.parse_args(rest)) or 0
+    args = parser.parse_args(rest)
+    from .files import UsageError, terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt():
+            return module.main(args) or 0
+    except (UsageError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        print(f"error: {_sentence(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted; finished outputs are kept and nothing half-written was left",
+              file=sys.stderr)
+        return 130
+
+
+def _sentence(error: BaseException) -> str:
+    """The first line of an error, with the file name for OS errors that carry one."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror.lower()}"
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":
