@@ -34,8 +34,8 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 MARKER = ".biomeseason"
 MARKER_TEXT = "This folder was written by biomeseason; its commands may replace what is in it.\n"
@@ -111,8 +111,10 @@ def write_csv(path, table, **kwargs) -> Path:
     With '\\n' line ends the csv module leaves a bare '\\r' unquoted, and a
     macOS 'Icon\\r' would then split its row; such a table is written fully quoted.
     """
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     has_cr = any(table[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
-                 for c in table.columns if table[c].dtype == object or str(table[c].dtype) == "string")
+                 for c in table.columns if is_object_dtype(table[c]) or is_string_dtype(table[c]))
     kwargs.setdefault("index", False)
     kwargs.setdefault("lineterminator", "\n")
     kwargs.setdefault("quoting", csv.QUOTE_ALL if has_cr else csv.QUOTE_MINIMAL)

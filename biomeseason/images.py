@@ -103,11 +103,17 @@ def read_image(source, *, min_size: int | None = None, max_pixels: int = MAX_PIX
     else:
         fp = _open_path(source, name)
     try:
-        with _pixel_limit(max_pixels), warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # PIL's own bomb check would refuse before telling the size; ours reads
+        # the header alone (no pixels yet), then decides.
+        with _pixel_limit(None), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             try:
                 im = Image.open(fp)
                 original = im.size
+                if original[0] * original[1] > max_pixels:
+                    raise ImageError(name, f"too large: {original[0]}x{original[1]} = "
+                                           f"{original[0] * original[1]:,} pixels, above the limit of "
+                                           f"{max_pixels:,} (raise --max-pixels if you trust the file)")
                 if min(original) < min_side:
                     raise ImageError(name, f"too small: {original[0]}x{original[1]} "
                                            f"(short side below {min_side} px)")
@@ -121,10 +127,6 @@ def read_image(source, *, min_size: int | None = None, max_pixels: int = MAX_PIX
                 im.load()
             except ImageError:
                 raise
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise ImageError(name, f"too large: {original[0]}x{original[1]} = "
-                                       f"{original[0] * original[1]:,} pixels, above the limit of "
-                                       f"{max_pixels:,} (raise --max-pixels if you trust the file)") from None
             except UnidentifiedImageError:
                 raise ImageError(name, "not an image: no image format recognised") from None
             except OSError as e:
@@ -264,12 +266,8 @@ def _from_array(array: np.ndarray, name: str) -> Image.Image:
 
 
 @contextmanager
-def _pixel_limit(max_pixels: int):
-    """PIL checks image sizes against a module global; set ours for the duration.
-
-    A warning at the limit and an error at twice it is PIL's scheme; ours
-    turns the warning into an error too, so the limit is the limit.
-    """
+def _pixel_limit(max_pixels: int | None):
+    """PIL checks image sizes against a module global; set ours for the duration."""
     before = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
