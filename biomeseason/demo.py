@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the notebooks live at the repository root
 KERNEL = "python3"
 STEPS = 7
-MARKER = ".biomeseason-demo"  # says a folder was made by this command, so it may be replaced
 GENERATED = ("raw", "processed", "model", "notebooks", "heldout", "plots")
 
 # Demo settings, measured on a 2-core CPU: about 9 minutes of training at 96 px
@@ -50,6 +48,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="network input size (default: train.ipynb's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of scenes, splits and training (default: 0)")
     parser.add_argument("--tta", action="store_true", help="predict with the 8 rotations/flips (default: off)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an existing --out that biomeseason did not make, "
+                             "keeping what is in it (default: refuse)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny everything, to check the chain runs (1 scene per class, 1 epoch, 64 px)")
     return parser
@@ -63,23 +64,29 @@ def step(number: int, title: str):
     print(f"   ({title}: {time.perf_counter() - start:.1f} s)", flush=True)
 
 
-def prepare_out(out: Path) -> None:
-    """Empty the generated parts of a previous demo run; refuse any other non-empty folder."""
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise SystemExit(f"error: {out} exists and was not made by `biomeseason demo`; "
-                         "choose another --out")
+def prepare_out(out: Path, force: bool = False) -> None:
+    """Claim the run folder and delete the generated parts of a previous run.
+
+    A folder we did not make is refused (files.claim_dir); inside ours, only
+    sub-folders that carry our marker are deleted, so a folder of the user's
+    that happens to be called ``raw`` survives (and is then refused by the step
+    that would write into it).
+    """
+    from .files import claim_dir, is_ours, remove_ours
+
+    claim_dir(out, force=force)
     for name in GENERATED:
-        shutil.rmtree(out / name, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).touch()
+        if is_ours(out / name):
+            remove_ours(out / name)
 
 
 def run_notebook(name: str, out: Path, parameters: dict) -> Path:
     """Execute ROOT/name into out/notebooks/name; raises papermill's error with the cell that failed."""
     import papermill
 
-    target = out / "notebooks" / name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    from .files import claim_dir
+
+    target = claim_dir(out / "notebooks") / name
     print(f"   {name} -> {target}", flush=True)
     # The notebook's printed lines (one per epoch while training) also go to this
     # terminal, so a long step shows it is alive; progress bars stay in the notebook.
@@ -93,14 +100,14 @@ def write_heldout(out: Path, size: int = 256) -> Path:
     """One scene from a seed no training image used, named by its true labels."""
     from PIL import Image
 
+    from .files import claim_dir, save_image
     from .labels import MONTH_ABBR
     from .synthetic import FILE_PREFIX, render_scene
 
     biome, month = HELDOUT
-    path = out / "heldout" / f"{FILE_PREFIX[biome]}_{MONTH_ABBR[month - 1].capitalize()}.jpg"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(render_scene(biome, month, HELDOUT_SEED, size)).save(path, quality=92)
-    return path
+    folder = claim_dir(out / "heldout")
+    path = folder / f"{FILE_PREFIX[biome]}_{MONTH_ABBR[month - 1].capitalize()}.jpg"
+    return save_image(path, Image.fromarray(render_scene(biome, month, HELDOUT_SEED, size)), quality=92)
 
 
 def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) -> str:
@@ -108,14 +115,14 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     import pandas as pd
 
     from .data import read_manifest
-    from .predict import write_csv
+    from .files import write_rows
 
     test = read_manifest(processed)
     test = test[test["split"] == "test"]
     results = predictor.predict([processed / p for p in test["path"]], tta=tta, batch_size=64, progress=True)
     rows = [{**r.to_row(), "true_biome": b, "true_month": "" if pd.isna(m) else int(m)}
             for r, b, m in zip(results, test["biome"], test["month"])]
-    write_csv(rows, csv_path)
+    write_rows(csv_path, rows)
     biome_ok = [r["biome"] == r["true_biome"] for r in rows if r["true_biome"]]
     month_ok = [r["month"] == r["true_month"] for r in rows if r["true_month"] != ""]
     return (f"{len(rows)} test images; biome accuracy {_share(biome_ok)}, "
@@ -127,12 +134,12 @@ def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path
     import matplotlib
     matplotlib.use("Agg")  # headless: the figure only goes to a file
     from . import explain
+    from .files import claim_dir, save_figure
 
     result = predictor.predict(image, tta=tta)[0]
     fig = explain.plot_prediction(image, result, explain.grad_cams(predictor, image, result))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, dpi=100)
-    return target
+    claim_dir(target.parent)
+    return save_figure(target, fig, dpi=100)
 
 
 def _share(flags: list[bool]) -> str:
@@ -143,20 +150,26 @@ def main(args: argparse.Namespace) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     from . import preprocess, synthetic
+    from .files import UsageError
     from .predict import load_model
 
     out = Path(args.out).resolve()
     per_class = args.per_class or (SMOKE["per_class"] if args.smoke else PER_CLASS)
+    # Synthetic scenes are nadir views: all eight rotations/flips are the same scene.
     training = {"DATA_DIR": str(out / "processed"), "OUT_DIR": str(out / "model"),
-                "SEED": args.seed, "SMOKE": bool(args.smoke),
+                "SEED": args.seed, "SMOKE": bool(args.smoke), "VIEW": "overhead",
                 "EPOCHS": args.epochs or (SMOKE["epochs"] if args.smoke else EPOCHS)}
     # The image size is passed on only when asked for, so train.ipynb's default (96) stays the one source.
     image_size = args.image_size or (SMOKE["image_size"] if args.smoke else None)
     if image_size:
         training["IMAGE_SIZE"] = image_size
     model = out / "model" / "best.pt"
+    for name, value in (("--per-class", args.per_class), ("--epochs", args.epochs),
+                        ("--image-size", args.image_size)):
+        if value is not None and value < (32 if name == "--image-size" else 1):
+            raise UsageError(f"{name} must be at least {32 if name == '--image-size' else 1}, not {value}")
     start = time.perf_counter()
-    prepare_out(out)
+    prepare_out(out, force=args.force)
     try:
         with step(1, f"synthetic scenes ({per_class} per biome and month)"):
             scenes = synthetic.write_scenes(out / "raw", per_class=per_class, seed=args.seed,

@@ -1,28 +1,47 @@
 """The demo: its run folder rules, and the whole chain in smoke mode (slow: three notebooks)."""
 import csv
+import subprocess
 
 import pytest
 
-from biomeseason import demo
+from biomeseason import demo, files
 from biomeseason.__main__ import main as cli
 from biomeseason.data import read_manifest
+from biomeseason.files import UsageError
 
 
-def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path):
+def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path, python):
     (tmp_path / "thesis.docx").write_text("precious")
-    with pytest.raises(SystemExit, match="not made by"):
+    with pytest.raises(UsageError, match="--force"):
         demo.prepare_out(tmp_path)
-    assert (tmp_path / "thesis.docx").exists()
+    run = subprocess.run([python, "-m", "biomeseason", "demo", "--out", str(tmp_path), "--smoke"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "--force" in run.stderr
+    assert (tmp_path / "thesis.docx").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.docx"]
 
 
-def test_a_second_run_starts_from_clean_generated_folders(tmp_path):
+def test_a_second_run_deletes_only_its_own_generated_folders(tmp_path):
     demo.prepare_out(tmp_path)
-    (tmp_path / "raw").mkdir()
-    (tmp_path / "raw" / "Boreal_Jan_0099.jpg").write_bytes(b"old")
+    raw = files.claim_dir(tmp_path / "raw")
+    (raw / "Boreal_Jan_0099.jpg").write_bytes(b"old")
+    (tmp_path / "plots").mkdir()                      # a folder of the user's, with a name we use
+    (tmp_path / "plots" / "mine.png").write_bytes(b"kept")
     (tmp_path / "my_notes.txt").write_text("kept")
     demo.prepare_out(tmp_path)
-    assert not (tmp_path / "raw").exists()
+    assert not raw.exists()
     assert (tmp_path / "my_notes.txt").read_text() == "kept"
+    assert (tmp_path / "plots" / "mine.png").read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("flag", ["--per-class=0", "--epochs=0", "--image-size=8"])
+def test_bad_settings_are_refused_before_any_work(tmp_path, python, flag):
+    out = tmp_path / "demo"
+    run = subprocess.run([python, "-m", "biomeseason", "demo", "--out", str(out), flag],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert flag.split("=")[0] in run.stderr
+    assert not out.exists()
 
 
 def test_the_heldout_scene_is_named_by_its_labels_and_not_a_training_scene(tmp_path):
