@@ -1,0 +1,71 @@
+"""The memory-mapped store: the same pixels as decoding the processed images, shared by workers."""
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from biomeseason import store
+from biomeseason.images import read_image, resize_short_side
+from biomeseason.manifest import read_manifest
+
+
+def _copy(tiny_processed, tmp_path):
+    target = tmp_path / "processed"
+    shutil.copytree(tiny_processed, target)
+    return target
+
+
+def test_store_holds_exactly_the_decoded_pixels(tiny_processed, tmp_path):
+    processed = _copy(tiny_processed, tmp_path)
+    info = store.write_store(processed, short_side=48, progress=False)
+    df = read_manifest(processed)
+    assert sum(s["count"] for s in info["splits"].values()) == len(df)
+    for split in ("train", "val", "test"):
+        rows = df[df["split"] == split]
+        images = store.open_split(processed, split)
+        assert len(images) == len(rows)
+        for i, rel in enumerate(rows["path"][:5]):
+            expected = np.asarray(resize_short_side(read_image(processed / rel, min_size=48).image, 48))
+            got = images[i].permute(1, 2, 0).numpy()
+            assert got.dtype == np.uint8 and min(got.shape[:2]) == min(48, *expected.shape[:2])
+            assert np.array_equal(got, expected)
+
+
+def test_a_changed_manifest_or_a_too_small_store_is_not_used(tiny_processed, tmp_path):
+    processed = _copy(tiny_processed, tmp_path)
+    store.write_store(processed, short_side=32, progress=False)
+    assert store.open_split(processed, "train", short_side=32) is not None
+    assert store.open_split(processed, "train", short_side=64) is None
+    manifest = processed / "manifest.csv"
+    manifest.write_text(manifest.read_text() + "\n")
+    assert store.open_split(processed, "train") is None
+
+
+def test_incomplete_store_is_not_used(tiny_processed, tmp_path):
+    processed = _copy(tiny_processed, tmp_path)
+    store.write_store(processed, short_side=32, progress=False)
+    (processed / "store" / "store.json").unlink()
+    assert store.open_split(processed, "train") is None
+
+
+def test_split_pickles_without_its_mapping_and_loads_in_worker_processes(tiny_processed, tmp_path):
+    processed = _copy(tiny_processed, tmp_path)
+    store.write_store(processed, short_side=32, progress=False)
+    images = store.open_split(processed, "train")
+    first = images[0]
+    clone = pickle.loads(pickle.dumps(images))
+    assert clone._flat is None and torch.equal(clone[0], first)
+
+    class Square(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return images[i][:, :32, :32].float().mean()
+
+    means = torch.cat(list(DataLoader(Square(), batch_size=8, num_workers=2)))
+    assert torch.allclose(means, torch.stack([Square()[i] for i in range(len(images))]))
