@@ -137,17 +137,18 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import pathlib
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image
 from scipy import fft as sfft
 from scipy.special import ndtri
 
+from . import files
+from . import synthetic_looks as looks
 from .labels import MONTH_ABBR
+from .workers import process_pool
 
 FILE_PREFIX = {
     "boreal_forest": "Boreal",
@@ -162,12 +163,14 @@ FILE_PREFIX = {
 # ---------------------------------------------------------------------------
 # Defaults: the knobs that shape every scene.
 # ---------------------------------------------------------------------------
-SUN_GAMMA = 0.30         # brightness ~ sin(noon sun elevation)**SUN_GAMMA; exposure compensates partly
 AMBIENT = 0.35           # skylight share of land illumination, so slopes facing away are not black
 PALETTE_JITTER = 0.05    # per-image relative jitter of each colour anchor's brightness ...
 HUE_JITTER = 0.015       # ... and of its channels (white anchors get a fifth of it)
-EXPOSURE_JITTER = 0.04   # per-image relative jitter of overall brightness
+SCALE_MIN, SCALE_STEP, SCALE_STEPS = 0.6, 1.15, 12   # ground scale 0.6 .. 2.8 (features per image)
 DAY_JITTER = 5.0         # days (sd) by which an early or late year shifts the land's calendar
+HAZE_SCALE = 0.4         # of the month tables' haze: the measured colours come from haze-free composites
+LAT_JITTER = 4.0         # sd (degrees) of a scene's latitude about the reference place's
+SNOW_PER_DEGREE = 0.15   # logit units of snow and ice share per degree poleward
 TABLE_JITTER = 0.5       # sd (logit units) of per-image jitter on snow, cloud, haze, burn, ... shares
 CLOUD_HEIGHT = 5.0       # px at 256 px; a cloud's shadow falls CLOUD_HEIGHT / tan(elevation) away
 VALLEY_DEPTH = 0.8       # how deep rivers cut into the terrain (terrain std units)
@@ -204,7 +207,7 @@ _BIN_GAUSS = (np.arange(PHASE_BINS) + 0.5 - PHASE_BINS // 2) * (6.4 / PHASE_BINS
 _BIN_UNIFORM = (np.arange(PHASE_BINS) + 0.5) / PHASE_BINS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _months(text: str) -> tuple:
     """'leafoff fresh/green ...' -> 12 tuples of anchor names ('a/b' = half the pixels each),
     and each name's rank by first appearance in the year."""
@@ -357,21 +360,27 @@ BIOMES = {
 }
 
 
-def render_scene(biome: str, month: int, seed, size: int = 256) -> np.ndarray:
-    """One overhead scene of `biome` in `month` (1..12) as a (size, size, 3) uint8 RGB array.
+def render_scene(biome: str, month: int, seed, size: int = 256, look: str = "mixed") -> np.ndarray:
+    """One scene of `biome` in `month` (1..12) as a (size, size, 3) uint8 RGB array.
 
-    `seed` is an int, a SeedSequence or a Generator; the same seed gives the same array.
+    `look` is "nadir" (straight down), "orbital" (oblique, often with the
+    horizon) or "mixed" (one of them per scene). `seed` is an int, a
+    SeedSequence or a Generator; the same seed gives the same array.
     """
     if biome not in BIOMES:
         raise ValueError(f"unknown biome {biome!r}; expected one of {list(BIOMES)}")
     if not 1 <= int(month) <= 12:
         raise ValueError(f"month must be 1..12, got {month}")
-    spec, rng, n = BIOMES[biome], _seed_rng(seed), int(size)
+    rng = _seed_rng(seed)
+    view = looks.choose_view(look, rng)
+    size = int(size)
+    spec, n = BIOMES[biome], looks.render_side(size, rng)
     st = _month_state(spec, int(month), rng)
     pal = _palette(rng)
 
-    # Eight unit-std noise fields, two per inverse FFT; `scale` zooms the scene.
-    scale = 0.7 + 0.05 * rng.integers(0, 15)          # in steps, so spectra can be cached per scale
+    # Eight unit-std noise fields, two per inverse FFT; `scale` zooms the scene, from a
+    # valley to a whole region (in steps, so spectra can be cached per scale).
+    scale = SCALE_MIN * SCALE_STEP ** rng.integers(0, SCALE_STEPS)
     ridges = (rng.uniform(0, np.pi), rng.uniform(*spec["ridges"])) if "ridges" in spec else None
     h, river = _noise_pair(rng, n, 2.4, 2.5 * scale, 0.25, ridges)    # terrain, drainage
     patch, cloud = _noise_pair(rng, n, 1.9, 3.0 * scale, 0.5)         # land-cover patches, cloud systems
@@ -392,38 +401,40 @@ def render_scene(biome: str, month: int, seed, size: int = 256) -> np.ndarray:
     snow = _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal, rng)
     water = _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n)
 
-    # Light on the ground: texture x hillshade (flat water is not shaded) x cloud shadow.
-    light = 1 + np.float32(spec["texture"]) * tex
-    light *= _hillshade(h + 0.03 * tex, spec["slope"] * rng.uniform(0.7, 1.4), st["elev"], rng)
+    # Light on the ground: soft texture x hillshade (seen from orbit, relief is mostly
+    # faint; flat water is not shaded), then snow on top.
+    light = 1 + np.float32(spec["texture"] * rng.uniform(0.2, 1.0)) * tex
+    light *= _hillshade(h + 0.03 * tex, spec["slope"] * rng.uniform(0.1, 1.0), st["elev"], rng)
     light[water] = 1
-    cloud_a, cloud_tone = _clouds(st, light, cloud, cells, aux, rng, n)   # dims `light`
-
-    # One pass over the colour image: land under snow, clouds (both white), haze and exposure.
-    hz = np.float32(st["haze"])
-    gain = np.float32(np.sin(np.radians(st["elev"])) ** SUN_GAMMA * (1 + rng.normal(0, EXPOSURE_JITTER)))
-    light *= gain * (1 - hz)
-    white = np.zeros((n, n), np.float32)
+    img *= light
     if snow is not None:
         snow[water] = 0
-        white += snow * light
-        light *= 1 - snow
+        img += snow * (light * pal["snow"][:, None, None] - img)
+
+    # Colours as measured on real imagery of this biome and month, then the sky.
+    img = looks.match_colours(img, *looks.colour_target(FILE_PREFIX[biome], st["pday"], rng))
+    looks.glint(img, water, _grid(n), rng)
+    cloud_a, cloud_tone, shadow = _clouds(st, cloud, cells, aux, rng, n)
     if cloud_a is not None:
-        white += cloud_a * cloud_tone * (gain * (1 - hz))
-    img *= light
-    img += white * pal["snow"][:, None, None]
-    img += (np.asarray(HAZE_COLOURS[spec["haze_colour"]], np.float32) * (hz * gain))[:, None, None]
-    return np.stack(np.clip(img, 0, 255, out=img).astype(np.uint8), axis=-1)   # (n, n, 3)
+        img *= 1 - np.float32(looks.SHADOW) * shadow
+        img += cloud_a * (cloud_tone * np.float32(looks.CLOUD_WHITE) - img)
+    img = looks.haze(img, HAZE_SCALE * st["haze"], HAZE_COLOURS[spec["haze_colour"]], rng)
+    return looks.sensor(looks.to_view(img, size, view, rng), rng)   # (size, size, 3)
 
 
 def _month_state(spec: dict, month: int, rng) -> dict:
     """Scalars for one image: day, sun elevation, and the month tables read at that day, jittered."""
     day = (month - 1) * 30.44 + rng.uniform(0, 30.44)
     pday = day + rng.normal(0, DAY_JITTER)        # early or late year for the land
-    st = {"day": day, "pday": pday, "elev": _solar_elevation(spec["lat"], day)}
+    # A place a little nearer the pole (or the equator) than the reference one: lower
+    # sun, and snow and ice that come earlier and stay longer (or the reverse).
+    poleward = rng.normal(0, LAT_JITTER)
+    lat = spec["lat"] + np.sign(spec["lat"]) * poleward
+    st = {"day": day, "pday": pday, "lat": lat, "elev": _solar_elevation(lat, day)}
     for key in TABLE_KEYS:
         v = _interp(spec[key], pday) / 100.0 if key in spec else 0.0
         # Jitter in logit space keeps 0 at 0 (no July snow in Death Valley) and 1 at 1.
-        jitter = rng.normal(0, TABLE_JITTER)
+        jitter = rng.normal(0, TABLE_JITTER) + (SNOW_PER_DEGREE * poleward if key in ("snow", "ice") else 0)
         if 0 < v < 1:
             v = 1 / (1 + (1 / v - 1) * np.exp(-jitter))
         st[key] = float(v)
@@ -444,7 +455,7 @@ def _land_cover(spec, st, h, patch, phase, pal, rng, n, scale):
     cls = np.full((n, n), len(cover) - 1, np.int16)
     taken = np.zeros((n, n), bool)
     field_phase = None
-    for k, (name, field, lo, hi, vis, seq) in enumerate(cover):
+    for k, (_name, field, lo, hi, _vis, _seq) in enumerate(cover):
         if field == "rest":
             continue
         lo, hi = lo + rng.normal(0, 0.03) * (lo > 0), hi + rng.normal(0, 0.03) * (hi < 1)
@@ -550,26 +561,26 @@ def _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n):
     return water
 
 
-def _clouds(st, light, cloud, cells, aux, rng, n):
-    """Cloud opacity and brightness; dims `light` under clouds and their shadows (in place).
+def _clouds(st, cloud, cells, aux, rng, n):
+    """Cloud opacity, brightness and shadow, (n, n) each; (None, None, None) on a clear day.
 
-    Large systems or small cumulus cells by month; shadows fall further from
-    their clouds when the sun is low. Returns (None, None) on a clear day.
+    Large systems or small cumulus cells by month, thin veils or thick decks;
+    shadows fall further from their clouds when the sun is low. Many scenes
+    are clear whatever the month: composites and most photos pick clear days.
     """
     cover = st["cloud"]
-    if cover < 0.01:
-        return None, None
+    if cover < 0.01 or rng.random() < looks.CLEAR_SHARE:
+        return None, None, None
     w = np.float32(st["cells"])
     c = (cloud * (1 - w) + cells * w) * np.float32(1 / np.hypot(w, 1 - w))
     thick = np.maximum(c - np.float32(_q(1 - cover)), 0)                # optical depth above the cloud base
-    alpha = thick / (thick + np.float32(0.4))                            # thin edges are translucent
+    alpha = thick / (thick + np.float32(0.4)) * np.float32(rng.uniform(*looks.THIN_CLOUD))
     d = CLOUD_HEIGHT * n / 256 / np.tan(np.radians(st["elev"]))
     az = rng.uniform(0, 2 * np.pi)
     shadow = np.roll(alpha, (int(round(d * np.sin(az))), int(round(d * np.cos(az)))), (0, 1))
-    light *= (1 - 0.5 * shadow) * (1 - alpha)
     # Thick cores are whiter than thin edges.
     tone = np.float32(0.8) + np.float32(0.2) * np.minimum(thick, 1) + np.float32(0.03) * aux
-    return alpha, tone
+    return alpha, tone, shadow
 
 
 # ---------------------------------------------------------------------------
@@ -726,70 +737,116 @@ def _file_name(biome: str, month: int, i: int) -> str:
     return f"{FILE_PREFIX[biome]}_{MONTH_ABBR[month - 1].capitalize()}_{i:04d}.jpg"
 
 
-def _write_one(task) -> str:
-    """Render and save one scene; the temp name + rename means a killed run leaves no half file."""
-    out, biome, month, i, seed, size, quality = task
+def _write_one(task) -> tuple[str, np.ndarray | None]:
+    """Render and save one scene (atomically); returns its path and, for the first scene of
+    its (biome, month), a thumbnail for the contact sheet."""
+    out, biome, month, i, seed, size, quality, look = task
     ss = np.random.SeedSequence([seed, list(FILE_PREFIX).index(biome), month, i])
-    arr = render_scene(biome, month, ss, size)
+    scene_seed, file_seed = ss.spawn(2)
+    arr = render_scene(biome, month, scene_seed, size, look)
     path = pathlib.Path(out) / _file_name(biome, month, i)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return str(path)
+    files.save_image(path, Image.fromarray(arr), format="JPEG",
+                     quality=looks.jpeg_quality(quality, np.random.default_rng(file_seed)))
+    thumb = np.asarray(Image.fromarray(arr).resize((THUMB, THUMB), Image.BILINEAR)) if i == 1 else None
+    return str(path), thumb
+
+
+def check_settings(out, per_class=4, size=256, look="mixed", workers=1, quality=92, force=False) -> None:
+    """Refuse bad settings and a foreign output folder, in one sentence, before any work."""
+    if look not in looks.LOOKS:
+        raise files.UsageError(f"--look must be one of {', '.join(looks.LOOKS)}, not {look!r}")
+    if per_class < 1 or size < 16 or workers < 1 or not 1 <= quality <= 100:
+        raise files.UsageError("--per-class and --workers must be >= 1, --size >= 16 and --quality 1..100")
+    files.check_dir_target(out, force=force)
 
 
 def write_scenes(out, per_class=4, seed=0, size=256, biomes=None, months=None, workers=1,
-                 quality=92, progress=True) -> list[pathlib.Path]:
+                 quality=92, progress=True, look="mixed", force=False) -> list[pathlib.Path]:
     """Write per_class scenes for every (biome, month) into `out`; returns the paths in task order.
 
     Image i (1-based, as in the file name) of (biome, month) is seeded from
     SeedSequence([seed, biome index in FILE_PREFIX, month, i]), so the files
-    are the same whatever `workers` is.
+    are the same whatever `workers` is. `out` is created with our marker; an
+    existing folder that is not ours is refused unless `force`. A contact
+    sheet of the first scene of each (biome, month), ``contact_sheet_<look>.png``,
+    is written beside the scenes.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     biomes = list(FILE_PREFIX) if biomes is None else list(biomes)
     months = list(range(1, 13)) if months is None else [int(m) for m in months]
     bad = [b for b in biomes if b not in FILE_PREFIX] + [m for m in months if not 1 <= m <= 12]
     if bad:
         raise ValueError(f"unknown biome or month {bad}; biomes are {list(FILE_PREFIX)}, months 1..12")
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out), b, m, i, int(seed), int(size), int(quality))
+    check_settings(out, per_class, size, look, workers, quality, force)
+    out = files.claim_dir(out, force=force)
+    tasks = [(str(out), b, m, i, int(seed), int(size), int(quality), look)
              for b in biomes for m in months for i in range(1, int(per_class) + 1)]
-    paths = []
+    paths, thumbs = [], {}
     with tqdm(total=len(tasks), unit="img", disable=not progress, desc="synth") as bar:
-        if workers > 1:
-            with ProcessPoolExecutor(int(workers)) as pool:
-                for p in pool.map(_write_one, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
-                    paths.append(pathlib.Path(p))
-                    bar.update()
-        else:
-            for t in tasks:
-                paths.append(pathlib.Path(_write_one(t)))
+        def collect(results):
+            for task, (p, thumb) in zip(tasks, results):
+                paths.append(pathlib.Path(p))
+                if thumb is not None:
+                    thumbs[task[1], task[2]] = thumb
                 bar.update()
+        if workers > 1:
+            with files.terminate_as_interrupt(), process_pool(int(workers)) as pool:
+                collect(pool.map(_write_one, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
+        else:
+            collect(map(_write_one, tasks))
+    contact_sheet(thumbs, out / f"contact_sheet_{look}.png")
     return paths
 
 
+THUMB = 64   # px per scene on the contact sheet
+
+
+def contact_sheet(thumbs: dict, path) -> pathlib.Path | None:
+    """A grid of thumbnails {(biome, month): (THUMB, THUMB, 3)}, biomes down and months across,
+    labelled, so a person can see the scenes at a glance."""
+    from PIL import ImageDraw
+
+    if not thumbs:
+        return None
+    biomes = [b for b in FILE_PREFIX if any(k[0] == b for k in thumbs)]
+    months = sorted({k[1] for k in thumbs})
+    left, top, gap = 84, 16, 2
+    sheet = Image.new("RGB", (left + len(months) * (THUMB + gap), top + len(biomes) * (THUMB + gap)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, m in enumerate(months):
+        draw.text((left + j * (THUMB + gap) + 4, 2), MONTH_ABBR[m - 1].capitalize(), fill="black")
+    for i, b in enumerate(biomes):
+        draw.text((4, top + i * (THUMB + gap) + THUMB // 2 - 6), FILE_PREFIX[b], fill="black")
+        for j, m in enumerate(months):
+            if (b, m) in thumbs:
+                sheet.paste(Image.fromarray(thumbs[b, m]), (left + j * (THUMB + gap), top + i * (THUMB + gap)))
+    return files.save_image(path, sheet)
+
+
 def get_args_parser(add_help=True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Write synthetic overhead Earth scenes (7 biomes x 12 months).",
+    p = argparse.ArgumentParser(description="Write synthetic Earth scenes (7 biomes x 12 months).",
                                 add_help=add_help)
-    p.add_argument("--out", required=True, type=pathlib.Path, help="output folder (created if missing)")
+    p.add_argument("--out", required=True, type=pathlib.Path,
+                   help="output folder (created if missing; a folder not written by biomeseason needs --force)")
     p.add_argument("--per-class", type=int, default=4, help="images per (biome, month) (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default: 256)")
+    p.add_argument("--look", choices=looks.LOOKS, default="mixed",
+                   help="nadir (straight down), orbital (oblique, with the horizon) or mixed (default: mixed)")
     p.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
-    p.add_argument("--quality", type=int, default=92, help="JPEG quality (default: 92)")
+    p.add_argument("--quality", type=int, default=92, help="JPEG quality of most files (default: 92)")
+    p.add_argument("--force", action="store_true",
+                   help="add scenes to an existing folder not written by biomeseason (default: off)")
     return p
 
 
 def main(args) -> int:
+    check_settings(args.out, args.per_class, args.size, args.look, args.workers, args.quality, args.force)
     t0 = time.perf_counter()
-    paths = write_scenes(args.out, args.per_class, args.seed, args.size,
-                         workers=args.workers, quality=args.quality)
+    paths = write_scenes(args.out, args.per_class, args.seed, args.size, workers=args.workers,
+                         quality=args.quality, look=args.look, force=args.force)
     dt = time.perf_counter() - t0
-    print(f"wrote {len(paths)} images to {args.out} ({len(paths) / max(dt, 1e-9):.1f} images/s)")
+    print(f"wrote {len(paths)} images to {args.out} ({len(paths) / max(dt, 1e-9):.1f} images/s); "
+          f"contact sheet: {pathlib.Path(args.out) / f'contact_sheet_{args.look}.png'}")
     return 0
