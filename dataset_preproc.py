@@ -5,7 +5,7 @@ description of what is written and printed, is in biomeseason/preprocess.py.
 """
 import sys
 
-from biomeseason.preprocess import get_args_parser, main
+from biomeseason.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    sys.exit(main(["preprocess", *sys.argv[1:]]))

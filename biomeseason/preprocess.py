@@ -5,7 +5,7 @@ Run it once after adding photos; training never decodes the raw originals:
     python dataset_preproc.py                                   # data/raw -> data/processed
     python dataset_preproc.py --raw ~/iss_photos --size 256 --workers 2
     python dataset_preproc.py --raw ~/eurosat --vocab folders   # <class>/x.jpg layout
-    python dataset_preproc.py --labels labels.csv               # path,biome,month
+    python dataset_preproc.py --labels labels.csv               # path,biome,month[,group,split,lat,...]
     python -m biomeseason preprocess ...                        # the same command
 
 It shows a progress bar, then prints a summary such as:
@@ -15,108 +15,90 @@ It shows a progress bar, then prints a summary such as:
     biome                       train    val   test  total
     boreal_forest                  34      7      7     48
     ...
-    temperate_grassland            34      7      7     48
     total                         238     49     49    336
-    month known for 336 of 336 images
+    month known for 336 of 336 images (name 336)
+    12 groups of near duplicates or shared places hold 40 images; each group stays in one split
 
     rejected 4 (reasons in rejected.csv):
       duplicate (identical bytes)      1
-      ignored                          1
-      label                            1
-      truncated                        1
+      ...
 
-and writes into --out:
+and writes into --out (the schema is in biomeseason/manifest.py):
 
-    manifest.csv  one row per kept image: path, source, sha256, biome, month,
-                  season, split, width, height, note
-    rejected.csv  one row per raw file not kept: source, reason
+    manifest.csv  one row per kept image
+    rejected.csv  one row per raw file (or unreadable folder) not kept: source, reason
     labels.json   classes in head order, months, hemisphere, vocabulary
     summary.txt   the summary above
     images/       the kept images, mirroring raw/'s folders, as RGB JPEG
 
+The jobs live in their own modules: ``scan`` (listing, labels from paths and
+CSV), ``clean`` (one file: decode, resize, fingerprint), ``dedupe``
+(identical and near-duplicate files), ``splits``, ``manifest`` (the schema).
+
 Decisions worth knowing:
 
+* Every file under raw/ ends up in manifest.csv or rejected.csv, with a reason.
 * Labels come from the labels CSV if one is given (files it does not list are
-  rejected); else from folders (``<biome>/<month>/x``, ``<biome>/x``); else from
-  the file name ``<Biome>[ free text]_<Month>[suffix].<ext>``. A first folder
-  named train/val/test fixes that image's split. Anything unreadable is
-  rejected with the reason; a close misspelling is kept and noted.
-* Images are never upscaled: upscaling invents no detail and the training
-  transforms resize anyway. An original whose short side is below ``min_side``
-  is rejected as too small; one between ``min_side`` and ``size`` is stored at
-  its own size, with a note.
-* Duplicates (identical bytes, or near-identical: close perceptual hash *and*
-  close colours) are grouped and one is kept, so no group can straddle splits.
-  The keeper is the copy in the most held-out given split (test, then val, then
-  train, so a test set stays as given and the leaked copy leaves training),
-  then the one with more labels, then the larger, then by name. A group whose
-  copies carry different labels is rejected whole: we cannot tell which is
-  right.
-* Splits are stratified by biome and, inside a biome, spread evenly over the
-  months; an image's place is fixed by a hash of the seed and its content, so
-  renaming files does not move them and the same seed gives the same splits.
-* raw/ is only read. Output is built in a temporary sibling of --out and
-  swapped in at the end, so an interrupted run leaves the previous output
-  valid; an --out that exists but was not written by us is never replaced.
+  rejected); else from folders and file names (see ``scan``). EXIF
+  DateTimeOriginal gives the month when nothing else does; the CSV's lat or
+  the EXIF GPS latitude gives the hemisphere, and the season follows from both.
+* Images are never upscaled. An original whose short side is below
+  ``min_side`` is rejected as too small.
+* Byte-identical files with the same labels are merged: one is kept (the one
+  in the most held-out given split, then with more labels, larger, by name),
+  the others are listed as its duplicates. Near duplicates, identical files
+  labelled differently, and rows sharing a CSV ``group`` are kept and share a
+  ``group``, which never straddles splits: a place seen in twelve months looks
+  alike on purpose. ``--drop-near-duplicates`` keeps one of each near-duplicate
+  set instead, and rejects sets whose labels disagree.
+* raw/ is only read. Output is built in a temporary sibling of --out and put in
+  place at the end, so an interrupted run (Ctrl-C, kill) leaves the previous
+  output valid and no temporary folder behind. --out must be new, empty, or
+  written by us (it carries a marker file); ``--force`` writes into another
+  folder, replacing only our own outputs and never deleting anything else.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
+import collections
+import contextlib
+import itertools
 import json
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
-import warnings
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import imagehash
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from biomeseason.images import to_rgb
-from biomeseason.labels import (FileLabel, LabelError, Vocabulary, parse_filename,
-                                parse_month, season_of)
+from . import clean, files, manifest, scan
+from .dedupe import connected_groups, near_duplicate_pairs, same_value_pairs
+from .files import UsageError
+from .images import MAX_PIXELS
+from .labels import HEMISPHERES, LabelError, Vocabulary, season_of
+from .splits import SPLITS, assign_splits
+from .workers import process_pool
 
 # ---- defaults --------------------------------------------------------------
 RAW = "data/raw"
 OUT = "data/processed"
 SIZE = 256                  # short side of the stored images, in pixels
 MIN_SIDE = 32               # originals with a shorter short side are rejected as too small
-MAX_PIXELS = 89_478_485     # larger originals are rejected as decompression bombs (PIL's own limit)
-JPEG_QUALITY = 95           # stored images; chroma kept at full resolution (colour is a cue)
 VAL_FRAC = 0.15
 TEST_FRAC = 0.15
 SEED = 0
-HEMISPHERE = "north"        # seasons from months; "south" shifts them by six months
-# Near-duplicates: both tests must pass. Measured on our synthetic scenes: a
-# copy re-encoded at quality 50, halved or doubled sits at a pHash distance of
-# 0-2 and a thumbnail difference below 1 level (a 5% brightness edit: up to 10);
-# distinct scenes are far apart (2,016 scenes in three sets: pairs of one biome
-# and month 16 or more bits apart, any pair 12 or more). The colour test keeps
-# apart views of one place in different months, whose structure can match but
-# whose colours (snow, green-up, autumn) do not. Crops are not caught.
-PHASH_MAX_DISTANCE = 8      # of 64 bits
-THUMB_MAX_DIFF = 10.0       # mean absolute difference of 16x16 RGB thumbnails, 0..255
-THUMB_SIZE = 16
-
-MANIFEST_COLUMNS = ["path", "source", "sha256", "biome", "month", "season",
-                    "split", "width", "height", "note"]
-SPLITS = ("train", "val", "test")
-# Folder names that fix a split; a first folder under raw/ with one of these names.
-SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-SYSTEM_FILES = {".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"}
-SYSTEM_FOLDERS = {"__macosx"}
-READMES = {"readme", "readme.md", "readme.txt"}
+HEMISPHERE = "north"        # seasons from months where no latitude says otherwise
+# Everything we put in --out; nothing else there is ever moved or deleted.
+OUTPUTS = ("images", "manifest.csv", "rejected.csv", "labels.json", "summary.txt")
+MANIFEST_COLUMNS = manifest.COLUMNS
 
 
 @dataclass
@@ -128,590 +110,470 @@ class PreprocessResult:
     vocab: Vocabulary
 
 
-# ---- listing and labels ------------------------------------------------------
-
-def list_raw_files(raw: Path) -> list[str]:
-    """Every file under raw/, as sorted POSIX paths relative to it.
-
-    Symlinked folders are followed (users link data sets in), each real folder
-    once, so a link loop cannot hang us.
-    """
-    found, seen = [], set()
-    for folder, dirs, files in os.walk(raw, followlinks=True):
-        dirs.sort()  # a fixed walk order decides which of two linked paths is listed
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        rel = Path(folder).relative_to(raw)
-        found += [(rel / f).as_posix() for f in files]
-    return sorted(found)
-
-
-def ignore_reason(source: str, labels_csv: Path | None, raw: Path) -> str:
-    """Why a file is not data at all (system file, read-me, our labels CSV), else ''."""
-    parts = PurePosixPath(source).parts
-    name = parts[-1]
-    if name.lower() in SYSTEM_FILES or name.startswith("."):
-        return "ignored: system file"
-    if any(p.startswith(".") or p.lower() in SYSTEM_FOLDERS for p in parts[:-1]):
-        return "ignored: system file (in a hidden or system folder)"
-    if len(parts) == 1 and name.lower() in READMES:
-        return "ignored: read-me file"
-    if labels_csv is not None and (raw / source).resolve() == labels_csv.resolve():
-        return "ignored: the labels CSV"
-    return ""
-
-
-def _empty(path: Path) -> str:
-    try:
-        return "empty file: 0 bytes" if path.stat().st_size == 0 else ""
-    except OSError:  # a broken link, say: the reader reports it with the reason
-        return ""
-
-
-def given_split(source: str) -> tuple[str, list[str]]:
-    """The split fixed by a first folder named train/val/test, and the remaining path parts."""
-    parts = list(PurePosixPath(source).parts)
-    if len(parts) > 1 and parts[0].lower() in SPLIT_FOLDERS:
-        return SPLIT_FOLDERS[parts[0].lower()], parts[1:]
-    return "", parts
-
-
-def class_folders(sources: list[str]) -> list[str]:
-    """Names of the class folders (first folder below any split folder), for --vocab folders."""
-    names = set()
-    for source in sources:
-        _, parts = given_split(source)
-        if len(parts) > 1:
-            names.add(parts[0])
-    return sorted(names)
-
-
-def load_vocabulary(vocab, sources: list[str]) -> Vocabulary:
-    """The default vocabulary (None), a vocabulary file, or "folders": the class folder names."""
-    if isinstance(vocab, Vocabulary):
-        return vocab
-    if vocab is None:
-        return Vocabulary.load()
-    if str(vocab) == "folders":
-        names = class_folders(sources)
-        if not names:
-            raise ValueError("--vocab folders: no class folders under raw/ "
-                             "(expected raw/<class>/x.jpg, optionally under train/, val/, test/)")
-        return Vocabulary.from_names(names)
-    return Vocabulary.load(vocab)
-
-
-def read_labels_csv(path: Path) -> dict[str, tuple[str, str]]:
-    """{source: (biome text, month text)} from a CSV with columns path,biome,month.
-
-    Values are parsed per file later, so one bad row rejects one image instead
-    of the run; a malformed file as a whole is an error.
-    """
-    # utf-8-sig: spreadsheets saving "CSV UTF-8" put a byte-order mark before 'path'.
-    table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    table.columns = [c.strip().lower() for c in table.columns]
-    if "path" not in table or not {"biome", "month"} & set(table.columns):
-        raise ValueError(f"labels CSV {path} needs a 'path' column and a 'biome' and/or 'month' column; "
-                         f"it has {list(table.columns)}")
-    keys = table["path"].map(_csv_key)
-    repeated = sorted(keys[keys.duplicated()].unique())
-    if repeated:
-        raise ValueError(f"labels CSV {path} lists a path more than once: {repeated[:5]}")
-    biomes = table["biome"] if "biome" in table else pd.Series("", index=table.index)
-    months = table["month"] if "month" in table else pd.Series("", index=table.index)
-    return {k: (b.strip(), m.strip()) for k, b, m in zip(keys, biomes, months)}
-
-
-def _csv_key(path: str) -> str:
-    """A CSV path as the POSIX path relative to raw/ that we list files by."""
-    key = path.strip().replace("\\", "/")
-    while key.startswith("./"):
-        key = key[2:]
-    return key
-
-
-def labels_from_csv(source: str, rows: dict, vocab: Vocabulary) -> FileLabel:
-    if source not in rows:
-        raise LabelError("not listed in the labels CSV")
-    biome_text, month_text = rows[source]
-    if not biome_text and not month_text:
-        raise LabelError("biome and month both blank in the labels CSV")
-    match = vocab.resolve(biome_text) if biome_text else None
-    if biome_text and match is None:
-        raise LabelError(f"biome '{biome_text}' in the labels CSV is not in the vocabulary")
-    month = parse_month(month_text) if month_text else None
-    if month_text and month is None:
-        raise LabelError(f"month '{month_text}' in the labels CSV is not a month")
-    return FileLabel(match.biome if match else None, month, match.note if match else "")
-
-
-def labels_from_path(parts: list[str], vocab: Vocabulary) -> FileLabel:
-    """Labels from ``<biome>/<month>/x``, ``<biome>/x`` or, at the top, the file name."""
-    *folders, name = parts
-    if not folders:
-        return parse_filename(name, vocab)
-    if len(folders) > 2:
-        raise LabelError(f"folders nested too deep ('{'/'.join(folders)}'): "
-                         "expected <biome>/<month>/file or <biome>/file")
-    match = vocab.resolve(folders[0])
-    if match is None and len(folders) == 1:
-        # A folder that is no biome may just group files named by the convention.
-        try:
-            return parse_filename(name, vocab)
-        except LabelError as e:
-            raise LabelError(f"folder '{folders[0]}' is not a known biome and {e}") from None
-    if match is None:
-        raise LabelError(f"folder '{folders[0]}' is not a known biome")
-    if len(folders) == 2:
-        month = parse_month(folders[1])
-        if month is None:
-            raise LabelError(f"folder '{folders[1]}' is not a month")
-        return FileLabel(match.biome, month, match.note)
-    return FileLabel(match.biome, _month_from_name(name, match.biome, vocab), match.note)
-
-
-def _month_from_name(name: str, biome: str, vocab: Vocabulary) -> int | None:
-    """The month of a file inside a biome folder, when its name follows the convention.
-
-    Only month words count here: in a class folder a number is a picture index.
-    """
-    try:
-        label = parse_filename(name, vocab, bare_numbers=False)
-    except LabelError:
-        return None
-    if label.biome != biome:
-        raise LabelError(f"folder says {biome} but the file name says {label.biome}")
-    return label.month
-
-
-# ---- decoding one file (runs in the worker processes) ------------------------
-
-class Rejected(Exception):
-    """A file we do not keep; the message is the reason written to rejected.csv."""
-
-
-@dataclass(frozen=True)
-class Job:
-    source: str         # relative to raw/
-    src: str            # absolute path to read
-    dest: str           # absolute path of the processed JPEG
-    size: int
-    min_side: int
-    max_pixels: int
-
-
-@dataclass
-class Outcome:
-    source: str
-    reason: str = ""            # non-empty: rejected
-    sha256: str = ""
-    width: int = 0              # of the stored image
-    height: int = 0
-    pixels: int = 0             # of the original, to keep the largest of a duplicate group
-    phash: int = 0
-    thumb: bytes = b""          # THUMB_SIZE x THUMB_SIZE x 3, for the near-duplicate colour test
-    note: str = ""
-
-
-def process_file(job: Job) -> Outcome:
-    """Read, hash, validate, decode, orient, convert, resize and store one file."""
-    try:
-        data = Path(job.src).read_bytes()
-    except OSError as e:
-        return Outcome(job.source, reason=f"unreadable: {e.strerror or e}")
-    if not data:
-        return Outcome(job.source, reason="empty file: 0 bytes")
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        im, original, notes = decode(data, job.size, job.min_side, job.max_pixels)
-    except Rejected as e:
-        return Outcome(job.source, reason=str(e), sha256=sha)
-    im = resize_short_side(im, job.size)
-    if min(original) < job.size:
-        notes.append(f"kept at {im.width}x{im.height}: smaller than size {job.size}, not upscaled")
-    Path(job.dest).parent.mkdir(parents=True, exist_ok=True)
-    im.save(job.dest, "JPEG", quality=JPEG_QUALITY, subsampling=0)
-    phash, thumb = fingerprint(im)
-    return Outcome(job.source, sha256=sha, width=im.width, height=im.height,
-                   pixels=original[0] * original[1], phash=phash, thumb=thumb,
-                   note="; ".join(notes))
-
-
-def decode(data: bytes, size: int, min_side: int, max_pixels: int):
-    """(RGB image, original (w, h), notes): the whole file decoded, EXIF-oriented.
-
-    A JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers
-    ``size`` (libjpeg scales in the DCT), which is most of our speed on
-    12-megapixel photos; every byte is still decoded, so truncation is caught.
-    """
-    with _pixel_limit(max_pixels), warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(data))
-            original = im.size
-            if min(original) < min_side:
-                raise Rejected(f"too small: {original[0]}x{original[1]} "
-                               f"(short side below {min_side} px)")
-            im.draft(None, _draft_request(original, size))
-            im.load()
-        except Rejected:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise Rejected(f"decompression bomb: {e}") from None
-        except UnidentifiedImageError:
-            raise Rejected("not an image: no image format recognised") from None
-        except OSError as e:
-            kind = "truncated" if "truncated" in str(e) else "corrupt"
-            raise Rejected(f"{kind}: {e}") from None
-        except Exception as e:  # plugins raise many types on malformed data; one file must not end the run
-            raise Rejected(f"corrupt: {type(e).__name__}: {e}") from None
-    notes = []
-    try:
-        im = ImageOps.exif_transpose(im)
-    except Exception as e:  # malformed EXIF is common and must not cost the image
-        notes.append(f"EXIF unreadable ({type(e).__name__}); orientation not applied")
-    try:
-        return to_rgb(im), original, notes
-    except ValueError as e:
-        raise Rejected(str(e)) from None
-
-
-@contextmanager
-def _pixel_limit(max_pixels: int):
-    """PIL checks image sizes against a module global; set ours for the duration."""
-    before = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = before
-
-
-def _draft_request(original: tuple[int, int], size: int) -> tuple[int, int]:
-    """The (w, h) that a JPEG draft must still cover: short side ``size``, long side rounded up."""
-    w, h = original
-    if w <= h:
-        return size, -(-h * size // w)
-    return -(-w * size // h), size
-
-
-def resize_short_side(im: Image.Image, size: int) -> Image.Image:
-    """Shrink so the short side is ``size``; never enlarge."""
-    short = min(im.size)
-    if short <= size:
-        return im
-    w, h = im.size
-    target = (max(1, round(w * size / short)), max(1, round(h * size / short)))
-    target = tuple(size if side == short else t for side, t in zip(im.size, target))
-    # reducing_gap: a box pre-shrink before Lanczos; visually the same, much faster on big PNGs.
-    return im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def fingerprint(im: Image.Image) -> tuple[int, bytes]:
-    """(64-bit perceptual hash, 16x16 RGB thumbnail bytes) of an RGB image, for near-duplicates."""
-    bits = imagehash.phash(im).hash.flatten()
-    thumb = im.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
-    return int("".join("1" if b else "0" for b in bits), 2), thumb.tobytes()
-
-
-# ---- duplicates ----------------------------------------------------------------
-
-def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
-                         max_distance: int = PHASH_MAX_DISTANCE,
-                         max_diff: float = THUMB_MAX_DIFF) -> list[tuple[int, int, int]]:
-    """(i, j, hash distance) with i < j for every near-identical pair.
-
-    phash: (N,) uint64; thumbs: (N, T, T, 3) uint8. All pairs are compared, in
-    blocks of rows to bound memory: fine for tens of thousands of images.
-    """
-    n, pairs, block = len(phash), [], 512
-    for start in range(0, n, block):
-        rows = phash[start:start + block]
-        dist = np.bitwise_count(rows[:, None] ^ phash[None, :])       # (B, N)
-        i, j = np.nonzero(dist <= max_distance)
-        i = i + start
-        keep = j > i
-        for a, b in zip(i[keep], j[keep]):
-            diff = np.abs(thumbs[a].astype(np.int16) - thumbs[b]).mean()
-            if diff <= max_diff:
-                pairs.append((int(a), int(b), int(dist[a - start, b])))
-    return pairs
-
-
-def group_duplicates(sha256: list[str], pairs: list[tuple[int, int, int]]) -> list[list[int]]:
-    """Groups (lists of indices, sorted) of images that are copies of each other, size >= 2."""
-    parent = list(range(len(sha256)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first = {}
-    for i, digest in enumerate(sha256):
-        parent[root(i)] = root(first.setdefault(digest, i))
-    for i, j, _ in pairs:
-        parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(sha256)):
-        groups.setdefault(root(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
-
-
-def resolve_duplicates(table: pd.DataFrame, pairs) -> dict[int, str]:
-    """{row index: reason} for every image to drop as a duplicate (row indices of table)."""
-    distance = {(i, j): d for i, j, d in pairs}
-    drop = {}
-    for group in group_duplicates(list(table["sha256"]), pairs):
-        rows = table.iloc[group]
-        biomes = set(rows["biome"].dropna())
-        months = set(rows["month"].dropna())
-        if len(biomes) > 1 or len(months) > 1:
-            said = ", ".join(f"{r.source} ({r.biome or '?'}, {_month_text(r.month) or '?'})"
-                             for r in rows.itertuples())
-            for i in group:
-                drop[i] = f"duplicates with conflicting labels: {said}"
-            continue
-        order = sorted(group, key=lambda i: _keeper_rank(table.iloc[i]))
-        keeper = order[0]
-        for i in order[1:]:
-            if table.iloc[i]["sha256"] == table.iloc[keeper]["sha256"]:
-                how = "identical bytes"
-            else:
-                d = distance.get((min(i, keeper), max(i, keeper)))
-                how = f"near-identical, hash distance {d}" if d is not None else "near-identical, via others"
-            drop[i] = f"duplicate of {table.iloc[keeper]['source']} ({how})"
-    return drop
-
-
-def _keeper_rank(row) -> tuple:
-    split_rank = {"test": 0, "val": 1, "train": 2, "": 3}[row["given_split"]]
-    known = int(pd.notna(row["biome"])) + int(pd.notna(row["month"]))
-    return split_rank, -known, -row["pixels"], row["source"]
-
-
-# ---- splits --------------------------------------------------------------------
-
-def assign_splits(table: pd.DataFrame, val_frac: float, test_frac: float, seed: int) -> pd.Series:
-    """train/val/test per row: the given split, else stratified by biome and month.
-
-    Inside a biome, images are ordered by month and then by a hash of (seed,
-    content); the splits are then dealt along that order in their proportions
-    (a largest-remainder sequence), so every biome and, as far as counts allow,
-    every month gets its share.
-    """
-    split = table["given_split"].copy()
-    free = table[split == ""]
-    fractions = {"train": 1.0 - val_frac - test_frac, "val": val_frac, "test": test_frac}
-    for _, rows in free.groupby(free["biome"].fillna(""), sort=True):
-        key = rows["sha256"].map(lambda digest: hashlib.sha256(f"{seed}:{digest}".encode()).hexdigest())
-        order = rows.assign(_month=rows["month"].fillna(99), _key=key).sort_values(["_month", "_key"])
-        split[order.index] = deal(len(order), fractions)
-    return split
-
-
-def deal(n: int, fractions: dict[str, float]) -> list[str]:
-    """n labels spread evenly in the given proportions: each step goes to the most owed."""
-    owed = dict.fromkeys(fractions, 0.0)
-    out = []
-    for _ in range(n):
-        for name in owed:
-            owed[name] += fractions[name]
-        pick = max(owed, key=owed.get)  # ties go to the first listed
-        owed[pick] -= 1.0
-        out.append(pick)
-    return out
-
-
 # ---- the run ---------------------------------------------------------------------
 
 def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=None, vocab=None,
                val_frac=VAL_FRAC, test_frac=TEST_FRAC, hemisphere=HEMISPHERE, progress=True,
-               min_side=MIN_SIDE, max_pixels=MAX_PIXELS) -> PreprocessResult:
-    """Clean raw/ into out/ (see the module docstring); returns what was written."""
+               min_side=MIN_SIDE, max_pixels=MAX_PIXELS, force=False,
+               drop_near_duplicates=False) -> PreprocessResult:
+    """Clean raw/ into out/ (see the module docstring); returns what was written.
+
+    Raises files.UsageError, before any work, for settings that make no sense
+    or could lose data.
+    """
     raw, out = Path(raw), Path(out)
     labels_csv = Path(labels_csv) if labels_csv else None
-    _check_settings(raw, out, size, min_side, val_frac, test_frac, hemisphere)
-    sources = list_raw_files(raw)
-    # Files that are no data, or empty, are reported before any label is read.
-    ignored = {s: r for s in sources if (r := ignore_reason(s, labels_csv, raw) or _empty(raw / s))}
-    data_sources = [s for s in sources if s not in ignored]
-    vocabulary = load_vocabulary(vocab, data_sources)
-    csv_rows = read_labels_csv(labels_csv) if labels_csv else None
+    check_settings(raw, out, size, min_side, max_pixels, workers, val_frac, test_frac, hemisphere,
+                   labels_csv, vocab, force)
+    csv_table = scan.read_labels_csv(labels_csv) if labels_csv else None
+    with files.terminate_as_interrupt():
+        notices = clean_leftovers(out)
+        listing = scan.list_raw_files(raw)
+        sources = listing.files
+        ignored = {s: r for s in sources if (r := scan.ignore_reason(s, labels_csv, raw))}
+        data_sources = [s for s in sources if s not in ignored]
+        vocabulary = scan.load_vocabulary(vocab, data_sources)
+        claim = not out.exists() or files.is_ours(out) or not any(out.iterdir())
+        tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        try:
+            files.mark_ours(tmp)
+            labelled, rejected = label_files(data_sources, vocabulary, csv_table)
+            rejected.update(ignored)
+            rejected.update(listing.unreadable)
+            if csv_table is not None:
+                listed = {scan.nfc_key(s) for s in sources}
+                unused = sorted(set(csv_table.index) - listed)
+                if unused:
+                    notices.append(f"warning: {len(unused)} row(s) of the labels CSV name no file "
+                                   f"under raw/, e.g. {unused[0]!r}")
+            settings = clean.Settings(str(raw), str(tmp), size, min_side, max_pixels)
+            table, failed = clean_all(labelled, settings, tmp, workers or os.cpu_count() or 1, progress)
+            rejected.update(failed)
+            table, dropped = group_duplicates(table, tmp, drop_near_duplicates)
+            rejected.update(dropped)
+            table = finish_table(table, listing.notes, val_frac, test_frac, seed, hemisphere,
+                                 csv_table)
+            rejected_table = pd.DataFrame(
+                sorted((scan.display_name(s), r) for s, r in rejected.items()), columns=["source", "reason"])
+            summary = make_summary(table, rejected_table, vocabulary, len(sources) + len(listing.unreadable),
+                                   raw, out, size, notices)
+            write_outputs(tmp, table, rejected_table, vocabulary, hemisphere, summary)
+            swap_into_place(tmp, out, claim)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return PreprocessResult(out, table, rejected_table, summary, vocabulary)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    try:
-        labelled, rejected = label_files(data_sources, vocabulary, csv_rows)
-        rejected.update(ignored)
-        unused = sorted(set(csv_rows or ()) - set(sources))
-        notices = [f"warning: {len(unused)} row(s) of the labels CSV name no file under raw/, "
-                   f"e.g. {unused[0]!r}"] if unused else []
-        paths = output_paths(list(labelled))
-        jobs = [Job(source, str(raw / source), str(tmp / path), size, min_side, max_pixels)
-                for source, path in paths.items()]
-        outcomes = run_jobs(jobs, workers, progress)
-        manifest, more_rejected = build_manifest(labelled, paths, outcomes, tmp, val_frac,
-                                                 test_frac, seed, hemisphere)
-        rejected.update(more_rejected)
-        rejected_table = pd.DataFrame(sorted(rejected.items()), columns=["source", "reason"])
-        summary = make_summary(manifest, rejected_table, vocabulary, len(sources), raw, out, size,
-                               notices)
-        write_outputs(tmp, manifest, rejected_table, vocabulary, hemisphere, summary)
-        swap_into_place(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return PreprocessResult(out, manifest, rejected_table, summary, vocabulary)
 
-
-def _check_settings(raw: Path, out: Path, size, min_side, val_frac, test_frac, hemisphere):
+def check_settings(raw: Path, out: Path, size, min_side, max_pixels, workers, val_frac, test_frac,
+                   hemisphere, labels_csv, vocab, force):
     """Refuse, before touching anything, settings that could lose data or make no sense."""
+    if size < 1:
+        raise UsageError(f"--size must be at least 1 pixel, not {size}")
+    if not 1 <= min_side <= size:
+        raise UsageError(f"--min-side must be between 1 and --size ({size}), not {min_side}")
+    if max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1, not {max_pixels}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {workers}")
+    if val_frac < 0 or test_frac < 0 or val_frac + test_frac >= 1:
+        raise UsageError(f"--val-frac and --test-frac must be >= 0 with a sum below 1, "
+                         f"not {val_frac} and {test_frac}")
+    if hemisphere not in HEMISPHERES:
+        raise UsageError(f"--hemisphere must be north or south, not {hemisphere!r}")
     if not raw.is_dir():
-        raise FileNotFoundError(f"raw folder not found: {raw}")
+        raise UsageError(f"--raw {raw}: raw folder not found" if not raw.exists()
+                         else f"--raw {raw} is a file, not a folder")
+    if labels_csv is not None and not labels_csv.is_file():
+        raise UsageError(f"--labels {labels_csv}: no such file")
+    if vocab is not None and not isinstance(vocab, Vocabulary) and str(vocab) != "folders" \
+            and not Path(vocab).is_file():
+        raise UsageError(f"--vocab {vocab}: no such file (or say 'folders')")
     raw_r, out_r = raw.resolve(), out.resolve()
     if out_r == raw_r or raw_r in out_r.parents:
-        raise ValueError(f"--out {out} is inside --raw {raw}: raw/ is never written to")
+        raise UsageError(f"--out {out} is inside --raw {raw}: raw/ is never written to")
     if out_r in raw_r.parents:
-        raise ValueError(f"--raw {raw} is inside --out {out}: replacing out/ would delete it")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.csv").is_file())):
-        raise ValueError(f"refusing to replace {out}: it exists and holds no manifest.csv, "
-                         "so it was not written by this tool")
-    if not 1 <= min_side <= size:
-        raise ValueError(f"need 1 <= min_side <= size, got min_side={min_side}, size={size}")
-    if val_frac < 0 or test_frac < 0 or val_frac + test_frac >= 1:
-        raise ValueError(f"need val_frac, test_frac >= 0 with a sum below 1, got {val_frac}, {test_frac}")
-    season_of(1, hemisphere)  # raises on an unknown hemisphere
+        raise UsageError(f"--raw {raw} is inside --out {out}: replacing --out could lose it")
+    files.check_dir_target(out, force=force)
+    if out.is_dir() and not files.is_ours(out):
+        for name in foreign_outputs(out):
+            raise UsageError(f"--out {out} holds a {name} that biomeseason did not write; "
+                             "move it away or choose another folder (--force never replaces it)")
+    if not os.access(files._existing_parent(out.parent), os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write in {out.parent} (permission denied)")
 
 
-def label_files(sources, vocab, csv_rows) -> tuple[dict[str, tuple[str, FileLabel]], dict[str, str]]:
-    """({source: (given split, labels)}, {source: reason}) from the CSV or the paths."""
-    labelled, rejected = {}, {}
-    for source in sources:
-        split, parts = given_split(source)
+def foreign_outputs(out: Path) -> list[str]:
+    """Entries of a folder without our marker that carry our output names but are not our outputs."""
+    def first_line(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().strip()
+
+    def ours(name: str) -> bool:
+        path = out / name
         try:
-            label = (labels_from_csv(source, csv_rows, vocab) if csv_rows is not None
-                     else labels_from_path(parts, vocab))
+            if name == "manifest.csv":
+                return first_line(path).startswith("path,source,sha256")
+            if name == "rejected.csv":
+                return first_line(path).startswith("source,reason")
+            if name == "summary.txt":
+                return first_line(path).startswith("kept ")
+            if name == "labels.json":
+                return {"biomes", "months"} <= set(json.loads(path.read_text(encoding="utf-8")))
+            if name == "images":  # only if an old manifest of ours lists every file in it
+                listed = set(pd.read_csv(out / "manifest.csv", dtype=str, usecols=["path"])["path"])
+                return all(p.relative_to(out).as_posix() in listed for p in path.rglob("*") if p.is_file())
+        except (OSError, ValueError, TypeError, KeyError):
+            return False
+        return False
+
+    return [name for name in OUTPUTS if (out / name).exists() and not ours(name)]
+
+
+def clean_leftovers(out: Path) -> list[str]:
+    """Remove temporary folders of ours left by a killed run; report any others. Returns notices."""
+    notices = []
+    if not out.parent.is_dir():
+        return notices
+    pattern = re.compile(re.escape(out.name) + r"\.(tmp|old)-(\d+)-")
+    for path in sorted(out.parent.iterdir()):
+        match = pattern.match(path.name)
+        if not match or not path.is_dir() or _alive(int(match.group(2))):
+            continue
+        if files.is_ours(path):
+            shutil.rmtree(path, ignore_errors=True)
+            notices.append(f"removed {path}, left by an interrupted run")
+        else:
+            notices.append(f"warning: {path} looks left by an interrupted run but carries no marker; "
+                           "left alone")
+    return notices
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---- labels --------------------------------------------------------------------------
+
+LABEL_FIELDS = ("source", "given_split", "biome", "month", "month_source", "note", "group",
+                "hemisphere", "extras")
+
+
+def label_files(sources, vocab: Vocabulary, csv_table) -> tuple[dict[str, list], dict[str, str]]:
+    """(columns of the labelled files, {source: reason}) from the CSV or the paths."""
+    columns = {name: [] for name in LABEL_FIELDS}
+    rejected = {}
+    rows = csv_table.to_dict("index") if csv_table is not None else None
+    extras = scan.csv_extras(csv_table) if csv_table is not None else []
+    for source in sources:
+        try:
+            split, label, month_source = scan.labels_from_path(source, vocab) if rows is None else \
+                (scan.given_split(source)[0], None, "")
+            group = hemisphere = ""
+            extra = None
+            if rows is not None:
+                row = rows.get(scan.nfc_key(source))
+                if row is None:
+                    raise LabelError("not listed in the labels CSV")
+                label = scan.labels_from_csv(row, vocab)
+                month_source = "csv" if label.month else ""
+                split = scan.csv_split(row["split"]) or split
+                group, hemisphere = row["group"], scan.csv_hemisphere(row)
+                extra = tuple(row[c] for c in extras)
         except LabelError as e:
             rejected[source] = f"label: {e}"
             continue
-        labelled[source] = (split, label)
-    return labelled, rejected
+        for name, value in zip(LABEL_FIELDS, (source, split, label.biome or "", label.month, month_source,
+                                              label.note, group, hemisphere, extra)):
+            columns[name].append(value)
+    columns["extras"] = pd.DataFrame([e for e in columns["extras"]] if extras else None,
+                                     columns=extras or None)
+    return columns, rejected
 
 
-def output_paths(sources: list[str]) -> dict[str, str]:
-    """{source: images/... .jpg}: raw/'s folders mirrored, the suffix made .jpg.
+# ---- cleaning every file ---------------------------------------------------------------
 
-    'x.png' and 'x.jpg' would meet, so later ones (in sorted order) get '-2',
-    '-3'; compared case-blind, for file systems that are.
+def output_paths(sources: list[str]) -> list[str]:
+    """images/... .jpg per source: raw/'s folders mirrored, the suffix made .jpg.
+
+    'x.png' and 'x.jpg', two cases or two Unicode forms of one name would
+    meet, so later ones (in sorted order) get '-2', '-3'; names that are not
+    UTF-8 are written with their escapes ('\\' made '%').
     """
-    taken, paths = set(), {}
-    for source in sorted(sources):
-        base = PurePosixPath("images") / PurePosixPath(source).with_suffix("")
+    taken, paths = set(), []
+    for source in sources:
+        shown = unicodedata.normalize("NFC", scan.display_name(source)).replace("\\", "%")
+        base = PurePosixPath("images") / PurePosixPath(shown).with_suffix("")
         path, n = f"{base}.jpg", 1
         while path.casefold() in taken:
             n += 1
             path = f"{base}-{n}.jpg"
         taken.add(path.casefold())
-        paths[source] = path
+        paths.append(path)
     return paths
 
 
-def run_jobs(jobs: list[Job], workers, progress: bool) -> list[Outcome]:
-    """Process every job, in a process pool when there is more than one worker."""
-    workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(jobs), desc="preprocess", unit="img", disable=not progress, file=sys.stderr)
+_SETTINGS: clean.Settings | None = None
+
+
+def _init_worker(settings: clean.Settings):
+    global _SETTINGS
+    _SETTINGS = settings
+
+
+def _clean_chunk(chunk):
+    return [clean.clean_file(_SETTINGS, *job) for job in chunk]
+
+
+def run_jobs(jobs, n: int, settings: clean.Settings, workers: int, progress: bool):
+    """clean_file over (index, source, dest) jobs, yielding outcomes in job order.
+
+    Chunks are submitted a few at a time, not all at once, so a million jobs
+    never sit in memory as futures.
+    """
+    bar = tqdm(total=n, desc="preprocess", unit="img", disable=not progress, file=sys.stderr,
+               mininterval=0.5)
     try:
-        if workers == 1 or len(jobs) < 2:
-            results = []
+        if workers == 1 or n < 2:
             for job in jobs:
-                results.append(process_file(job))
+                yield clean.clean_file(settings, *job)
                 bar.update()
-            return results
-        chunk = max(1, min(16, len(jobs) // (workers * 8)))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = []
-            for outcome in pool.map(process_file, jobs, chunksize=chunk):
-                results.append(outcome)
-                bar.update()
-            return results
+            return
+        chunk = max(1, min(64, n // (workers * 8)))
+        with process_pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+            pending = collections.deque()
+            batches = iter(lambda: list(itertools.islice(jobs, chunk)), [])
+            for batch in itertools.chain(batches, [None]):
+                if batch is not None:
+                    pending.append(pool.submit(_clean_chunk, batch))
+                while pending and (batch is None or len(pending) >= workers * 4):
+                    outcomes = pending.popleft().result()
+                    yield from outcomes
+                    bar.update(len(outcomes))
     finally:
         bar.close()
 
 
-def build_manifest(labelled, paths, outcomes, tmp: Path, val_frac, test_frac, seed, hemisphere):
-    """(manifest table, {source: reason}): drop failures and duplicates, assign splits."""
-    rejected = {o.source: o.reason for o in outcomes if o.reason}
-    good = [o for o in outcomes if not o.reason]
-    table = pd.DataFrame({
-        "path": [paths[o.source] for o in good],
-        "source": [o.source for o in good],
-        "sha256": [o.sha256 for o in good],
-        "biome": pd.Series([labelled[o.source][1].biome for o in good], dtype=object),
-        "month": pd.array([labelled[o.source][1].month for o in good], dtype="Int64"),
-        "given_split": [labelled[o.source][0] for o in good],
-        "width": [o.width for o in good],
-        "height": [o.height for o in good],
-        "pixels": [o.pixels for o in good],
-        "note": ["; ".join(n for n in (labelled[o.source][1].note, o.note) if n) for o in good],
-    })
-    phash = np.array([o.phash for o in good], dtype=np.uint64)
-    thumbs = np.frombuffer(b"".join(o.thumb for o in good), np.uint8).reshape(
-        len(good), THUMB_SIZE, THUMB_SIZE, 3)
-    drops = resolve_duplicates(table, near_duplicate_pairs(phash, thumbs))
-    for i, reason in drops.items():
-        rejected[table.iloc[i]["source"]] = reason
-        (tmp / table.iloc[i]["path"]).unlink()
-    table = table.drop(index=list(drops)).reset_index(drop=True)
+def clean_all(labelled: dict, settings: clean.Settings, tmp: Path, workers: int, progress: bool):
+    """(table of cleaned files with fingerprints, {source: reason} of failures).
+
+    Thumbnails are streamed to a file in the build folder (read back for
+    candidate pairs only), so memory does not hold a million of them.
+    """
+    sources = labelled["source"]
+    n = len(sources)
+    dests = output_paths(sources)
+    thumbs_path = tmp / ".thumbs"
+    numbers = {k: np.zeros(n, dtype) for k, dtype in
+               [("width", np.int32), ("height", np.int32), ("pixels", np.int64), ("phash", np.uint64),
+                ("exif_month", np.int8), ("exif_lat", np.float32), ("ok", bool)]}
+    sha, notes, failed = [""] * n, [""] * n, {}
+    jobs = ((i, s, d) for i, (s, d) in enumerate(zip(sources, dests)))
+    blank = bytes(clean.THUMB_BYTES)
+    with open(thumbs_path, "wb") as thumbs:
+        for o in run_jobs(jobs, n, settings, workers, progress):
+            thumbs.write(o.thumb or blank)
+            if o.reason:
+                failed[sources[o.index]] = o.reason
+                continue
+            for k in ("width", "height", "pixels", "phash", "exif_month"):
+                numbers[k][o.index] = getattr(o, k)
+            numbers["exif_lat"][o.index] = np.nan if o.exif_lat is None else o.exif_lat
+            numbers["ok"][o.index] = True
+            sha[o.index], notes[o.index] = o.sha256, o.note
+    ok = numbers.pop("ok")
+    table = pd.DataFrame({"path": dests, "sha256": sha, "clean_note": notes, **numbers})
+    for name in LABEL_FIELDS[:-1]:
+        table[name] = labelled[name]
+    table["month"] = pd.array(table["month"], dtype="Int64")
+    table["row"] = np.arange(n)  # into the thumbnails file
+    if len(labelled["extras"].columns):
+        table = pd.concat([table, labelled["extras"].set_axis(table.index)], axis=1)
+    return table[ok].reset_index(drop=True), failed
+
+
+# ---- duplicates --------------------------------------------------------------------------
+
+def group_duplicates(table: pd.DataFrame, tmp: Path, drop_near: bool):
+    """(table with a 'link' column, {source: reason}): merge identical files, join near duplicates.
+
+    'link' is the smallest row index of the image's duplicate set (identical
+    bytes with other labels, or near-identical), used for grouping.
+    """
+    dropped = {}
+    thumbs_file = tmp / ".thumbs"
+    n_rows = table["row"].max() + 1 if len(table) else 0
+    thumbs = (np.memmap(thumbs_file, np.uint8, "r", shape=(n_rows, clean.THUMB_SIZE, clean.THUMB_SIZE, 3))
+              if n_rows else np.zeros((0, clean.THUMB_SIZE, clean.THUMB_SIZE, 3), np.uint8))
+    rank = table.sort_values(["source"]).assign(
+        _split=lambda t: t["given_split"].map({"test": 0, "val": 1, "train": 2}).fillna(3),
+        _known=lambda t: -((t["biome"] != "").astype(int) + t["month"].notna().astype(int)),
+        _pixels=lambda t: -t["pixels"]).sort_values(["_split", "_known", "_pixels", "source"], kind="stable")
+    table = table.loc[rank.index].reset_index(drop=True)          # best keeper first within any set
+    identical = same_value_pairs(table["sha256"])
+    pairs = near_duplicate_pairs(table["phash"].to_numpy(), thumbs[table["row"].to_numpy()]) \
+        if len(table) > 1 else []
+    del thumbs
+    thumbs_file.unlink(missing_ok=True)
+    links = connected_groups(len(table), identical, pairs)
+    drop = set()
+    if drop_near:
+        for members in pd.Series(range(len(table))).groupby(links).groups.values():
+            members = sorted(members)
+            if len(members) < 2:
+                continue
+            rows = table.iloc[members]
+            if rows["biome"].replace("", None).nunique() > 1 or rows["month"].nunique() > 1:
+                said = ", ".join(f"{scan.display_name(r.source)} ({r.biome or '?'}, "
+                                 f"{'?' if pd.isna(r.month) else int(r.month)})" for r in rows.itertuples())
+                for i in members:
+                    dropped[table.at[i, "source"]] = f"duplicates with conflicting labels: {said}"
+                drop.update(members)
+                continue
+            keeper = members[0]
+            for i in members[1:]:
+                how = ("identical bytes" if table.at[i, "sha256"] == table.at[keeper, "sha256"]
+                       else "near-identical")
+                dropped[table.at[i, "source"]] = f"duplicate of {scan.display_name(table.at[keeper, 'source'])} ({how})"
+                drop.add(i)
+    else:
+        for keeper, i in identical:
+            a, b = table.iloc[keeper], table.iloc[i]
+            if _compatible(a, b):
+                dropped[b["source"]] = f"duplicate of {scan.display_name(a['source'])} (identical bytes)"
+                drop.add(i)
+            else:
+                table.at[i, "clean_note"] = _join(table.at[i, "clean_note"],
+                                                  f"identical bytes to {scan.display_name(a['source'])}, "
+                                                  "labelled differently; kept in its group")
+    for i in drop:
+        (tmp / table.at[i, "path"]).unlink(missing_ok=True)
+    table["link"] = links
+    table = table.drop(index=sorted(drop))
+    return table.reset_index(drop=True), dropped
+
+
+def _compatible(a, b) -> bool:
+    """Whether two copies say the same, where both say anything."""
+    same_biome = not a["biome"] or not b["biome"] or a["biome"] == b["biome"]
+    same_month = pd.isna(a["month"]) or pd.isna(b["month"]) or a["month"] == b["month"]
+    return same_biome and same_month
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+# ---- the manifest table ---------------------------------------------------------------------
+
+def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, seed, hemisphere,
+                 csv_table) -> pd.DataFrame:
+    """Months from EXIF, hemispheres, groups, splits, seasons, notes: the manifest's rows."""
+    from_exif = table["month"].isna() & (table["exif_month"] > 0)
+    table.loc[from_exif, "month"] = table.loc[from_exif, "exif_month"]
+    table.loc[from_exif, "month_source"] = "exif"
+    lat = table["exif_lat"]
+    exif_hemisphere = np.where(lat.isna(), hemisphere, np.where(lat < 0, "south", "north"))
+    table["hemisphere"] = table["hemisphere"].where(table["hemisphere"] != "", exif_hemisphere)
+    # Groups: a CSV group, joined with duplicate sets; named by the CSV group or the first source.
+    user = table["group"].where(table["group"] != "", None)
+    by_user = same_value_pairs(user.fillna(""))
+    by_link = [(int(a), int(b)) for a, b in zip(table["link"].map(_first_of(table["link"])), range(len(table)))
+               if a != b]
+    component = connected_groups(len(table), by_user, by_link)
+    names = pd.DataFrame({"c": component, "user": user, "source": table["source"].map(scan.display_name)})
+    first = names.groupby("c").agg(user=("user", "min"), source=("source", "min"))
+    name = first["user"].fillna(first["source"])
+    table["group"] = name.loc[component].to_numpy()
     table["split"] = assign_splits(table, val_frac, test_frac, seed)
-    table["season"] = [season_of(m if pd.notna(m) else None, hemisphere) for m in table["month"]]
-    table["biome"] = table["biome"].fillna("")
+    table["season"] = [season_of(None if pd.isna(m) else int(m), h)
+                       for m, h in zip(table["month"], table["hemisphere"])]
+    moved = (table["given_split"] != "") & (table["given_split"] != table["split"])
+    table["note"] = [_join(name_notes.get(s, ""), label_note, clean_note,
+                           f"moved from {given} to {split} with its group" if m else "")
+                     for s, label_note, clean_note, given, split, m in
+                     zip(table["source"], table["note"], table["clean_note"], table["given_split"],
+                         table["split"], moved)]
+    table["source"] = table["source"].map(scan.display_name)
+    extras = [c for c in (scan.csv_extras(csv_table) if csv_table is not None else [])]
+    renamed = {c: (f"csv_{c}" if c in manifest.COLUMNS else c) for c in extras}
+    table = table.rename(columns=renamed)
     table = table.sort_values("source", kind="stable").reset_index(drop=True)
-    return table[MANIFEST_COLUMNS], rejected
+    return table[manifest.COLUMNS + list(renamed.values())]
 
 
-def _month_text(month) -> str:
-    return "" if pd.isna(month) else str(int(month))
+def _first_of(links: pd.Series) -> dict:
+    """{link value: first row index holding it}: the rows of one duplicate set join the first."""
+    first = {}
+    for i, value in enumerate(links):
+        first.setdefault(value, i)
+    return first
 
 
 # ---- writing and reporting -------------------------------------------------------
 
-def write_outputs(folder: Path, manifest, rejected, vocab: Vocabulary, hemisphere: str, summary: str):
-    write_csv(manifest, folder / "manifest.csv")
-    write_csv(rejected, folder / "rejected.csv")
-    labels = {"biomes": vocab.biomes, "months": list(range(1, 13)), "hemisphere": hemisphere,
-              "vocabulary": vocab.to_json()["biomes"]}
-    (folder / "labels.json").write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
-    (folder / "summary.txt").write_text(summary + "\n", encoding="utf-8")
+def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: str, summary: str):
+    manifest.write_manifest(folder, table)
+    files.write_csv(folder / "rejected.csv", rejected)
+    files.write_json(folder / "labels.json", {"biomes": vocab.biomes, "months": list(range(1, 13)),
+                                              "hemisphere": hemisphere,
+                                              "vocabulary": vocab.to_json()["biomes"]})
+    files.write_text(folder / "summary.txt", summary + "\n")
+    (folder / "images").mkdir(exist_ok=True)
 
 
-def write_csv(table: pd.DataFrame, path: Path):
-    """CSV with '\n' line ends and no floats, so unchanged inputs give identical bytes.
+@contextlib.contextmanager
+def _signals_held():
+    """Hold Ctrl-C and kill for the few renames of the swap, so it is never left half done."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
-    With '\n' line ends the csv module leaves a bare '\r' unquoted, and a
-    macOS 'Icon\r' would then split its row; such a file is written fully quoted.
+
+def swap_into_place(tmp: Path, out: Path, claim: bool):
+    """Put the outputs built in tmp/ into out/, replacing only our own outputs there.
+
+    A new out/ is tmp/ renamed (with our marker). In an existing out/, each of
+    our outputs is moved aside into a marked folder, the new ones are moved
+    in (manifest.csv last), and the old ones are then deleted; anything else
+    in out/ is never touched. ``claim``: mark out/ as ours (it was new,
+    empty, or ours already), never a user's folder written with --force.
     """
-    has_cr = table.map(lambda v: isinstance(v, str) and "\r" in v).to_numpy().any()
-    table.to_csv(path, index=False, lineterminator="\n",
-                 quoting=csv.QUOTE_ALL if has_cr else csv.QUOTE_MINIMAL)
-
-
-def swap_into_place(tmp: Path, out: Path):
-    """Replace out/ by tmp/ with two renames; if the second fails, put the old one back."""
     if not out.exists():
         os.rename(tmp, out)
         return
-    old = out.with_name(f"{out.name}.old-{os.getpid()}")
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
+    old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-{os.getpid()}-", dir=out.parent))
+    files.mark_ours(old)
+    moved_out, moved_in = [], []
+    with _signals_held():
+        try:
+            for name in OUTPUTS:
+                if os.path.lexists(out / name):
+                    os.rename(out / name, old / name)
+                    moved_out.append(name)
+            for name in OUTPUTS:  # manifest.csv after images/: a reader never sees rows without images
+                os.rename(tmp / name, out / name)
+                moved_in.append(name)
+            if claim:
+                files.mark_ours(out)
+        except BaseException:
+            for name in moved_in:
+                os.rename(out / name, tmp / name)
+            for name in moved_out:
+                os.rename(old / name, out / name)
+            raise
     shutil.rmtree(old)
 
 
@@ -722,10 +584,10 @@ def reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def make_summary(manifest, rejected, vocab: Vocabulary, n_files: int, raw: Path, out: Path,
+def make_summary(table, rejected, vocab: Vocabulary, n_files: int, raw: Path, out: Path,
                  size: int, notices: list[str] = ()) -> str:
-    lines = [f"kept {len(manifest)} of {n_files} files: {raw} -> {out} (short side {size} px)", ""]
-    counts = pd.crosstab(manifest["biome"].replace("", "(no biome)"), manifest["split"])
+    lines = [f"kept {len(table)} of {n_files} files: {raw} -> {out} (short side {size} px)", ""]
+    counts = pd.crosstab(table["biome"].replace("", "(no biome)"), table["split"])
     counts = counts.reindex(columns=list(SPLITS), fill_value=0)
     order = [b for b in [*vocab.biomes, "(no biome)"] if b in counts.index]
     counts = counts.reindex(order)
@@ -735,12 +597,20 @@ def make_summary(manifest, rejected, vocab: Vocabulary, n_files: int, raw: Path,
     lines.append(f"{'biome':<{width}}  " + "  ".join(f"{c:>5}" for c in counts.columns))
     for name, row in counts.iterrows():
         lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>5}" for v in row))
-    lines.append(f"month known for {int(manifest['month'].notna().sum())} of {len(manifest)} images")
-    missing = [s for s in SPLITS if not (manifest["split"] == s).any()]
-    if len(manifest) and missing:
+    sources = table.loc[table["month"].notna(), "month_source"].value_counts().sort_index()
+    said = ", ".join(f"{k} {v}" for k, v in sources.items())
+    lines.append(f"month known for {int(table['month'].notna().sum())} of {len(table)} images"
+                 + (f" ({said})" if said else ""))
+    sizes = table["group"].value_counts()
+    shared = sizes[sizes > 1]
+    if len(shared):
+        lines.append(f"{len(shared)} groups of near duplicates or shared places hold {int(shared.sum())} "
+                     "images; each group stays in one split")
+    missing = [s for s in SPLITS if not (table["split"] == s).any()]
+    if len(table) and missing:
         lines.append(f"warning: no {' or '.join(missing)} images")
     lines += notices
-    noted = int((manifest["note"] != "").sum())
+    noted = int((table["note"] != "").sum())
     if noted:
         lines.append(f"{noted} kept image(s) carry a note (close spellings, small images): see manifest.csv")
     lines += ["", f"rejected {len(rejected)} (reasons in rejected.csv)" + (":" if len(rejected) else "")]
@@ -758,28 +628,36 @@ def get_args_parser(add_help=True) -> argparse.ArgumentParser:
                                      "(manifest.csv, rejected.csv, labels.json, images/).",
                                      add_help=add_help)
     parser.add_argument("--raw", default=RAW, help=f"folder of raw images, only read (default: {RAW})")
-    parser.add_argument("--out", default=OUT, help=f"output folder, replaced at the end (default: {OUT})")
+    parser.add_argument("--out", default=OUT, help=f"output folder; our outputs in it are replaced at the "
+                        f"end (default: {OUT})")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an existing --out that biomeseason did not make; only our own "
+                             "outputs there are replaced, nothing else is touched (default: refuse)")
     parser.add_argument("--size", type=int, default=SIZE,
                         help=f"short side of stored images in pixels, never upscaled (default: {SIZE})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the train/val/test split (default: {SEED})")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes decoding images (default: the CPU count)")
     parser.add_argument("--labels", default=None, metavar="CSV",
-                        help="CSV with columns path,biome,month (either may be blank); "
-                             "paths relative to --raw (default: labels from folders or file names)")
+                        help="CSV with columns path and biome and/or month, optionally group, split, lat, "
+                             "lon, hemisphere and any others (kept); paths relative to --raw "
+                             "(default: labels from folders or file names)")
     parser.add_argument("--vocab", default=None, metavar="FILE|folders",
                         help="biome vocabulary JSON, or 'folders' to use the class folder names "
                              "(default: the study's seven biomes)")
     parser.add_argument("--val-frac", type=float, default=VAL_FRAC,
-                        help=f"share of validation images where no split folder is given (default: {VAL_FRAC})")
+                        help=f"share of validation images where no split is given (default: {VAL_FRAC})")
     parser.add_argument("--test-frac", type=float, default=TEST_FRAC,
-                        help=f"share of test images where no split folder is given (default: {TEST_FRAC})")
-    parser.add_argument("--hemisphere", choices=["north", "south"], default=HEMISPHERE,
-                        help=f"hemisphere for seasons from months (default: {HEMISPHERE})")
+                        help=f"share of test images where no split is given (default: {TEST_FRAC})")
+    parser.add_argument("--hemisphere", choices=list(HEMISPHERES), default=HEMISPHERE,
+                        help=f"hemisphere for seasons where no latitude is known (default: {HEMISPHERE})")
     parser.add_argument("--min-side", type=int, default=MIN_SIDE,
                         help=f"reject originals whose short side is below this (default: {MIN_SIDE})")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"reject larger originals as decompression bombs (default: {MAX_PIXELS})")
+    parser.add_argument("--drop-near-duplicates", action="store_true",
+                        help="keep one image of each near-duplicate set and reject sets whose labels "
+                             "disagree, instead of grouping them (default: group)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="hide the progress bar (default: shown)")
     return parser
@@ -792,8 +670,9 @@ def main(args) -> int:
                             workers=args.workers, labels_csv=args.labels, vocab=args.vocab,
                             val_frac=args.val_frac, test_frac=args.test_frac,
                             hemisphere=args.hemisphere, progress=args.progress,
-                            min_side=args.min_side, max_pixels=args.max_pixels)
-    except (ValueError, FileNotFoundError) as e:
+                            min_side=args.min_side, max_pixels=args.max_pixels, force=args.force,
+                            drop_near_duplicates=args.drop_near_duplicates)
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(result.summary)
@@ -803,4 +682,5 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(get_args_parser().parse_args()))
+    from .__main__ import main as cli
+    sys.exit(cli(["preprocess", *sys.argv[1:]]))

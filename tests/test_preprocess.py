@@ -10,9 +10,12 @@ import io
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
+import unicodedata
 import zlib
 from pathlib import Path
 
@@ -21,7 +24,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from biomeseason import clean
 from biomeseason import preprocess as pp
+from biomeseason.files import UsageError
 from biomeseason.labels import MONTH_ABBR, season_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +108,7 @@ STUDY = {  # file name -> (biome, month) it must be kept with
     "Ranforest_Feb.png": ("tropical_rainforest", 2),
 }
 MODES = ["Tundra_Jan_grey.png", "Tundra_Feb_palette.png", "Tundra_Mar_rgba.png",
-         "Tundra_Apr_cmyk.jpg", "Tundra_May_16bit.png"]
+         "Tundra_Apr_cmyk.jpg", "Tundra_May_16bit.png", "Tundra_Aug_float.tif", "Tundra_Sep_animated.gif"]
 EXPECTED_REJECTIONS = {  # source -> start of its reason
     "Lake Victoria_Serengeti_Dec.jpg": "label: no known biome in 'Lake Victoria'",
     "Boreal_Manicouagan Crater.jpg": "label: no month",
@@ -112,7 +117,7 @@ EXPECTED_REJECTIONS = {  # source -> start of its reason
     "Boreal_Mar_text.jpg": "not an image",
     "Boreal_Jun_garbled.png": "corrupt",
     "Boreal_Apr_tiny.png": "too small",
-    "Boreal_May_bomb.png": "decompression bomb",
+    "Boreal_May_bomb.png": "too large",
     ".DS_Store": "ignored: system file",
     "Icon\r": "ignored: system file",
     "Thumbs.db": "ignored: system file",
@@ -121,10 +126,9 @@ EXPECTED_REJECTIONS = {  # source -> start of its reason
     ".cache/DV_Jan.jpg": "ignored: system file",
     "README.md": "ignored: read-me file",
     "DV_Sept_copy.png": "duplicate of DV_Sept.png (identical bytes)",
-    "Desert Mojave_Sep_small.jpg": "duplicate of Desert Mojave_Sep.jpg (near-identical",
-    "Tundra_Jun_a.jpg": "duplicates with conflicting labels",
-    "Boreal_Jun_b.jpg": "duplicates with conflicting labels",
 }
+# Kept, each sharing a group with another: near duplicates, and identical bytes labelled differently.
+GROUPED = {"Desert Mojave_Sep_small.jpg": "Desert Mojave_Sep.jpg", "Tundra_Jun_a.jpg": "Boreal_Jun_b.jpg"}
 
 
 def make_study_raw(raw: Path) -> None:
@@ -157,6 +161,9 @@ def make_study_raw(raw: Path) -> None:
     save(photo(33).convert("CMYK"), raw / MODES[3], quality=95)
     grey16 = np.asarray(photo(34).convert("L")).astype(np.uint16) * 257
     save(Image.fromarray(grey16), raw / MODES[4])
+    save(Image.fromarray(np.asarray(photo(38).convert("L"), np.float32) / 255.0, "F"), raw / MODES[5])
+    frames = [photo(39 + k) for k in range(3)]
+    save(frames[0], raw / MODES[6], save_all=True, append_images=frames[1:], duration=100)
     # EXIF orientation 6: stored landscape, red on top; shown portrait, red on the right.
     sideways = Image.new("RGB", (64, 48), (0, 0, 255))
     sideways.paste((255, 0, 0), (0, 0, 64, 24))
@@ -261,6 +268,8 @@ def _reference(source: str, raw: Path) -> Image.Image:
             return Image.fromarray((rgb[..., :3] * rgb[..., 3:] / 255).round().astype(np.uint8))
         if source == "Tundra_May_16bit.png":
             return Image.fromarray((np.asarray(im, dtype=np.float64) / 257).round().astype(np.uint8)).convert("RGB")
+        if source == "Tundra_Aug_float.tif":
+            return Image.fromarray((np.asarray(im, dtype=np.float64) * 255).round().astype(np.uint8)).convert("RGB")
         return im.convert("RGB")
 
 
@@ -299,218 +308,35 @@ def test_no_temporary_folders_are_left(study):
     assert sorted(p.name for p in study["out"].parent.iterdir()) == ["processed", "raw"]
 
 
-def test_kept_images_hold_no_duplicates(study):
-    table = read_manifest(study["out"])
-    assert table["sha256"].is_unique
-    prints = [pp.fingerprint(Image.open(study["out"] / p).convert("RGB")) for p in table["path"]]
-    hashes = np.array([h for h, _ in prints], dtype=np.uint64)
-    thumbs = np.stack([np.frombuffer(t, np.uint8).reshape(16, 16, 3) for _, t in prints])
-    assert pp.near_duplicate_pairs(hashes, thumbs) == []
-    # Every "duplicate of X" names an image that was kept.
-    for reason in read_rejected(study["out"]).values():
+def test_identical_copies_are_merged_and_near_duplicates_grouped(study):
+    table = read_manifest(study["out"]).set_index("source")
+    rejected = read_rejected(study["out"])
+    for source, other in GROUPED.items():
+        assert table.loc[source, "group"] == table.loc[other, "group"]
+        assert table.loc[source, "split"] == table.loc[other, "split"]
+    assert "labelled differently" in table.loc["Tundra_Jun_a.jpg", "note"]
+    lone = table.drop(index=[*GROUPED, *GROUPED.values()])
+    assert (lone["group"] == lone.index).all()           # everything else is its own group
+    # Every "duplicate of X" names an image that was kept, with identical bytes.
+    for source, reason in rejected.items():
         if reason.startswith("duplicate of "):
-            assert reason[len("duplicate of "):].rsplit(" (", 1)[0] in set(table["source"])
+            kept = reason[len("duplicate of "):].rsplit(" (", 1)[0]
+            assert table.loc[kept, "sha256"] == hashlib.sha256((study["raw"] / source).read_bytes()).hexdigest()
+
+
+def test_first_frame_of_an_animation_is_noted(study):
+    assert "first of 3 frames" in read_manifest(study["out"]).set_index("source").loc[MODES[6], "note"]
 
 
 def test_summary_counts(study):
     summary = study["second"].summary
-    n_kept = len(STUDY) + len(MODES) + 2
+    n_kept = len(STUDY) + len(MODES) + 2 + 3     # and the three grouped: a near copy, a labelled twin pair
     assert f"kept {n_kept} of {n_kept + len(EXPECTED_REJECTIONS)} files" in summary
-    assert "decompression bomb" in summary and "duplicate (near-identical)" in summary
+    assert "too large" in summary and "duplicate (identical bytes)" in summary
+    assert "2 groups of near duplicates or shared places hold 4 images" in summary
     total = [line for line in summary.splitlines() if line.startswith("total")][0]
     assert total.split()[-1] == str(n_kept)
     assert (study["out"] / "summary.txt").read_text() == summary + "\n"
-
-
-# ---- decoding ------------------------------------------------------------------
-
-def test_jpeg_draft_decodes_big_photos_at_a_fraction_and_looks_the_same():
-    data = jpeg_bytes(photo(1, (1200, 900)))
-    im, original, _ = pp.decode(data, size=100, min_side=16, max_pixels=pp.MAX_PIXELS)
-    assert original == (1200, 900)
-    assert im.size == (150, 113)                 # libjpeg's 1/8 scale, still covering 100 px
-    fast = np.asarray(pp.resize_short_side(im, 100), dtype=np.float64)
-    full = Image.open(io.BytesIO(data)).convert("RGB")
-    slow = np.asarray(pp.resize_short_side(full, 100), dtype=np.float64)
-    assert fast.shape == slow.shape == (100, 133, 3)
-    assert np.abs(fast - slow).mean() < 2.0
-
-
-@pytest.mark.parametrize("max_pixels", [2000, 1000])   # PIL warns above the limit, fails above twice it
-def test_pixel_limit_rejects_bombs_and_is_restored(max_pixels):
-    before = Image.MAX_IMAGE_PIXELS
-    data = jpeg_bytes(photo(2, (64, 48)))                # 3072 pixels
-    with pytest.raises(pp.Rejected, match="decompression bomb"):
-        pp.decode(data, size=32, min_side=16, max_pixels=max_pixels)
-    assert Image.MAX_IMAGE_PIXELS == before
-    assert pp.decode(data, size=32, min_side=16, max_pixels=4000)[1] == (64, 48)
-
-
-def test_truncated_jpeg_is_caught_even_when_only_the_end_is_missing():
-    data = jpeg_bytes(photo(3, (640, 480)))
-    with pytest.raises(pp.Rejected, match="truncated"):
-        pp.decode(data[:-2], size=32, min_side=16, max_pixels=pp.MAX_PIXELS)
-
-
-def test_output_paths_never_collide():
-    sources = ["x.png", "x.jpg", "X.JPG", "a/b.tif", "a/b.jpeg"]
-    paths = pp.output_paths(sources)
-    assert paths["a/b.jpeg"] == "images/a/b.jpg" and paths["a/b.tif"] == "images/a/b-2.jpg"
-    assert len({p.casefold() for p in paths.values()}) == 5         # unique even case-blind
-    assert pp.output_paths(sources[::-1]) == paths
-
-
-# ---- near-duplicates on the synthetic scenes -------------------------------------
-
-def test_synthetic_scenes_are_not_near_duplicates_but_their_copies_are():
-    synthetic = pytest.importorskip("biomeseason.synthetic")
-    scenes, labels = [], []
-    for b, biome in enumerate(synthetic.FILE_PREFIX):
-        for month in range(1, 13):
-            for seed in range(2):
-                # Seeded per scene as write_scenes does: one seed shared by two biomes
-                # gives both the same terrain and cloud layout.
-                ss = np.random.SeedSequence([b, month, seed])
-                scenes.append(Image.fromarray(synthetic.render_scene(biome, month, ss, 64)))
-                labels.append((biome, month))
-    copies = [Image.open(io.BytesIO(jpeg_bytes(im.resize((48, 48)), quality=50))).convert("RGB")
-              for im in scenes[:12]]
-    prints = [pp.fingerprint(pp.resize_short_side(im, 64)) for im in scenes + copies]
-    hashes = np.array([h for h, _ in prints], dtype=np.uint64)
-    thumbs = np.stack([np.frombuffer(t, np.uint8).reshape(16, 16, 3) for _, t in prints])
-    pairs = {(i, j) for i, j, _ in pp.near_duplicate_pairs(hashes, thumbs)}
-    n = len(scenes)
-    assert pairs == {(i, n + i) for i in range(12)}
-
-
-# ---- splits --------------------------------------------------------------------
-
-def split_table(n_per_month=10, extra=7):
-    """Biome A: n_per_month images in each month; biome B: `extra` images without month."""
-    rows = [("A", m, f"a{m}-{k}") for m in range(1, 13) for k in range(n_per_month)]
-    rows += [("B", None, f"b{k}") for k in range(extra)]
-    return pd.DataFrame({
-        "biome": [b for b, _, _ in rows],
-        "month": pd.array([m for _, m, _ in rows], dtype="Int64"),
-        "sha256": [hashlib.sha256(s.encode()).hexdigest() for _, _, s in rows],
-        "given_split": "",
-    })
-
-
-def test_splits_are_stratified_by_biome_and_month():
-    table = split_table()
-    table["split"] = pp.assign_splits(table, 0.15, 0.15, seed=0)
-    for biome, rows in table.groupby("biome"):
-        counts = rows["split"].value_counts()
-        for split, frac in [("val", 0.15), ("test", 0.15)]:
-            assert abs(counts.get(split, 0) - frac * len(rows)) <= 1, (biome, split)
-    a = table[table["biome"] == "A"]
-    per_month = pd.crosstab(a["month"], a["split"])
-    assert (per_month[["val", "test"]] >= 1).all().all()      # every month is in every split
-
-
-def test_splits_are_deterministic_for_a_seed_and_differ_between_seeds():
-    table = split_table()
-    first = pp.assign_splits(table, 0.15, 0.15, seed=0)
-    assert first.equals(pp.assign_splits(table.copy(), 0.15, 0.15, seed=0))
-    assert not first.equals(pp.assign_splits(table, 0.15, 0.15, seed=1))
-    # Row order does not matter, and another biome's images do not move this one's.
-    shuffled = table.sample(frac=1.0, random_state=3)
-    assert pp.assign_splits(shuffled, 0.15, 0.15, seed=0).sort_index().equals(first)
-    more = pd.concat([table, split_table(n_per_month=0, extra=20).iloc[7:]], ignore_index=True)
-    again = pp.assign_splits(more, 0.15, 0.15, seed=0)
-    in_a = table.index[table["biome"] == "A"]
-    assert again.loc[in_a].equals(first.loc[in_a])
-
-
-def test_given_splits_are_kept():
-    table = split_table(n_per_month=1, extra=0)
-    table["given_split"] = ["test"] * 12
-    assert (pp.assign_splits(table, 0.15, 0.15, seed=0) == "test").all()
-
-
-def test_deal_spreads_evenly():
-    dealt = pp.deal(20, {"train": 0.7, "val": 0.15, "test": 0.15})
-    assert [dealt.count(s) for s in ("train", "val", "test")] == [14, 3, 3]
-    assert "test" in dealt[:10] and "test" in dealt[10:]
-
-
-def test_preprocess_splits_are_deterministic_end_to_end(tmp_path):
-    raw = tmp_path / "raw"
-    for i in range(40):
-        save(photo(100 + i), raw / f"{['Boreal', 'DV'][i % 2]}_{MONTH_ABBR[i % 12]}_{i:04d}.jpg")
-    runs = [pp.preprocess(raw, tmp_path / f"out{seed}{k}", seed=seed, **RUN)
-            for seed, k in [(0, "a"), (0, "b"), (1, "a")]]
-    assert runs[0].manifest["split"].equals(runs[1].manifest["split"])
-    assert not runs[0].manifest["split"].equals(runs[2].manifest["split"])
-    assert set(runs[0].manifest["split"]) == {"train", "val", "test"}
-
-
-# ---- folder layouts ----------------------------------------------------------------
-
-@pytest.mark.parametrize("path, biome, month", [
-    ("Boreal/Jun/x.jpg", "boreal_forest", 6),
-    ("taiga/06/x.jpg", "boreal_forest", 6),
-    ("Boreal/x.jpg", "boreal_forest", None),
-    ("Boreal/Boreal_Jul_0001.jpg", "boreal_forest", 7),        # the name gives the month
-    ("Boreal/img_7.jpg", "boreal_forest", None),               # a number is an index here
-    ("batch1/DV_Sept.jpg", "desert", 9),                       # a grouping folder
-    ("DV_Sept.jpg", "desert", 9),
-])
-def test_labels_from_folders(path, biome, month):
-    label = pp.labels_from_path(path.split("/"), pp.load_vocabulary(None, []))
-    assert (label.biome, label.month) == (biome, month)
-
-
-@pytest.mark.parametrize("path, reason", [
-    ("Boreal/Tundra_Jan.jpg", "folder says boreal_forest but the file name says tundra"),
-    ("Nowhere/x.jpg", "folder 'Nowhere' is not a known biome"),
-    ("Nowhere/Jun/x.jpg", "folder 'Nowhere' is not a known biome"),
-    ("Boreal/Smarch/x.jpg", "folder 'Smarch' is not a month"),
-    ("Boreal/Jun/deep/x.jpg", "nested too deep"),
-])
-def test_unreadable_folders_are_rejected(path, reason):
-    with pytest.raises(pp.LabelError, match=reason):
-        pp.labels_from_path(path.split("/"), pp.load_vocabulary(None, []))
-
-
-def test_split_folders_are_kept_and_duplicates_resolved_across_them(tmp_path):
-    raw = tmp_path / "raw"
-    for i in range(4):
-        save(photo(200 + i), raw / "train" / "Boreal" / f"a{i}.jpg")
-    save(photo(210), raw / "val" / "Boreal" / "b.jpg")
-    save(photo(211), raw / "test" / "Boreal" / "c.jpg")
-    shutil.copyfile(raw / "test" / "Boreal" / "c.jpg", raw / "train" / "Boreal" / "leak.jpg")
-    save(photo(212, (96, 72)), raw / "train" / "Tundra" / "d.jpg", quality=95)
-    save(photo(212, (64, 48)), raw / "val" / "Tundra" / "d_small.jpg", quality=70)
-    result = pp.preprocess(raw, tmp_path / "out", **RUN)
-    table = result.manifest.set_index("source")
-    assert table.loc["val/Boreal/b.jpg", "split"] == "val"
-    assert table.loc["test/Boreal/c.jpg", "split"] == "test"
-    assert (table.loc[[f"train/Boreal/a{i}.jpg" for i in range(4)], "split"] == "train").all()
-    assert table.loc["val/Tundra/d_small.jpg", "split"] == "val"   # the held-out copy wins, though smaller
-    assert table.loc["train/Boreal/a0.jpg", "month"] is pd.NA and table.loc["train/Boreal/a0.jpg", "season"] == ""
-    rejected = dict(zip(result.rejected["source"], result.rejected["reason"]))
-    assert rejected == {
-        "train/Boreal/leak.jpg": "duplicate of test/Boreal/c.jpg (identical bytes)",
-        "train/Tundra/d.jpg": rejected["train/Tundra/d.jpg"],
-    }
-    assert rejected["train/Tundra/d.jpg"].startswith("duplicate of val/Tundra/d_small.jpg (near-identical")
-
-
-def test_vocab_folders_takes_the_classes_from_folder_names(tmp_path):
-    raw = tmp_path / "raw"
-    for i, path in enumerate(["train/AnnualCrop/AnnualCrop_1.jpg", "train/River/River_2.jpg",
-                              "test/River/River_3.jpg", "test/Forest/Forest_12.jpg", "loose_Jan.jpg"]):
-        save(photo(300 + i), raw / path)
-    result = pp.preprocess(raw, tmp_path / "out", vocab="folders", **RUN)
-    labels = json.loads((tmp_path / "out" / "labels.json").read_text())
-    assert labels["biomes"] == ["AnnualCrop", "Forest", "River"]
-    table = result.manifest.set_index("source")
-    assert table.loc["train/River/River_2.jpg", "biome"] == "River"
-    assert table["month"].isna().all()                 # picture numbers are not months
-    assert list(table["split"]) == ["test", "test", "train", "train"]
-    assert list(result.rejected["source"]) == ["loose_Jan.jpg"]
 
 
 # ---- a labels CSV --------------------------------------------------------------------
@@ -531,9 +357,10 @@ def test_labels_csv(tmp_path):
         "./sub/g.jpg,Ranforest,12\n"
         "missing.jpg,Boreal,1\n", encoding="utf-8-sig")       # as spreadsheets save it
     result = pp.preprocess(raw, tmp_path / "out", labels_csv=raw / "labels.csv", **RUN)
-    kept = {r.source: (r.biome, r.month if pd.notna(r.month) else None) for r in result.manifest.itertuples()}
-    assert kept == {"a.jpg": ("boreal_forest", 6), "b.jpg": ("", 7), "c.jpg": ("tropical_grassland", None),
-                    "sub/g.jpg": ("tropical_rainforest", 12)}
+    kept = {r.source: (r.biome, r.month if pd.notna(r.month) else None, r.month_source)
+            for r in result.manifest.itertuples()}
+    assert kept == {"a.jpg": ("boreal_forest", 6, "csv"), "b.jpg": ("", 7, "csv"),
+                    "c.jpg": ("tropical_grassland", None, ""), "sub/g.jpg": ("tropical_rainforest", 12, "csv")}
     rejected = dict(zip(result.rejected["source"], result.rejected["reason"]))
     assert rejected == {
         "d.jpg": "label: biome 'Jungle' in the labels CSV is not in the vocabulary",
@@ -545,6 +372,29 @@ def test_labels_csv(tmp_path):
     assert "1 row(s) of the labels CSV name no file" in result.summary
 
 
+def test_latin1_labels_csv_with_accented_names(tmp_path):
+    raw = tmp_path / "raw"
+    save(photo(450), raw / "Forêt_été.jpg")
+    save(photo(451), raw / "Tundra_Jan.jpg")
+    (tmp_path / "labels.csv").write_bytes("path,biome,month,région\nForêt_été.jpg,Boreal,Juillet?,\n"
+                                          .replace("Juillet?", "7").encode("latin-1")
+                                          + "Tundra_Jan.jpg,Tundra,1,Sibérie\n".encode("latin-1"))
+    result = pp.preprocess(raw, tmp_path / "out", labels_csv=tmp_path / "labels.csv", **RUN)
+    table = result.manifest.set_index("source")
+    assert table.loc["Forêt_été.jpg", "biome"] == "boreal_forest"
+    assert table.loc["Tundra_Jan.jpg", "région"] == "Sibérie"          # other columns are kept
+    assert result.rejected.empty
+
+
+def test_labels_csv_paths_match_nfd_file_names(tmp_path):
+    raw = tmp_path / "raw"
+    nfd = unicodedata.normalize("NFD", "Forêt.jpg")
+    save(photo(452), raw / nfd)
+    (tmp_path / "labels.csv").write_text("path,biome,month\nForêt.jpg,Boreal,7\n", encoding="utf-8")
+    result = pp.preprocess(raw, tmp_path / "out", labels_csv=tmp_path / "labels.csv", **RUN)
+    assert list(result.manifest["source"]) == [nfd] and result.manifest["month"].iloc[0] == 7
+
+
 @pytest.mark.parametrize("content, message", [
     ("file,biome\na.jpg,Boreal\n", "needs a 'path' column"),
     ("path,biome\na.jpg,Boreal\n./a.jpg,Tundra\n", "more than once"),
@@ -552,9 +402,65 @@ def test_labels_csv(tmp_path):
 def test_malformed_labels_csv_is_an_error(tmp_path, content, message):
     (tmp_path / "raw").mkdir()
     (tmp_path / "labels.csv").write_text(content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UsageError, match=message):
         pp.preprocess(tmp_path / "raw", tmp_path / "out", labels_csv=tmp_path / "labels.csv", **RUN)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "raw"]
+
+
+# ---- names and folders the listing must survive -------------------------------------------
+
+def test_a_name_that_is_not_utf8_and_five_others_are_all_accounted_for(tmp_path):
+    raw = tmp_path / "raw"
+    for i, name in enumerate(["Boreal_Jan.jpg", "DV_Feb.jpg", "Tundra_Mar.jpg", "USGrass_Apr.jpg", "notes.txt"]):
+        save(photo(460 + i), raw / name) if name.endswith(".jpg") else (raw / name).write_text("x")
+    bad = os.path.join(os.fsencode(raw), b"Boreal_Jun_\xff\xfe.jpg")     # Latin-1 bytes, not UTF-8
+    with open(bad, "wb") as f:
+        f.write(jpeg_bytes(photo(466)))
+    result = pp.preprocess(raw, tmp_path / "out", **RUN)
+    table = read_manifest(tmp_path / "out")
+    shown = "Boreal_Jun_\\xff\\xfe.jpg"
+    assert len(table) + len(read_rejected(tmp_path / "out")) == 6
+    row = table.set_index("source").loc[shown]
+    assert row["biome"] == "boreal_forest" and "not valid UTF-8" in row["note"]
+    assert (tmp_path / "out" / row["path"]).is_file()
+    assert "notes.txt" in read_rejected(tmp_path / "out")
+    assert len(result.manifest) == 5
+
+
+def test_an_unreadable_folder_is_reported_and_the_rest_kept(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    save(photo(470), raw / "Boreal_Jan.jpg")
+    save(photo(471), raw / "locked" / "DV_Feb.jpg")
+    (raw / "locked").chmod(0)
+    if os.geteuid() == 0:   # root reads anything: make the listing fail as it would for a user
+        real = os.scandir
+
+        def scandir(path="."):
+            if os.fspath(path).endswith("locked"):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path)
+        monkeypatch.setattr(os, "scandir", scandir)
+    try:
+        result = pp.preprocess(raw, tmp_path / "out", **RUN)
+    finally:
+        (raw / "locked").chmod(0o755)
+    assert list(result.manifest["source"]) == ["Boreal_Jan.jpg"]
+    assert dict(zip(result.rejected["source"], result.rejected["reason"])) == {
+        "locked/": "unreadable folder: permission denied"}
+
+
+def test_nfd_and_nfc_twins_are_both_kept_without_a_collision(tmp_path):
+    raw = tmp_path / "raw"
+    nfc, nfd = "Boreal_Forêt_Jan.jpg", unicodedata.normalize("NFD", "Boreal_Forêt_Jan.jpg")
+    save(photo(480), raw / nfc)
+    save(photo(481), raw / nfd)
+    if len(os.listdir(raw)) < 2:
+        pytest.skip("this file system merges Unicode forms")
+    result = pp.preprocess(raw, tmp_path / "out", **RUN)
+    table = result.manifest.set_index("source")
+    assert sorted(table.index) == sorted([nfc, nfd])
+    assert len(set(table["path"])) == 2 and all((tmp_path / "out" / p).is_file() for p in table["path"])
+    assert sum("another Unicode form" in n for n in table["note"]) == 1
 
 
 # ---- safety ----------------------------------------------------------------------
@@ -569,22 +475,59 @@ def small_raw(tmp_path):
 
 def test_out_inside_raw_or_raw_inside_out_is_refused(small_raw, tmp_path):
     before = tree_hashes(small_raw)
-    with pytest.raises(ValueError, match="inside --raw"):
+    with pytest.raises(UsageError, match="inside --raw"):
         pp.preprocess(small_raw, small_raw / "processed", **RUN)
-    with pytest.raises(ValueError, match="inside --raw"):
+    with pytest.raises(UsageError, match="inside --raw"):
         pp.preprocess(small_raw, small_raw, **RUN)
-    with pytest.raises(ValueError, match="inside --out"):
+    with pytest.raises(UsageError, match="inside --out"):
         pp.preprocess(small_raw, tmp_path, **RUN)
     assert tree_hashes(small_raw) == before
 
 
-def test_a_folder_we_did_not_write_is_never_replaced(small_raw, tmp_path):
+def test_a_users_folder_is_refused_and_with_force_nothing_of_theirs_is_lost(small_raw, tmp_path):
     out = tmp_path / "precious"
-    out.mkdir()
+    (out / "chapters").mkdir(parents=True)
     (out / "thesis.tex").write_text("years of work")
-    with pytest.raises(ValueError, match="refusing to replace"):
+    (out / "chapters" / "one.tex").write_text("more work")
+    before = tree_hashes(out)
+    with pytest.raises(UsageError, match="--force"):
         pp.preprocess(small_raw, out, **RUN)
-    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert tree_hashes(out) == before
+    for _ in range(2):       # a second forced run replaces our outputs, still nothing else
+        pp.preprocess(small_raw, out, force=True, **RUN)
+        after = tree_hashes(out)
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert {"manifest.csv", "rejected.csv", "labels.json", "summary.txt", "images"} <= set(after)
+        assert ".biomeseason" not in after          # still the user's folder: `clean` must not delete it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious", "raw"]
+
+
+def test_an_old_output_without_our_marker_needs_force(small_raw, tmp_path):
+    out = tmp_path / "processed"
+    pp.preprocess(small_raw, out, **RUN)
+    (out / ".biomeseason").unlink()                 # as an older version left it
+    (out / "my_notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="--force"):
+        pp.preprocess(small_raw, out, **RUN)
+    pp.preprocess(small_raw, out, force=True, **RUN)
+    assert (out / "my_notes.txt").read_text() == "keep me"
+
+
+def test_force_never_replaces_a_users_own_images_folder(small_raw, tmp_path):
+    out = tmp_path / "project"
+    save(photo(510), out / "images" / "holiday.jpg")
+    before = tree_hashes(out)
+    with pytest.raises(UsageError, match="images that biomeseason did not write"):
+        pp.preprocess(small_raw, out, force=True, **RUN)
+    assert tree_hashes(out) == before
+
+
+def test_files_added_to_our_folder_survive_a_rerun(small_raw, tmp_path):
+    out = tmp_path / "processed"
+    pp.preprocess(small_raw, out, **RUN)
+    (out / "my_notes.txt").write_text("keep me")
+    pp.preprocess(small_raw, out, **RUN)
+    assert (out / "my_notes.txt").read_text() == "keep me"
 
 
 def test_an_interrupted_run_leaves_the_previous_output_valid(small_raw, tmp_path, monkeypatch):
@@ -592,19 +535,71 @@ def test_an_interrupted_run_leaves_the_previous_output_valid(small_raw, tmp_path
     pp.preprocess(small_raw, out, **RUN)
     before = tree_hashes(out)
     save(photo(600), small_raw / "Deciduous_May_1.jpg")        # something new to process
-    real, calls = pp.process_file, []
+    real, calls = clean.clean_file, []
 
-    def interrupted(job):
+    def interrupted(*job):
         calls.append(job)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(job)
+        return real(*job)
 
-    monkeypatch.setattr(pp, "process_file", interrupted)
+    monkeypatch.setattr(clean, "clean_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pp.preprocess(small_raw, out, **RUN)
     assert tree_hashes(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["processed", "raw"]
+
+
+def test_a_leftover_of_a_killed_run_is_removed_only_if_ours(small_raw, tmp_path):
+    ours = tmp_path / "processed.tmp-999999-abc"           # no such process
+    ours.mkdir()
+    (ours / ".biomeseason").write_text("x")
+    theirs = tmp_path / "processed.old-999999-def"
+    theirs.mkdir()
+    (theirs / "data.txt").write_text("x")
+    result = pp.preprocess(small_raw, tmp_path / "processed", **RUN)
+    assert not ours.exists() and (theirs / "data.txt").exists()
+    assert "carries no marker" in result.summary
+
+
+SIGTERM_SCRIPT = """
+import sys
+from biomeseason.preprocess import preprocess
+preprocess(sys.argv[1], sys.argv[2], size=32, min_side=16, workers=2, progress=False)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    psutil = pytest.importorskip("psutil")
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_sigterm_ends_the_workers_and_leaves_the_previous_output(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    raw, out = tmp_path / "raw", tmp_path / "processed"
+    for i in range(400):
+        save(photo(1000 + i, (48, 40)), raw / f"{['Boreal', 'DV'][i % 2]}_{MONTH_ABBR[i % 12]}_{i:04d}.png")
+    pp.preprocess(raw, out, **{**RUN, "workers": 2})
+    before = tree_hashes(out)
+    save(photo(2000), raw / "Tundra_Jan_new.png")
+    process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(raw), str(out)], cwd=ROOT)
+    workers = []
+    for _ in range(600):                     # wait until the pool is at work
+        workers = _children(process.pid)
+        if len(workers) >= 2 and any(p.name.startswith("processed.tmp-") for p in tmp_path.iterdir()):
+            break
+        time.sleep(0.02)
+    assert len(workers) >= 2
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) != 0
+    gone, alive = psutil.wait_procs([psutil.Process(w) for w in workers if psutil.pid_exists(w)], timeout=10)
+    assert not alive
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["processed", "raw"]
+    assert tree_hashes(out) == before
 
 
 def test_empty_raw_folder(tmp_path):
@@ -618,10 +613,14 @@ def test_empty_raw_folder(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(val_frac=0.5, test_frac=0.5), "sum below 1"),
     (dict(hemisphere="east"), "hemisphere"),
-    (dict(min_side=64), "min_side <= size"),
+    (dict(min_side=64), "--min-side"),
+    (dict(size=0), "--size"),
+    (dict(workers=0), "--workers"),
+    (dict(labels_csv="nope.csv"), "--labels"),
+    (dict(vocab="nope.json"), "--vocab"),
 ])
 def test_bad_settings_are_refused_before_any_work(small_raw, tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UsageError, match=message):
         pp.preprocess(small_raw, tmp_path / "out", **{**RUN, **kwargs})
     assert not (tmp_path / "out").exists()
 
@@ -646,6 +645,17 @@ def test_script_and_module_commands_are_the_same(small_raw, tmp_path, capsys):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a" / "manifest.csv").read_bytes() == (tmp_path / "b" / "manifest.csv").read_bytes()
-    bad = subprocess.run([sys.executable, str(ROOT / "dataset_preproc.py"), "--raw", str(tmp_path / "nope")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert bad.returncode == 2 and "raw folder not found" in bad.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--raw", "nope"], "raw folder not found"),
+    (["--size", "0"], "--size must be at least 1"),
+    (["--bad"], "unrecognized arguments"),
+])
+def test_command_line_mistakes_exit_2_with_one_line(tmp_path, flags, message):
+    done = subprocess.run([sys.executable, str(ROOT / "dataset_preproc.py"), *flags,
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

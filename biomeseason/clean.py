@@ -1,0 +1,117 @@
+"""Cleaning one raw file (runs in the worker processes): hash, decode, resize, store, fingerprint.
+
+    settings = Settings(raw="data/raw", out="/tmp/build", size=256, min_side=32, max_pixels=...)
+    outcome = clean_file(settings, 0, "Boreal_Jan.jpg", "images/Boreal_Jan.jpg")
+
+Decoding is ``images.read_image`` (draft JPEG decoding, EXIF orientation, ICC
+to sRGB, 16-bit and float scaling, first frame, pixel limit), so a photo looks
+the same here as in prediction. A failure becomes the ``reason`` of the
+outcome, never an exception: one bad file must not end a run of thousands.
+
+The outcome is small on purpose (a few numbers and strings): a million of
+them pass back to the parent, which streams the thumbnails to disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from . import files
+from .images import ImageError, read_image, resize_short_side
+
+JPEG_QUALITY = 95           # stored images; chroma kept at full resolution (colour is a cue)
+THUMB_SIZE = 16             # near-duplicate colour test: THUMB_SIZE x THUMB_SIZE x 3 bytes
+THUMB_BYTES = THUMB_SIZE * THUMB_SIZE * 3
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATETIME_ORIGINAL, _DATETIME = 0x9003, 0x0132
+_GPS_LAT_REF, _GPS_LAT = 1, 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    raw: str                # folder the sources are relative to
+    out: str                # folder the output paths are relative to
+    size: int
+    min_side: int
+    max_pixels: int
+
+
+@dataclass
+class Outcome:
+    index: int
+    reason: str = ""            # non-empty: rejected
+    sha256: str = ""
+    width: int = 0              # of the stored image
+    height: int = 0
+    pixels: int = 0             # of the original, to keep the largest of an identical set
+    phash: int = 0
+    thumb: bytes = b""          # THUMB_BYTES, for the near-duplicate colour test
+    note: str = ""
+    exif_month: int = 0         # from DateTimeOriginal; 0 when absent
+    exif_lat: float | None = None
+
+
+def clean_file(settings: Settings, index: int, source: str, dest: str) -> Outcome:
+    """Read, hash, decode, orient, convert, resize, store and fingerprint one file."""
+    try:
+        with open(os.path.join(settings.raw, source), "rb") as f:
+            data = f.read()
+    except OSError as e:
+        reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+        return Outcome(index, reason=f"unreadable: {reason.lower()}")
+    if not data:
+        return Outcome(index, reason="empty file: 0 bytes")
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        record = read_image(data, min_size=settings.size, max_pixels=settings.max_pixels,
+                            min_side=settings.min_side)
+    except ImageError as e:
+        return Outcome(index, reason=e.reason, sha256=sha)
+    month, lat = exif_month_and_latitude(record.image)
+    im = resize_short_side(record.image, settings.size)
+    notes = list(record.notes)
+    if min(record.original_size) < settings.size:
+        notes.append(f"kept at {im.width}x{im.height}: smaller than size {settings.size}, not upscaled")
+    files.save_image(os.path.join(settings.out, dest), im, quality=JPEG_QUALITY, subsampling=0)
+    phash, thumb = fingerprint(im)
+    w, h = record.original_size
+    return Outcome(index, sha256=sha, width=im.width, height=im.height, pixels=w * h, phash=phash,
+                   thumb=thumb, note="; ".join(notes), exif_month=month, exif_lat=lat)
+
+
+def fingerprint(im: Image.Image) -> tuple[int, bytes]:
+    """(64-bit perceptual hash, THUMB_SIZE^2 RGB thumbnail bytes) of an RGB image."""
+    bits = imagehash.phash(im).hash.flatten()
+    thumb = im.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX)
+    return int(np.packbits(bits).view(">u8")[0]), thumb.tobytes()
+
+
+def exif_month_and_latitude(im: Image.Image) -> tuple[int, float | None]:
+    """(month of DateTimeOriginal or 0, GPS latitude in degrees or None); malformed EXIF gives neither."""
+    try:
+        exif = im.getexif()
+        stamp = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+        month = 0
+        if isinstance(stamp, str) and stamp.strip():
+            try:
+                month = datetime.strptime(stamp.strip()[:19], "%Y:%m:%d %H:%M:%S").month
+            except ValueError:
+                month = 0  # cameras write '0000:00:00 00:00:00' when the clock was never set
+        gps = exif.get_ifd(_GPS_IFD)
+        lat = None
+        if _GPS_LAT in gps:
+            d, m, s = (float(v) for v in gps[_GPS_LAT])
+            lat = d + m / 60 + s / 3600
+            if str(gps.get(_GPS_LAT_REF, "N")).upper().startswith("S"):
+                lat = -lat
+            if not -90 <= lat <= 90:
+                lat = None
+        return month, lat
+    except Exception:  # EXIF in the wild is often malformed; it costs the labels, not the image
+        return 0, None
