@@ -3,7 +3,7 @@
     python bench/colors.py [--k 5] [--repeat 5] [--seed 0]
 
 - ours: ``biomeseason.colors.dominant_colors(path, k)``, from the file path, so
-  decoding is timed too (the colour-name model is loaded once beforehand, as in
+  decoding is timed too (the colour names are fitted once beforehand, as in
   a batch);
 - original: the approach this replaces: decode, resize to 600x400, scikit-learn
   ``KMeans(n_clusters=k)`` with default settings on all 240,000 pixels in RGB;
@@ -77,9 +77,9 @@ def original(path: Path, k: int):
     return km.cluster_centers_, 100 * np.bincount(km.labels_, minlength=k) / len(pixels)
 
 
-def ours(path: Path, k: int, seed: int, model: Path):
+def ours(path: Path, k: int, seed: int):
     """(k, 3) RGB colours and their shares in percent."""
-    palette = colors.dominant_colors(path, k, seed=seed, model_path=model)
+    palette = colors.dominant_colors(path, k, seed=seed)
     return np.array([c["rgb"] for c in palette], dtype=float), np.array([c["share"] for c in palette])
 
 
@@ -138,10 +138,9 @@ def main() -> int:
         path = Path(tmp) / "photo.jpg"
         photo_like(path, args.seed)
         print(f"image: {WIDTH}x{HEIGHT} JPEG, {path.stat().st_size / 1e6:.1f} MB, k={args.k}")
-        model = Path(tmp) / "names.skops"    # fitted once here, outside the timing
-        ours(path, args.k, args.seed, model)
+        ours(path, args.k, args.seed)    # names fitted once here, outside the timing
 
-        runs = timed({"ours": (lambda: ours(path, args.k, args.seed, model), None),
+        runs = timed({"ours": (lambda: ours(path, args.k, args.seed), None),
                       "original (KMeans defaults)": (lambda: original(path, args.k), None),
                       "original, one thread": (lambda: original(path, args.k), 1)}, args.repeat)
         runs.update(timed({"colorthief": (lambda: colorthief(path, args.k), None)}, 1))

@@ -12,8 +12,9 @@ From the command line (folders are searched recursively):
     python -m biomeseason colors photo.jpg data/raw --k 5 --out colors.csv
 
 How it works
-- Pixels: the image is decoded small (JPEG DCT scaling via ``draft``, then an
-  integer box ``reduce``) to at most ``MAX_SIDE`` pixels a side, and at most
+- Pixels: the image is read by ``biomeseason.images`` (EXIF orientation, ICC
+  profile, 16-bit and float, a pixel limit), decoded small (JPEG DCT scaling,
+  then an integer box ``reduce``) to at most ``MAX_SIDE`` pixels a side, and at most
   ``MAX_SAMPLES`` pixels are drawn with a seeded generator. Transparent pixels
   are never drawn; optionally, near-black pixels connected to the image border
   (space around the Earth's limb, scanner or letterbox frames) are left out and
@@ -30,18 +31,17 @@ How it works
   ``delta_e`` is the CIEDE2000 distance to the named colour.
 - Basic names: one of the twelve ``BASIC_NAMES``, of the colour itself (see
   ``basic_names``), so they do not depend on the table.
-- The fitted classifier is stored under ``models/`` with skops; loading trusts
-  no type beyond skops' own defaults, and a file that is missing, corrupt or not
-  ours is re-fitted and replaced, never executed.
+- The classifier is fitted when first used and kept for the process: fitting
+  takes a few milliseconds (CSS4 about 2 ms, XKCD about 6 ms), less than
+  loading a stored model would, so nothing is stored and nothing is trusted.
 
-This module imports nothing else from the package.
+Of the package this module imports only ``images`` (reading) and ``files``
+(writing), so the colours command does not pay for importing torch.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
-import hashlib
 import json
 import os
 import sys
@@ -50,14 +50,15 @@ from pathlib import Path
 
 import matplotlib.colors as mcolors
 import numpy as np
-import skops.io as sio
 from PIL import Image
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, lab2rgb, rgb2lab
 from sklearn.cluster import KMeans
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import ThreadpoolController
-from tqdm import tqdm
+from tqdm.auto import tqdm
+
+from . import files, images
 
 # ---------------------------------------------------------------- defaults ---
 K = 5                    # colours per palette
@@ -70,8 +71,7 @@ N_INIT = 3               # k-means starts: one start ends in a worse optimum in 
 MIN_ALPHA = 128          # pixels less opaque than this are transparent
 FRAME_MAX_RGB = 32       # near-black: every channel <= this (about L* <= 12)
 TABLE = "css4"           # colour-name table: "css4" or "xkcd"
-MODEL_DIR = Path(__file__).resolve().parents[1] / "models"   # the repository's (editable install)
-MODEL_VERSION = 1        # bump when the stored model changes; older files are then re-fitted
+MAX_K = 64               # more clusters than this is a typo, not a palette
 
 # Basic colour terms: Berlin & Kay's eleven plus teal, as in Azure's colour analysis.
 BASIC_NAMES = ("black", "white", "gray", "red", "orange", "yellow",
@@ -89,52 +89,16 @@ BORDER = 0.125
 SALIENT_SHARE = 2.0       # percent; smaller clusters cannot be the accent colour
 BW_MAX_COLOURED = 1.0     # percent of pixels above ACHROMATIC_CHROMA an image may have and be B&W
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
-
-# skops trusts scikit-learn estimators, numpy arrays and builtins by default;
-# our file needs nothing else (a brute-force KNN holds no tree object), so any
-# other type found in a file means the file is not ours.
-TRUSTED_TYPES: tuple[str, ...] = ()
-MODEL_FORMAT = "biomeseason.colors.names"
-
-
-class ImageReadError(ValueError):
-    """An input that cannot be read as an image; the message names the file."""
-
-
 # ------------------------------------------------------------------ pixels ---
 
-def _open(image) -> Image.Image:
-    """A PIL image from a path, a PIL image or an (H, W[, 3|4]) array."""
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, np.ndarray):
-        return _from_array(image)
-    path = Path(image)
-    try:
-        im = Image.open(path)
-        # JPEG only: let libjpeg decode at 1/2..1/8 scale; most of the speed-up
-        # on large photos comes from never building the full-size raster.
-        im.draft("RGB", (MAX_SIDE, MAX_SIDE))
-        im.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(f"{path}: cannot read as an image ({exc})") from exc
-    return im
-
-
-def _from_array(array: np.ndarray) -> Image.Image:
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.floating) or array.min() < 0 or array.max() > 1:
-            raise ValueError("arrays must be uint8 (0..255) or float in [0, 1]")
-        array = np.round(array * 255).astype(np.uint8)
-    return Image.fromarray(array)
+def _read(image, max_pixels: int = images.MAX_PIXELS) -> Image.Image:
+    """RGB, or RGBA if the image has transparency, decoded small (see images.read_image)."""
+    return images.read_image(image, min_size=MAX_SIDE, max_pixels=max_pixels, keep_alpha=True).image
 
 
 def _rgba_small(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 colours and (H, W) bool opaque mask, at most MAX_SIDE a side."""
-    has_alpha = "A" in im.getbands() or "transparency" in im.info
+    has_alpha = im.mode == "RGBA"
     # Premultiplied alpha, so a transparent pixel adds no colour to the boxes
     # it is averaged into by reduce.
     im = im.convert("RGBA").convert("RGBa") if has_alpha else im.convert("RGB")
@@ -160,8 +124,9 @@ def _frame_mask(rgb: np.ndarray, opaque: np.ndarray) -> np.ndarray:
 class _Pixels:
     """The pixel sample of one image: colours, positions, and what was left out."""
 
-    def __init__(self, image, seed: int = SEED, ignore_frame: bool = False):
-        rgb, keep = _rgba_small(_open(image))
+    def __init__(self, image, seed: int = SEED, ignore_frame: bool = False,
+                 max_pixels: int = images.MAX_PIXELS):
+        rgb, keep = _rgba_small(_read(image, max_pixels))
         h, w = keep.shape
         self.ignored_transparent = 100.0 * (keep.size - keep.sum()) / keep.size
         frame = _frame_mask(rgb, keep) if ignore_frame else np.zeros_like(keep)
@@ -248,7 +213,7 @@ class Palette(list):
         self.ignored_frame = round(float(ignored_frame), 2)
 
 
-def _palette(pixels: _Pixels, k: int, seed: int, namer: "ColorNamer"):
+def _palette(pixels: _Pixels, k: int, seed: int, namer: ColorNamer):
     """(Palette, labels of the sample pixels into it)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -271,10 +236,11 @@ def _hex(rgb) -> str:
 
 
 def dominant_colors(image, k: int = K, *, seed: int = SEED, ignore_frame: bool = False,
-                    table: str = TABLE, model_path=None) -> Palette:
+                    table: str = TABLE, max_pixels: int = images.MAX_PIXELS) -> Palette:
     """The ``k`` most frequent colours of ``image``, largest share first.
 
-    image: a path, a PIL image, or an (H, W[, 3|4]) uint8 or [0, 1] float array.
+    image: a path, a PIL image, or an (H, W[, 3|4]) uint8 or [0, 1] float array;
+        a file that cannot be used raises ``images.ImageError`` with the reason.
     ignore_frame: leave out near-black pixels connected to the border; the
         returned palette's ``ignored_frame`` says how much of the image that was.
     Each record: ``rgb``, ``hex``, ``share`` (percent; the shares add up to
@@ -282,14 +248,14 @@ def dominant_colors(image, k: int = K, *, seed: int = SEED, ignore_frame: bool =
     ``delta_e`` (CIEDE2000 to the named colour). Fewer than ``k`` records come
     back when the image has fewer distinct colours.
     """
-    pixels = _Pixels(image, seed=seed, ignore_frame=ignore_frame)
-    namer = load_namer(table, model_path)
+    pixels = _Pixels(image, seed=seed, ignore_frame=ignore_frame, max_pixels=max_pixels)
+    namer = load_namer(table)
     with _one_thread():
         return _palette(pixels, k, seed, namer)[0]
 
 
 def analyze_colors(image, k: int = ANALYSIS_K, *, seed: int = SEED, ignore_frame: bool = False,
-                   table: str = TABLE, model_path=None) -> dict:
+                   table: str = TABLE, max_pixels: int = images.MAX_PIXELS) -> dict:
     """An offline colour analysis with the fields of Azure's image analysis.
 
     - dominant_color_foreground: the basic name with the largest share in the
@@ -303,8 +269,8 @@ def analyze_colors(image, k: int = ANALYSIS_K, *, seed: int = SEED, ignore_frame
       above ACHROMATIC_CHROMA (grayscale, black-and-white, faint casts).
     A region with no pixels (transparent, or all frame) gives None.
     """
-    pixels = _Pixels(image, seed=seed, ignore_frame=ignore_frame)
-    namer = load_namer(table, model_path)
+    pixels = _Pixels(image, seed=seed, ignore_frame=ignore_frame, max_pixels=max_pixels)
+    namer = load_namer(table)
     with _one_thread():
         palette, labels = _palette(pixels, k, seed, namer)
     basic = np.array([c["basic_name"] for c in palette])           # per cluster
@@ -423,21 +389,17 @@ def basic_names(lab) -> list[str]:
     return [str(term) for term in np.where(_chroma(lab) < ACHROMATIC_CHROMA, _achromatic(lab[:, 0]), chromatic)]
 
 
-def _table_digest(table: dict[str, str]) -> str:
-    text = json.dumps([MODEL_VERSION, sorted(table.items())])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 class ColorNamer:
     """Names colours by their nearest table colour in CIELAB."""
 
     def __init__(self, table: str, names: list[str], hexes: list[str], knn: KNeighborsClassifier):
+        # one sample per name: a 1-NN classifier names every table colour by its own name
         self.table, self.names, self.hexes, self.knn = table, names, hexes, knn
         self.lab = _lab(_hex_rgb(hexes))
         self._index = {name: i for i, name in enumerate(names)}
 
     @classmethod
-    def fit(cls, table: str = TABLE) -> "ColorNamer":
+    def fit(cls, table: str = TABLE) -> ColorNamer:
         colours = color_table(table)
         names, hexes = list(colours), list(colours.values())
         with warnings.catch_warnings():
@@ -463,120 +425,57 @@ class ColorNamer:
         """Like name_lab, for sRGB colours as 0..255 numbers (N, 3)."""
         return self.name_lab(_lab(np.atleast_2d(rgb)))
 
-    # -- storage --
-    def to_state(self) -> dict:
-        return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "table": self.table,
-                "table_sha256": _table_digest(color_table(self.table)),
-                "names": self.names, "hexes": self.hexes, "knn": self.knn}
 
-    @classmethod
-    def from_state(cls, state, table: str) -> "ColorNamer":
-        """Rebuild from a loaded state; ValueError unless it is ours, for this table."""
-        colours = color_table(table)
-        expected = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "table": table,
-                    "table_sha256": _table_digest(colours)}
-        if not isinstance(state, dict) or any(state.get(key) != value for key, value in expected.items()):
-            raise ValueError("not a colour-name model for this table and version")
-        if (state.get("names") != list(colours) or state.get("hexes") != list(colours.values())
-                or not isinstance(state.get("knn"), KNeighborsClassifier)):
-            raise ValueError("colour-name model does not match its table")
-        namer = cls(table, state["names"], state["hexes"], state["knn"])
-        # The classifier must name every table colour by its own name, which
-        # also catches a tampered or differently fitted classifier.
-        if not np.array_equal(namer.nearest(namer.lab), np.arange(len(namer.names))):
-            raise ValueError("colour-name classifier does not reproduce its table")
-        return namer
+@functools.cache
+def load_namer(table: str = TABLE) -> ColorNamer:
+    """The colour namer for ``table``, fitted on first use and kept for the process."""
+    return ColorNamer.fit(table)
 
 
-def model_file(table: str = TABLE) -> Path:
-    return MODEL_DIR / f"colornames-{table}.skops"
-
-
-def _read_model(path: Path, table: str) -> ColorNamer:
-    """Load a stored namer; ValueError (never execution) if the file is not ours."""
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # not a zip, no schema: whatever it is, it is not ours
-        raise ValueError(f"not a skops file ({type(exc).__name__}: {exc})") from exc
-    foreign = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if foreign:
-        raise ValueError(f"refusing untrusted types {foreign}")
-    try:
-        state = sio.load(path, trusted=list(TRUSTED_TYPES))
-    except Exception as exc:
-        raise ValueError(f"cannot load ({type(exc).__name__}: {exc})") from exc
-    return ColorNamer.from_state(state, table)
-
-
-def _write_model(namer: ColorNamer, path: Path) -> None:
-    """Atomic: write a temporary file next to the target, then rename, so a
-    reader never sees half a file. (Not mkstemp: its files are private to
-    their owner, and the model is shared by whoever uses the repository.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        sio.dump(namer.to_state(), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-_NAMERS: dict[tuple[str, Path], ColorNamer] = {}
-
-
-def load_namer(table: str = TABLE, model_path=None) -> ColorNamer:
-    """The colour namer for ``table``, from ``model_path`` (default under
-    models/); fitted and stored if the file is missing or not ours."""
-    path = Path(model_path) if model_path is not None else model_file(table)
-    key = (table, path.resolve())
-    if key in _NAMERS:
-        return _NAMERS[key]
-    namer = None
-    if path.exists():
-        try:
-            namer = _read_model(path, table)
-        except ValueError as exc:
-            warnings.warn(f"{path}: {exc}; fitting the colour namer again", stacklevel=2)
-    if namer is None:
-        namer = ColorNamer.fit(table)
-        try:
-            _write_model(namer, path)
-        except OSError as exc:  # a read-only install still names colours
-            warnings.warn(f"cannot store the colour namer at {path}: {exc}", stacklevel=2)
-    _NAMERS[key] = namer
-    return namer
-
-
-def name_colors(colours, table: str = TABLE, model_path=None) -> list[dict]:
+def name_colors(colours, table: str = TABLE) -> list[dict]:
     """Names of colours: one '#rrggbb' string, or a list of such strings or of
     0..255 RGB triples. One dict per colour, as in the palette records."""
     colours = [colours] if isinstance(colours, str) else list(colours)
     rgb = np.array([_hex_rgb([c])[0] if isinstance(c, str) else c for c in colours], dtype=float)
-    return load_namer(table, model_path).name_rgb(rgb)
+    return load_namer(table).name_rgb(rgb)
 
 
 # ------------------------------------------------------------------- files ---
 
-def find_images(paths) -> list[Path]:
-    """Files named directly, plus images (by suffix) found recursively in folders."""
-    found = []
+def find_images(paths) -> tuple[list[Path], list[Path]]:
+    """(images, ignored): files named directly, plus image files found recursively in folders.
+
+    In folders, hidden files (``.DS_Store``) and names without an image suffix
+    are ignored, not tried; a file named directly is always tried, so a
+    mislabelled one is reported. Shared by the colours and prediction commands.
+    """
+    found, ignored = [], []
     for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        else:
-            found.append(path)   # a missing file is reported when read
-    return found
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for f in sorted(q for q in path.rglob("*") if q.is_file()):
+            hidden = any(part.startswith(".") for part in f.relative_to(path).parts)
+            (found if images.is_image_name(f) and not hidden else ignored).append(f)
+    return found, ignored
+
+
+def check_paths_exist(paths) -> None:
+    """Refuse, before any work, an input path that is not there."""
+    for path in map(Path, paths):
+        if not path.exists():
+            raise files.UsageError(f"{path}: no such file or folder")
 
 
 def colors_of_files(paths, k: int = K, *, progress: bool = True, **options):
     """Yield (path, Palette) for every image in ``paths``, or (path, the error)
-    for a file that cannot be read; such files are also reported on stderr."""
-    for path in tqdm(find_images(paths), desc="colours", unit="img", disable=not progress):
+    for a file that cannot be used; such files are also reported on stderr."""
+    found, _ = find_images(paths)
+    for path in tqdm(found, desc="colours", unit="img", disable=not progress, file=sys.stderr):
         try:
             yield path, dominant_colors(path, k, **options)
-        except ValueError as exc:             # ImageReadError, or nothing left to analyse
-            tqdm.write(f"skipped: {exc}", file=sys.stderr)   # the message names the file
+        except ValueError as exc:   # images.ImageError, or nothing left to analyse
+            tqdm.write(f"skipped {exc}", file=sys.stderr)   # the message names the file
             yield path, exc
 
 
@@ -587,26 +486,35 @@ CSV_FIELDS = ["path", "rank", "hex", "r", "g", "b", *NAME_FIELDS, "ignored_frame
 def write_results(results, out) -> tuple[int, int]:
     """Write (path, Palette) pairs to CSV, one row per colour, or for a .json
     name to JSON, one object per image; pairs holding an error are skipped.
-    Returns (images written, images skipped)."""
+    Returns (images written, images skipped). With no image to write, nothing
+    is written: an empty result never replaces an existing file."""
     results = list(results)
     good = [(path, p) for path, p in results if isinstance(p, Palette)]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".json":
-        images = [{"path": str(path), "ignored_frame": p.ignored_frame,
-                   "ignored_transparent": p.ignored_transparent, "colors": list(p)} for path, p in good]
-        out.write_text(json.dumps(images, indent=1) + "\n")
+    counts = len(good), len(results) - len(good)
+    if not good:
+        return counts
+    if Path(out).suffix.lower() == ".json":
+        files.write_json(out, [{"path": str(path), "ignored_frame": p.ignored_frame,
+                                "ignored_transparent": p.ignored_transparent, "colors": list(p)}
+                               for path, p in good])
     else:
-        with open(out, "w", newline="") as f:
-            writer = csv.DictWriter(f, CSV_FIELDS)
-            writer.writeheader()
-            for path, palette in good:
-                for rank, c in enumerate(palette, 1):
-                    writer.writerow({"path": str(path), "rank": rank, "hex": c["hex"], **dict(zip("rgb", c["rgb"])),
-                                     **{key: c[key] for key in NAME_FIELDS},
-                                     "ignored_frame": palette.ignored_frame,
-                                     "ignored_transparent": palette.ignored_transparent})
-    return len(good), len(results) - len(good)
+        files.write_rows(out, ({"path": str(path), "rank": rank, "hex": c["hex"], **dict(zip("rgb", c["rgb"])),
+                                **{key: c[key] for key in NAME_FIELDS},
+                                "ignored_frame": palette.ignored_frame,
+                                "ignored_transparent": palette.ignored_transparent}
+                               for path, palette in good for rank, c in enumerate(palette, 1)), CSV_FIELDS)
+    return counts
+
+
+def _looks_like_our_json(path: Path) -> bool:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return isinstance(data, list) and all(isinstance(d, dict) and {"path", "colors"} <= d.keys() for d in data)
+
+
+def _looks_ours(path: Path) -> bool:
+    if path.suffix.lower() == ".json":
+        return _looks_like_our_json(path)
+    return files.csv_header_is(CSV_FIELDS)(path)
 
 
 # --------------------------------------------------------------------- CLI ---
@@ -614,25 +522,50 @@ def write_results(results, out) -> tuple[int, int]:
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Dominant colours of images, named.", add_help=add_help)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
-    parser.add_argument("--k", type=int, default=K, help=f"colours per image (default {K})")
+    parser.add_argument("--k", type=int, default=K, help=f"colours per image, 1 to {MAX_K} (default {K})")
     parser.add_argument("--out", default="colors.csv",
-                        help="output file; .json for JSON, anything else CSV (default colors.csv)")
+                        help="output file, .csv or .json (default colors.csv)")
     parser.add_argument("--table", choices=["css4", "xkcd"], default=TABLE, help=f"colour names (default {TABLE})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"pixel sample and k-means seed (default {SEED})")
     parser.add_argument("--ignore-frame", action="store_true",
                         help="leave out near-black pixels connected to the border (default: keep them)")
-    parser.add_argument("--model", default=None,
-                        help="colour-name model file (default models/colornames-<table>.skops)")
+    parser.add_argument("--max-pixels", type=int, default=images.MAX_PIXELS,
+                        help=f"skip images with more pixels than this (default {images.MAX_PIXELS:,})")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out that was not written by biomeseason (default: refuse)")
     return parser
 
 
+def check_args(args) -> list[Path]:
+    """Refuse bad settings before any work (files.UsageError, one sentence); returns the images."""
+    if not 1 <= args.k <= MAX_K:
+        raise files.UsageError(f"--k {args.k}: the number of colours must be between 1 and {MAX_K}")
+    if args.max_pixels < 1:
+        raise files.UsageError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
+    check_paths_exist(args.paths)
+    found, _ = find_images(args.paths)
+    files.check_output_file(args.out, inputs=[*args.paths, *found], force=args.force,
+                            looks_ours=_looks_ours, suffixes=[".csv", ".json"])
+    return found
+
+
 def main(args) -> int:
-    """Exit status 0 if at least one image was written, else 1."""
-    options = dict(seed=args.seed, ignore_frame=args.ignore_frame, table=args.table, model_path=args.model)
-    load_namer(args.table, args.model)          # fit once, before the progress bar starts
-    written, skipped = write_results(colors_of_files(args.paths, args.k, **options), args.out)
+    """Exit status 0 if at least one image was written, 1 if none could be, 2 for a bad setting."""
+    try:
+        check_args(args)
+    except files.UsageError as e:   # the command line also catches it; a direct call gets the same
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = dict(seed=args.seed, ignore_frame=args.ignore_frame, table=args.table, max_pixels=args.max_pixels)
+    load_namer(args.table)          # fit once, before the progress bar starts
+    with files.terminate_as_interrupt():
+        written, skipped = write_results(colors_of_files(args.paths, args.k, **options), args.out)
+    if not written:
+        kept = f"; {args.out} was left as it was" if Path(args.out).exists() else ""
+        print(f"error: no image could be analysed ({skipped} skipped){kept}", file=sys.stderr)
+        return 1
     print(f"{written} images -> {args.out}" + (f"; {skipped} skipped" if skipped else ""), file=sys.stderr)
-    return 0 if written else 1
+    return 0
 
 
 if __name__ == "__main__":

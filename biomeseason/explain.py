@@ -2,6 +2,7 @@
 
     cams = grad_cams(predictor, "photo.jpg", result)   # {"biome": (S, S), "month": (S, S)} in [0, 1]
     fig = plot_prediction("photo.jpg", result, cams)
+    show_prediction(predictor, "photo.jpg")            # all of it, for a notebook cell
 
 Grad-CAM (Selvaraju et al., 2017) weighs each channel of the last
 convolutional map by the mean gradient of a class score with respect to it;
@@ -17,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .checkpoint import CheckpointError
+from .images import ImageError, open_rgb
 from .labels import MONTH_ABBR, SEASONS
-from .predict import Prediction, Predictor, open_image
+from .predict import Prediction, Predictor
 
 DISPLAY_SIZE = 384  # pixels of the centre square drawn under the heat maps
 
@@ -78,7 +81,7 @@ def _normalise(cam: torch.Tensor) -> np.ndarray:
 
 def centre_square(image, size: int = DISPLAY_SIZE) -> np.ndarray:
     """The centre square the eval transform keeps, as (size, size, 3) uint8, for drawing."""
-    img = open_image(image, min_size=size)
+    img = open_rgb(image, min_size=size, reduce=True)
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -130,7 +133,7 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
     fig = plt.figure(figsize=(16, 4.2 * rows), layout="constrained")
     grid = fig.add_gridspec(rows, 4)
     ax_img = fig.add_subplot(grid[0, 0])
-    ax_img.imshow(np.asarray(open_image(image, min_size=DISPLAY_SIZE)))
+    ax_img.imshow(np.asarray(open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)))
     ax_img.set_title(f"{_pretty(result.biome)}\n{result.month_name} · {result.season}")
     ax_img.axis("off")
     plot_heads(result, [fig.add_subplot(grid[0, i]) for i in (1, 2, 3)])
@@ -149,3 +152,34 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
 
 def _pretty(name: str) -> str:
     return name.replace("_", " ")
+
+
+def show_prediction(predictor: Predictor | None, image, tta: bool = False) -> Prediction | None:
+    """Print the verdict and draw the figure of one image, for a notebook cell.
+
+    An image that cannot be used, or no model, is one printed sentence, not a
+    traceback; returns the Prediction, or None then.
+    """
+    if predictor is None:
+        print("no model is loaded: see the message of the cell that loads it")
+        return None
+    try:
+        result = predictor.predict(image, tta=tta)[0]
+    except (ImageError, FileNotFoundError) as e:
+        print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
+        return None
+    print(result.summary())
+    plot_prediction(image, result, grad_cams(predictor, image, result))
+    plt.show()
+    return result
+
+
+def load_or_explain(path=None, device="cpu") -> Predictor | None:
+    """``predict.load_model``, printing one sentence instead of raising (notebooks)."""
+    from .predict import load_model
+
+    try:
+        return load_model(path, device)
+    except CheckpointError as e:
+        print(f"no model loaded: {e}")
+        return None

@@ -7,38 +7,45 @@
 
 or, for a folder, a CSV with one row per image::
 
-    python -m biomeseason predict data/raw photo.jpg --model models/best.pt --out predictions.csv
+    python -m biomeseason predict data/raw photo.jpg --out predictions.csv
+
+Without ``--model`` the model is ``models/best.pt`` if it exists, else the one
+``make demo`` writes (``runs/demo/model/best.pt``); see ``default_model_path``.
 
 The network is rebuilt from the checkpoint's metadata (architecture, class
-lists, input size, normalisation); nothing of training is imported. Images go
-through ``presets.eval_transform``, the code training evaluates with, after a
-decode at reduced scale: a 12-megapixel JPEG is decoded at 1/8 size straight
-from its DCT coefficients (``Image.draft``), so its full-size pixels are never
-held in memory nor resized (``bench/predict.py`` measures the gain).
+lists, input size, normalisation); nothing of training is imported. Images are
+read by ``biomeseason.images`` at reduced scale (a 12-megapixel JPEG is decoded
+at 1/8 size straight from its DCT coefficients, so its full-size pixels are
+never held in memory) and go through ``presets.eval_transform``, the code
+training evaluates with. The CSV is written through ``biomeseason.files``:
+never over an input or a file that is not ours, never replaced by an empty
+result, and a Ctrl-C leaves the previous file as it was.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
+from PIL import Image
+from tqdm.auto import tqdm
 
+from . import files, images
 from .checkpoint import CheckpointError, load_checkpoint
-from .images import to_rgb
+from .colors import check_paths_exist, find_images
+from .images import ImageError
 from .labels import MONTH_ABBR, SEASONS, season_of
 from .model import build_model, select_device
 from .presets import dihedral, eval_transform
 
-DEFAULT_MODEL = Path("models/best.pt")
+# Where a model is looked for when none is named: the user's own, then the demo's.
+MODEL_CANDIDATES = (Path("models/best.pt"), Path("runs/demo/model/best.pt"))
+ROOT = Path(__file__).resolve().parents[1]   # the repository, for an editable install
 TOP_K = 3
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 REQUIRED_META = ("arch", "biomes", "months", "hemisphere", "image_size", "mean", "std")
 HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/processed --out models`, "
                 "or run `make demo` (synthetic data, a few minutes) and use runs/demo/model/best.pt")
@@ -46,14 +53,6 @@ HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/process
 
 class ModelNotFoundError(CheckpointError):
     """No checkpoint where one was expected; the message says how to make one."""
-
-
-class ImageReadError(ValueError):
-    """A file (or object) that cannot be read as an image; the message names it."""
-
-    def __init__(self, source, reason: str):
-        super().__init__(f"{source}: cannot read it as an image ({reason})")
-        self.source = source
 
 
 @dataclass
@@ -83,7 +82,7 @@ class Prediction:
                 f"{self.season} ({self.season_p:.2f})")
 
     def to_row(self) -> dict:
-        """The CSV row: the headline columns first, then the top-k of each head."""
+        """The CSV row (``COLUMNS``): the headline columns first, then the top-k of each head."""
         row = {"path": self.path, "biome": self.biome, "biome_p": round(self.biome_p, 4),
                "month": self.month, "month_p": round(self.month_p, 4), "season": self.season,
                "season_p": round(self.season_p, 4)}
@@ -94,76 +93,34 @@ class Prediction:
         return row
 
 
-# --------------------------------------------------------------------------- images
-
-def open_image(source, min_size: int | None = None) -> Image.Image:
-    """An RGB, upright PIL image from a path, a PIL image or a uint8 array (H, W[, C]).
-
-    With ``min_size``, the image is decoded (JPEG) or reduced (others) by an
-    integer factor while its short side stays >= min_size: the final resize
-    to the model's input then works on a small image. Raises ImageReadError
-    naming the source for anything PIL cannot decode, including truncated files.
-    """
-    name = _name_of(source)
-    if isinstance(source, np.ndarray):
-        source = Image.fromarray(source)
-    try:
-        if isinstance(source, Image.Image):
-            # Not ours to draft: that would shrink the caller's image in place.
-            return _decoded(source, min_size, draft=False)
-        with Image.open(source) as img:
-            return _decoded(img, min_size, draft=True)
-    except FileNotFoundError:
-        raise ImageReadError(name, "no such file") from None
-    except IsADirectoryError:
-        raise ImageReadError(name, "it is a folder") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(name, "not an image format PIL knows") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageReadError(name, str(e) or type(e).__name__) from None
-
-
-def _decoded(img: Image.Image, min_size: int | None, draft: bool) -> Image.Image:
-    """Decode (at reduced scale if allowed), turn upright, make RGB, reduce."""
-    if draft and min_size and img.format == "JPEG":
-        img.draft("RGB", (min_size, min_size))  # must come before the pixels are loaded
-    img = ImageOps.exif_transpose(img)          # a loaded copy; raises on truncated data
-    img = to_rgb(img)
-    if min_size:
-        factor = min(img.size) // min_size
-        if factor >= 2:
-            img = img.reduce(factor)  # box average: cheap and alias-free
-    return img
-
-
-def find_images(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
-    """Files named directly, plus image files found recursively in folders.
-
-    Returns (images, ignored): in folders, files whose suffix is not an
-    image's and hidden files (``.DS_Store``) are ignored, not tried. A file
-    named directly is always tried, so a mislabelled one is reported.
-    """
-    images, ignored = [], []
-    for p in map(Path, paths):
-        if not p.is_dir():
-            images.append(p)
-            continue
-        for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            hidden = any(part.startswith(".") for part in f.relative_to(p).parts)
-            (images if f.suffix.lower() in IMAGE_SUFFIXES and not hidden else ignored).append(f)
-    return images, ignored
+COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p",
+           *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
+             for p in ("", "_p"))]
+OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every version
 
 
 # --------------------------------------------------------------------------- model
 
-def load_model(path: str | Path = DEFAULT_MODEL, device: str | torch.device = "cpu") -> "Predictor":
+def default_model_path() -> Path:
+    """``models/best.pt`` if it exists, else ``runs/demo/model/best.pt`` (written by
+    ``make demo``), looked for in the current folder and then in the repository.
+    Raises ModelNotFoundError, one sentence saying how to make one, if neither exists."""
+    for base in dict.fromkeys([Path(), ROOT]):
+        for candidate in MODEL_CANDIDATES:
+            if (base / candidate).is_file():
+                return base / candidate
+    raise ModelNotFoundError(f"no model at {MODEL_CANDIDATES[0]} nor at {MODEL_CANDIDATES[1]}: {HOW_TO_TRAIN}")
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
     """Rebuild the network from a checkpoint alone and return a Predictor.
 
-    Refuses, with a CheckpointError saying why, a file that is not ours, is
-    damaged, lacks metadata, or whose weights do not fit the network its
-    metadata describes; raises ModelNotFoundError if there is no file.
+    ``path`` None means ``default_model_path()``. Refuses, with a
+    CheckpointError saying why, a file that is not ours, is damaged, lacks
+    metadata, or whose weights do not fit the network its metadata describes;
+    raises ModelNotFoundError if there is no file.
     """
-    path = Path(path)
+    path = default_model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelNotFoundError(f"no model at {path}: {HOW_TO_TRAIN}")
     payload = load_checkpoint(path)  # safe: weights_only, digest checked
@@ -224,9 +181,10 @@ class Predictor:
                 f"input {self.image_size}px; from {self.path}" + (f"; {shown}" if shown else "") + ")")
 
     # -- images to tensors
-    def open(self, source) -> Image.Image:
-        """The RGB image as decoded for this model (reduced scale for big JPEGs)."""
-        return open_image(source, min_size=self.image_size)
+    def open(self, source, max_pixels: int = images.MAX_PIXELS) -> Image.Image:
+        """The RGB image as decoded for this model: upright, sRGB, reduced while its
+        short side still covers the input size. Raises images.ImageError with the reason."""
+        return images.read_image(source, min_size=self.image_size, reduce=True, max_pixels=max_pixels).image
 
     def to_tensor(self, source) -> torch.Tensor:
         """(3, S, S) normalised float tensor, exactly as the model sees it."""
@@ -256,18 +214,18 @@ class Predictor:
 
     # -- the public entry points
     def predict(self, sources, tta: bool = False, batch_size: int = 32,
-                on_error: Callable[[object, ImageReadError], None] | None = None,
-                progress: bool = False) -> list[Prediction]:
+                on_error: Callable[[object, ImageError], None] | None = None,
+                progress: bool = False, max_pixels: int = images.MAX_PIXELS) -> list[Prediction]:
         """Predictions for a path, a PIL image, a uint8 array, or a list of them.
 
-        An unreadable image raises ImageReadError, unless ``on_error`` is given:
-        then it is called with (source, error) and the image is skipped.
+        An image that cannot be used raises images.ImageError, unless ``on_error``
+        is given: then it is called with (source, error) and the image is skipped.
         """
-        return list(self.iter_predict(sources, tta, batch_size, on_error, progress))
+        return list(self.iter_predict(sources, tta, batch_size, on_error, progress, max_pixels))
 
     def iter_predict(self, sources, tta: bool = False, batch_size: int = 32,
-                     on_error: Callable[[object, ImageReadError], None] | None = None,
-                     progress: bool = False) -> Iterator[Prediction]:
+                     on_error: Callable[[object, ImageError], None] | None = None,
+                     progress: bool = False, max_pixels: int = images.MAX_PIXELS) -> Iterator[Prediction]:
         """Like predict, yielding results batch by batch (memory stays bounded)."""
         if isinstance(sources, (str, Path, Image.Image, np.ndarray)):
             sources = [sources]
@@ -276,9 +234,9 @@ class Predictor:
         names, tensors = [], []
         for source in sources:
             try:
-                tensors.append(self.to_tensor(source))
+                tensors.append(self.transform(self.open(source, max_pixels)))
                 names.append(_name_of(source))
-            except ImageReadError as e:
+            except ImageError as e:
                 if on_error is None:
                     bar.close()
                     raise
@@ -326,19 +284,9 @@ def _name_of(source) -> str:
 # --------------------------------------------------------------------------- CSV and CLI
 
 def write_csv(rows: Iterable[dict], path: str | Path) -> int:
-    """Write dict rows (columns from the first row) to CSV; returns the row count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = None
-        for row in rows:
-            if writer is None:
-                writer = csv.DictWriter(f, fieldnames=list(row))
-                writer.writeheader()
-            writer.writerow(row)
-            count += 1
-    return count
+    """Dict rows to CSV, atomically (columns from the first row); returns the row count.
+    Nothing is written for no rows: an empty result never replaces an existing file."""
+    return files.write_rows(path, rows)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -346,36 +294,56 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                                      add_help=add_help)
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image files and/or folders (searched recursively)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="checkpoint (default: %(default)s)")
+    parser.add_argument("--model", default=None,
+                        help=f"checkpoint (default: {MODEL_CANDIDATES[0]} if it exists, else {MODEL_CANDIDATES[1]})")
     parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out that was not written by biomeseason (default: refuse)")
     parser.add_argument("--tta", action="store_true",
                         help="average over the 8 rotations/flips (8x slower; default: off)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--max-pixels", type=int, default=images.MAX_PIXELS,
+                        help=f"skip images with more pixels than this (default: {images.MAX_PIXELS:,})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
     return parser
 
 
+def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """Refuse bad settings before any work (files.UsageError, one sentence).
+    Returns (images, ignored files) found in the input paths."""
+    for flag, value in (("--batch-size", args.batch_size), ("--max-pixels", args.max_pixels)):
+        if value < 1:
+            raise files.UsageError(f"{flag} {value}: must be at least 1")
+    check_paths_exist(args.paths)
+    found, ignored = find_images(args.paths)
+    model = [args.model] if args.model else []
+    files.check_output_file(args.out, inputs=[*args.paths, *found, *model], force=args.force,
+                            looks_ours=files.csv_header_is(OUR_HEADER), suffixes=[".csv"])
+    return found, ignored
+
+
 def main(args: argparse.Namespace) -> int:
     try:
+        found, ignored = check_args(args)
         predictor = load_model(args.model, select_device(args.device))
-    except (CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
+    except (files.UsageError, CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
         print(f"error: {e}", file=sys.stderr)
         return 2
-    images, ignored = find_images(args.paths)
     failed: list[str] = []
 
-    def report(source, error: ImageReadError) -> None:
+    def report(source, error: ImageError) -> None:
         failed.append(str(source))
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
-    results = predictor.iter_predict(images, tta=args.tta, batch_size=args.batch_size,
-                                     on_error=report, progress=True)
-    written = write_csv((r.to_row() for r in results), args.out)
-    print(f"predicted {written} of {len(images)} images into {args.out}"
+    with files.terminate_as_interrupt():  # kill as Ctrl-C: the temporary CSV is removed, --out kept
+        results = predictor.iter_predict(found, tta=args.tta, batch_size=args.batch_size,
+                                         on_error=report, progress=True, max_pixels=args.max_pixels)
+        written = files.write_rows(args.out, (r.to_row() for r in results), COLUMNS)
+    print(f"predicted {written} of {len(found)} images into {args.out}"
           + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")
           + (f"; ignored {len(ignored)} non-image files" if ignored else ""), file=sys.stderr)
     if written == 0:
-        Path(args.out).unlink(missing_ok=True)  # an empty file would look like a result
-        print("error: nothing could be predicted", file=sys.stderr)
+        kept = f"; {args.out} was left as it was" if Path(args.out).exists() else ""
+        print(f"error: nothing could be predicted{kept}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,8 @@
-"""biomeseason.colors: palettes, names, the stored name model, the CLI and hex2name.ipynb."""
+"""biomeseason.colors: palettes, names, reading through images, the CLI's refusals and hex2name.ipynb."""
+import csv
 import json
-import pickle
-import warnings
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,17 +14,11 @@ from PIL import Image
 from scipy.spatial.distance import cdist
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from biomeseason import colors
+from biomeseason import colors, images
 from biomeseason.__main__ import main as cli
 
 matplotlib.use("Agg")
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def models_in_tmp(tmp_path_factory, monkeypatch):
-    """Every default model path points into a temporary folder, never models/."""
-    monkeypatch.setattr(colors, "MODEL_DIR", tmp_path_factory.getbasetemp() / "models")
 
 
 def smooth(rng, h, w, cells):
@@ -122,7 +117,7 @@ def test_shares_sum_to_100_largest_first(k):
     assert sum(shares) == pytest.approx(100, abs=1e-9)
     assert shares == sorted(shares, reverse=True)
     for c in palette:
-        assert c["hex"] == "#%02x%02x%02x" % c["rgb"]
+        assert c["hex"] == "#{:02x}{:02x}{:02x}".format(*c["rgb"])
         assert set(c) == {"rgb", "hex", "share", "name", "name_hex", "basic_name", "delta_e"}
 
 
@@ -189,9 +184,9 @@ def test_near_black_frame_is_ignored_and_counted_but_shadows_stay():
 def test_non_image_fails_with_a_clear_error(tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("not a picture")
-    with pytest.raises(colors.ImageReadError, match="notes.jpg"):
+    with pytest.raises(images.ImageError, match="notes.jpg"):
         colors.dominant_colors(path)
-    with pytest.raises(colors.ImageReadError, match="missing.png"):
+    with pytest.raises(images.ImageError, match="missing.png"):
         colors.dominant_colors(tmp_path / "missing.png")
     with pytest.raises(ValueError, match="shape"):
         colors.dominant_colors(np.zeros((4, 4, 2), np.uint8))
@@ -230,86 +225,51 @@ def test_plot_palette_draws_one_bar_per_colour():
     assert [t.get_text().split("\n")[0] for t in ax.texts] == [c["name"] for c in palette]
 
 
-# ------------------------------------------------------------- stored model ---
+# ------------------------------------------------------------------ reading ---
 
-def test_model_is_stored_and_reused(tmp_path, recwarn):
-    path = tmp_path / "names.skops"
-    first = colors.load_namer("xkcd", path)
-    assert path.exists()
-    colors._NAMERS.clear()
-    again = colors.load_namer("xkcd", path)
-    assert again is not first and again.names == first.names
-    assert not [w for w in recwarn if "fitting" in str(w.message)]
+def test_sixteen_bit_image_keeps_its_colour(tmp_path):
+    grey = np.full((60, 80), 32896, np.uint16)          # 50 % grey in 16 bits: 128 in 8 bits
+    path = tmp_path / "deep.png"
+    Image.fromarray(grey).save(path)
+    [colour] = colors.dominant_colors(path)
+    assert colour["rgb"] == (128, 128, 128)              # not clipped to white
 
 
-EVIL_MODULE = '''
-import pathlib
-class Payload:
-    def __setstate__(self, state):
-        pathlib.Path(state["marker"]).write_text("executed")
-'''
+def test_files_are_read_only_through_the_image_module(tmp_path, monkeypatch):
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:, :45] = (200, 30, 30)                       # a red 3/4 on the left...
+    exif = Image.Exif()
+    exif[0x0112] = 6                                     # stored sideways, "rotate 90 to view"
+    path = tmp_path / "sideways.jpg"
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)
+    calls = []
+    read = images.read_image
+    monkeypatch.setattr(images, "read_image", lambda *a, **kw: calls.append(a[0]) or read(*a, **kw))
+    result = colors.analyze_colors(path)
+    assert calls == [path]
+    assert result["dominant_color_foreground"] == "red"
 
 
-def test_tampered_skops_file_is_refused_and_refitted(tmp_path, monkeypatch):
-    import skops.io as sio
-
-    (tmp_path / "evilmod.py").write_text(EVIL_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import evilmod
-
-    marker, path = tmp_path / "marker", tmp_path / "names.skops"
-    payload = evilmod.Payload()
-    payload.marker = str(marker)
-    sio.dump({"format": colors.MODEL_FORMAT, "knn": payload}, path)
-    monkeypatch.delitem(sys.modules, "evilmod")
-    # the file is live: trusting its type runs the payload
-    sio.load(path, trusted=["evilmod.Payload"])
-    assert marker.exists()
-    marker.unlink()
-    del sys.modules["evilmod"]
-
-    with pytest.warns(UserWarning, match="untrusted"):
-        namer = colors.load_namer("css4", path)
-    assert not marker.exists() and "evilmod" not in sys.modules   # not even imported
-    assert namer.name_rgb([[255, 0, 0]])[0]["name"] == "red"
-    assert sio.get_untrusted_types(file=path) == []          # replaced by ours
+def test_pixel_limit_refuses_a_huge_image_with_a_reason(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200), (10, 200, 10)).save(path)
+    with pytest.raises(images.ImageError, match="too large"):
+        colors.dominant_colors(path, max_pixels=50_000)
+    assert colors.dominant_colors(path, max_pixels=60_000)[0]["basic_name"] == "green"
 
 
-class PicklePayload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return Path.write_text, (Path(self.marker), "executed")
-
-
-def test_pickle_file_is_never_unpickled(tmp_path):
-    marker, path = tmp_path / "marker", tmp_path / "names.skops"
-    pickle.loads(pickle.dumps(PicklePayload(marker)))          # the payload is live
-    assert marker.exists()
-    marker.unlink()
-    path.write_bytes(pickle.dumps(PicklePayload(marker)))
-    with pytest.warns(UserWarning, match="not a skops file"):
-        colors.load_namer("css4", path)
-    assert not marker.exists()
+def test_names_are_fitted_once_per_process_and_nothing_is_stored(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    colors.load_namer.cache_clear()
+    first = colors.load_namer("xkcd")
+    assert colors.load_namer("xkcd") is first
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_foreign_or_doctored_model_is_refitted(tmp_path):
-    import skops.io as sio
-
-    path = tmp_path / "names.skops"
-    state = colors.ColorNamer.fit("css4").to_state()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        state["knn"].fit(table_lab("css4"), np.roll(state["names"], 1))   # every colour misnamed
-    sio.dump(state, path)
-    with pytest.warns(UserWarning, match="does not reproduce"):
-        namer = colors.load_namer("css4", path)
-    assert namer.name_rgb([[255, 0, 0]])[0]["name"] == "red"
-
-    sio.dump({"format": "something else"}, tmp_path / "other.skops")
-    with pytest.warns(UserWarning, match="not a colour-name model"):
-        colors.load_namer("css4", tmp_path / "other.skops")
+def test_the_colours_module_does_not_import_torch():
+    code = "import sys, biomeseason.colors; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
 
 
 # --------------------------------------------------------------------- CLI ---
@@ -329,7 +289,6 @@ def test_cli_on_a_folder_skips_bad_files(tmp_path, capsys):
     assert status == 0
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "notes.txt" not in err
-    import csv
     rows = list(csv.DictReader(out.open()))
     assert sorted({Path(r["path"]).name for r in rows}) == ["a.jpg", "b.png"]
     assert len(rows) == 6
@@ -345,6 +304,94 @@ def test_cli_json_and_nothing_readable(tmp_path, capsys):
     assert len(image["colors"]) == 5 and image["ignored_frame"] == 0
     assert cli(["colors", str(tmp_path / "photos" / "broken.jpg"), "--out", str(tmp_path / "none.csv")]) == 1
     assert "broken.jpg" in capsys.readouterr().err
+    assert not (tmp_path / "none.csv").exists()
+
+
+def test_an_empty_result_keeps_the_previous_output(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    out = tmp_path / "colors.csv"
+    assert cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(out)]) == 0
+    before = out.read_bytes()
+    assert cli(["colors", str(tmp_path / "photos" / "broken.jpg"), "--out", str(out)]) == 1
+    assert out.read_bytes() == before
+    assert "left as it was" in capsys.readouterr().err
+
+
+def one_sentence_refusal(capsys, code: int, *words) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err
+    return err
+
+
+@pytest.mark.parametrize("k", ["0", "-1", "65"])
+def test_a_bad_k_is_refused_before_any_work(tmp_path, capsys, k):
+    write_folder(tmp_path / "photos")
+    out = tmp_path / "colors.csv"
+    out.write_text("path,rank,hex\nmine,1,#000000\n")
+    code = cli(["colors", str(tmp_path / "photos"), "--k", k, "--out", str(out)])
+    one_sentence_refusal(capsys, code, "--k")
+    assert out.read_text() == "path,rank,hex\nmine,1,#000000\n"
+
+
+def test_out_equal_to_an_input_image_is_refused(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    image = tmp_path / "photos" / "a.jpg"
+    before = image.read_bytes()
+    for out in (image, tmp_path / "photos" / "sub" / ".." / "a.jpg"):
+        code = cli(["colors", str(tmp_path / "photos"), "--out", str(out), "--force"])
+        one_sentence_refusal(capsys, code, "input")
+    assert image.read_bytes() == before
+
+
+def test_out_a_folder_or_a_missing_input_is_refused(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    code = cli(["colors", str(tmp_path / "photos"), "--out", str(tmp_path)])
+    one_sentence_refusal(capsys, code, "folder")
+    code = cli(["colors", str(tmp_path / "nowhere.jpg"), "--out", str(tmp_path / "c.csv")])
+    one_sentence_refusal(capsys, code, "nowhere.jpg")
+    code = cli(["colors", str(tmp_path / "photos"), "--max-pixels", "0", "--out", str(tmp_path / "c.csv")])
+    one_sentence_refusal(capsys, code, "--max-pixels")
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_a_file_that_is_not_ours_is_replaced_only_with_force(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    out = tmp_path / "results.csv"
+    out.write_text("my,own,table\n1,2,3\n")
+    code = cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(out)])
+    one_sentence_refusal(capsys, code, "--force")
+    assert out.read_text() == "my,own,table\n1,2,3\n"
+    assert cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(out), "--force"]) == 0
+    assert next(csv.reader(out.open()))[:3] == ["path", "rank", "hex"]
+    # ...and ours is replaced without --force, CSV or JSON
+    assert cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(out)]) == 0
+    json_out = tmp_path / "c.json"
+    assert cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(json_out)]) == 0
+    assert cli(["colors", str(tmp_path / "photos" / "a.jpg"), "--out", str(json_out)]) == 0
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_is_refused(tmp_path, capsys):
+    write_folder(tmp_path / "photos")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code = cli(["colors", str(tmp_path / "photos"), "--out", str(locked / "c.csv")])
+        one_sentence_refusal(capsys, code, "permission")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_too_large_image_is_skipped_with_its_reason(tmp_path, capsys):
+    write_folder(tmp_path / "photos")       # 320 x 240 = 76,800 pixels each
+    out = tmp_path / "c.csv"
+    assert cli(["colors", str(tmp_path / "photos"), "--out", str(out), "--max-pixels", "70000"]) == 1
+    err = capsys.readouterr().err
+    assert "a.jpg: too large" in err and "b.png: too large" in err
 
 
 # ---------------------------------------------------------------- notebook ---
@@ -360,10 +407,26 @@ def test_hex2name_notebook_runs_with_papermill_parameters(tmp_path):
     out_csv = tmp_path / "colors.csv"
     papermill.execute_notebook(
         str(REPO / "hex2name.ipynb"), str(tmp_path / "hex2name.out.ipynb"),
-        parameters={"IMAGE_PATH": str(image), "K": 3, "OUT_CSV": str(out_csv),
-                    "MODEL_PATH": str(tmp_path / "names.skops")},
+        parameters={"IMAGE_PATH": str(image), "K": 3, "OUT_CSV": str(out_csv)},
         kernel_name="python3", cwd=str(REPO), progress_bar=False)
-    import csv
     rows = list(csv.DictReader(out_csv.open()))
     assert {Path(r["path"]).name for r in rows} == {"Boreal_Jun.jpg", "DV_Sept.png"}
     assert len(rows) == 6
+
+
+@pytest.mark.slow
+def test_hex2name_notebook_says_one_sentence_for_a_wrong_path(tmp_path):
+    import nbformat
+    import papermill
+
+    (tmp_path / "bad.jpg").write_text("not a picture")
+    for image in (tmp_path / "missing.jpg", tmp_path / "bad.jpg"):
+        out = tmp_path / "out.ipynb"
+        papermill.execute_notebook(
+            str(REPO / "hex2name.ipynb"), str(out),
+            parameters={"IMAGE_PATH": str(image), "OUT_CSV": str(tmp_path / "c.csv")},
+            kernel_name="python3", cwd=str(REPO), progress_bar=False)
+        outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+        text = "".join(o.get("text", "") for o in outputs)
+        assert f"cannot use IMAGE_PATH: {image}" in text
+        assert not [o for o in outputs if o.output_type == "error"]

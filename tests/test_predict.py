@@ -3,7 +3,12 @@ the CLI on a folder with bad files, the errors a user meets, and predict.ipynb."
 from __future__ import annotations
 
 import csv
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from biomeseason import explain
+from biomeseason import explain, predict
 from biomeseason.__main__ import main as cli
 from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from biomeseason.images import ImageError
 from biomeseason.labels import Vocabulary, season_of
 from biomeseason.model import BiomeSeasonNet
-from biomeseason.predict import ImageReadError, ModelNotFoundError, Predictor, load_model, open_image
+from biomeseason.predict import ModelNotFoundError, Predictor, default_model_path, load_model
 from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD, dihedral, eval_transform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +32,8 @@ SIZE = 32  # network input: small keeps every test fast
 CSV_HEAD = ["path", "biome", "biome_p", "month", "month_p", "season"]
 
 
-def make_checkpoint(path: Path, arch="resnet18", num_biomes=len(BIOMES), seed=0, **meta) -> Path:
+def make_checkpoint(path: Path, arch="resnet18", num_biomes=None, seed=0, **meta) -> Path:
+    num_biomes = num_biomes or len(BIOMES)
     torch.manual_seed(seed)
     model = BiomeSeasonNet(arch, num_biomes=num_biomes)
     full_meta = {"arch": arch, "biomes": BIOMES[:num_biomes], "months": list(range(1, 13)),
@@ -115,7 +122,7 @@ def test_on_error_skips_an_unreadable_image_and_continues(predictor, photo, tmp_
     seen = []
     results = predictor.predict([photo, bad, photo], on_error=lambda src, err: seen.append((src, err)))
     assert [r.path for r in results] == [str(photo), str(photo)]
-    assert seen[0][0] == bad and isinstance(seen[0][1], ImageReadError)
+    assert seen[0][0] == bad and isinstance(seen[0][1], ImageError)
 
 
 # --------------------------------------------------------------------------- TTA
@@ -194,30 +201,6 @@ def save(image: Image.Image, path: Path, **kw) -> Path:
     return path
 
 
-def test_image_modes_become_faithful_rgb(tmp_path):
-    grey = Image.fromarray(np.tile(np.arange(0, 256, 4, dtype=np.uint8), (40, 1)))   # 64 x 40
-    as_rgb = open_image(save(grey, tmp_path / "grey.png"))
-    assert as_rgb.mode == "RGB" and np.array_equal(np.asarray(as_rgb)[..., 1], np.asarray(grey))
-
-    palette = random_image().convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
-    assert np.array_equal(np.asarray(open_image(save(palette, tmp_path / "p.png"))),
-                          np.asarray(palette.convert("RGB")))
-
-    deep = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (40, 1))   # 16-bit grey ramp
-    opened = np.asarray(open_image(save(Image.fromarray(deep), tmp_path / "deep.png")))
-    np.testing.assert_allclose(opened[..., 0], deep / 257, atol=1)      # not clipped to white
-
-    rgba = np.zeros((40, 64, 4), np.uint8)
-    rgba[..., :3] = 200
-    rgba[:, 32:, 3] = 255                                               # left half transparent
-    opened = np.asarray(open_image(save(Image.fromarray(rgba), tmp_path / "a.png")))
-    assert opened[:, :32].max() == 0 and (opened[:, 32:] == 200).all()
-
-    cmyk = Image.new("CMYK", (64, 40), (0, 255, 255, 0))               # pure red in print terms
-    r, g, b = np.asarray(open_image(save(cmyk, tmp_path / "c.jpg", quality=95))).mean(axis=(0, 1))
-    assert r > 200 and g < 60 and b < 60
-
-
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "1", "LA"])
 def test_every_image_mode_predicts(predictor, tmp_path, mode):
     base = random_image()
@@ -236,7 +219,7 @@ def test_exif_rotated_photo_is_turned_upright(predictor, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6                                                          # "rotate 90 clockwise to view"
     path = save(stored, tmp_path / "sideways.jpg", exif=exif, quality=95)
-    shown = np.asarray(open_image(path), np.int16)
+    shown = np.asarray(predict.images.open_rgb(path), np.int16)
     assert shown.shape == upright.shape
     assert np.abs(shown - upright).mean() < 10
     assert predictor.predict(path)[0].biome in BIOMES
@@ -244,9 +227,8 @@ def test_exif_rotated_photo_is_turned_upright(predictor, tmp_path):
 
 def test_a_big_jpeg_is_decoded_at_reduced_scale(predictor, tmp_path):
     path = save(random_image(2000, 1500), tmp_path / "big.jpg", quality=80)
-    small = open_image(path, min_size=SIZE)
+    small = predictor.open(path)
     assert SIZE <= min(small.size) < 2 * SIZE
-    assert open_image(path).size == (2000, 1500)
     assert predictor.predict(path)[0].biome in BIOMES
 
 
@@ -259,7 +241,7 @@ def test_a_non_image_is_an_error_naming_the_file(predictor, tmp_path, photo):
     save(random_image(200, 200), truncated, quality=90)
     truncated.write_bytes(truncated.read_bytes()[:1500])
     for bad in (text, truncated, tmp_path / "missing.png"):
-        with pytest.raises(ImageReadError, match=bad.name):
+        with pytest.raises(ImageError, match=bad.name):
             predictor.predict([photo, bad])
 
 
@@ -267,6 +249,21 @@ def test_no_model_says_how_to_train_one(tmp_path):
     with pytest.raises(ModelNotFoundError) as e:
         load_model(tmp_path / "models" / "best.pt")
     assert "make demo" in str(e.value) and "python -m biomeseason train" in str(e.value)
+
+
+def test_the_default_model_is_the_users_then_the_demos(tmp_path, monkeypatch, checkpoint):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(predict, "ROOT", tmp_path / "repository")
+    with pytest.raises(ModelNotFoundError, match="make demo"):
+        default_model_path()
+    demo = tmp_path / "runs" / "demo" / "model" / "best.pt"
+    demo.parent.mkdir(parents=True)
+    demo.write_bytes(checkpoint.read_bytes())
+    assert default_model_path() == Path("runs/demo/model/best.pt")
+    assert load_model().path == Path("runs/demo/model/best.pt")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "best.pt").write_bytes(checkpoint.read_bytes())
+    assert default_model_path() == Path("models/best.pt")
 
 
 class WritesAMarker:
@@ -348,7 +345,7 @@ def test_cli_predicts_a_folder_and_skips_bad_files(checkpoint, predictor, tmp_pa
 
     assert code == 0
     err = capsys.readouterr().err
-    assert "fake.jpg" in err and "cut.jpg" in err and "2 unreadable" in err
+    assert "fake.jpg: not an image" in err and "cut.jpg: truncated" in err and "2 unreadable" in err
     rows = read_csv(out)
     assert sorted(r["path"] for r in rows) == sorted(map(str, good + [extra]))
     assert list(rows[0])[:6] == CSV_HEAD
@@ -372,6 +369,97 @@ def test_cli_fails_only_when_nothing_could_be_predicted(checkpoint, tmp_path, ca
     assert "make demo" in capsys.readouterr().err
 
 
+def test_an_empty_result_keeps_the_previous_csv(checkpoint, tmp_path, capsys):
+    out = tmp_path / "pred.csv"
+    good = save(random_image(), tmp_path / "good.png")
+    assert cli(["predict", str(good), "--model", str(checkpoint), "--out", str(out)]) == 0
+    before = out.read_bytes()
+    (tmp_path / "fake.png").write_text("no")
+    assert cli(["predict", str(tmp_path / "fake.png"), "--model", str(checkpoint), "--out", str(out)]) == 1
+    assert out.read_bytes() == before
+    assert "left as it was" in capsys.readouterr().err
+
+
+def refused(capsys, code: int, *words) -> None:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err
+
+
+def test_bad_arguments_are_refused_before_any_work(checkpoint, tmp_path, capsys):
+    photo = save(random_image(), tmp_path / "photo.png")
+    listing = tmp_path / "mine.csv"
+    listing.write_text("my,own\n1,2\n")
+    before = {p: p.read_bytes() for p in (photo, listing)}
+    base = ["predict", "--model", str(checkpoint)]
+    refused(capsys, cli([*base, str(photo), "--out", str(photo), "--force"]), "photo.png")
+    refused(capsys, cli([*base, str(photo), str(listing), "--out", str(listing), "--force"]), "input")
+    refused(capsys, cli([*base, str(photo), "--out", str(tmp_path)]), "folder")
+    refused(capsys, cli([*base, str(photo), "--out", str(listing)]), "--force")
+    refused(capsys, cli([*base, str(photo), "--batch-size", "0", "--out", str(tmp_path / "p.csv")]),
+            "--batch-size")
+    refused(capsys, cli([*base, str(photo), "--max-pixels", "0", "--out", str(tmp_path / "p.csv")]),
+            "--max-pixels")
+    refused(capsys, cli([*base, str(tmp_path / "gone.jpg"), "--out", str(tmp_path / "p.csv")]), "gone.jpg")
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "p.csv").exists()
+    assert cli([*base, str(photo), "--out", str(listing), "--force"]) == 0
+    assert list(read_csv(listing)[0])[:6] == CSV_HEAD
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_is_refused(checkpoint, tmp_path, capsys):
+    photo = save(random_image(), tmp_path / "photo.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code = cli(["predict", str(photo), "--model", str(checkpoint), "--out", str(locked / "p.csv")])
+        refused(capsys, code, "permission")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_too_large_image_is_skipped_with_its_reason(checkpoint, tmp_path, capsys):
+    small = save(random_image(), tmp_path / "small.png")
+    big = save(random_image(400, 300), tmp_path / "big.png")
+    out = tmp_path / "p.csv"
+    assert cli(["predict", str(small), str(big), "--model", str(checkpoint), "--out", str(out),
+                "--max-pixels", "100000"]) == 0
+    assert "big.png: too large: 400x300" in capsys.readouterr().err
+    assert [r["path"] for r in read_csv(out)] == [str(small)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_keeps_the_previous_csv_and_leaves_no_temporary_file(checkpoint, tmp_path, sig):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(300):
+        save(random_image(seed=i), folder / f"img_{i:03d}.png")
+    results = tmp_path / "results"
+    results.mkdir()
+    out = results / "pred.csv"
+    out.write_text(",".join(CSV_HEAD) + "\nprevious,run,0,1,0,winter\n")
+    before = out.read_bytes()
+    process = subprocess.Popen([sys.executable, "-m", "biomeseason", "predict", str(folder), "--model",
+                                str(checkpoint), "--out", str(out), "--batch-size", "1", "--device", "cpu"],
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while len(list(results.iterdir())) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)   # a second file beside --out: the run is writing
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    time.sleep(0.3)
+    process.send_signal(sig)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert out.read_bytes() == before
+    assert not [p for p in results.iterdir() if p.name.endswith(".tmp")]
+
+
 # --------------------------------------------------------------------------- predict.ipynb
 
 def notebook_text(cells) -> str:
@@ -385,7 +473,7 @@ def test_predict_notebook_is_committed_clean_with_a_parameters_cell():
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and params[0] is next(c for c in nb.cells if c.cell_type == "code")
-    for name in ("IMAGE_PATH", "MODEL_PATH", 'MODEL_PATH = "models/best.pt"', "TTA = False"):
+    for name in ("IMAGE_PATH", "MODEL_PATH = None", "TTA = False"):
         assert name in params[0].source
     assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
 
@@ -399,8 +487,8 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     import papermill
 
     nb = nbformat.read(ROOT / "predict.ipynb", as_version=4)
-    predict_cell = next(c for c in nb.cells if "predictor.predict(IMAGE_PATH" in c.source)
-    load_at = next(i for i, c in enumerate(nb.cells) if "load_model(MODEL_PATH)" in c.source)
+    predict_cell = next(c for c in nb.cells if "show_prediction(predictor, IMAGE_PATH" in c.source)
+    load_at = next(i for i, c in enumerate(nb.cells) if "load_or_explain(MODEL_PATH)" in c.source)
     assert load_at < nb.cells.index(predict_cell)
     second = save(random_image(seed=9), tmp_path / "second.png")
     rerun = [nbformat.v4.new_code_cell(f"IMAGE_PATH = {str(second)!r}\nloaded_before = id(predictor)"),
@@ -420,3 +508,21 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     assert figures, "the prediction figure is missing"
     assert predictor.predict(second, tta=True)[0].summary() in notebook_text(second_run)
     assert "same model object: True" in notebook_text(second_run)
+
+
+@pytest.mark.slow
+def test_predict_notebook_says_one_sentence_for_a_wrong_image_or_model(checkpoint, tmp_path):
+    import nbformat
+    import papermill
+
+    (tmp_path / "bad.jpg").write_text("not an image")
+    cases = [({"IMAGE_PATH": str(tmp_path / "missing.jpg"), "MODEL_PATH": str(checkpoint)}, "missing.jpg"),
+             ({"IMAGE_PATH": str(tmp_path / "bad.jpg"), "MODEL_PATH": str(checkpoint)}, "not an image"),
+             ({"IMAGE_PATH": str(tmp_path / "bad.jpg"), "MODEL_PATH": str(tmp_path / "no.pt")}, "make demo")]
+    for parameters, words in cases:
+        out = tmp_path / "out.ipynb"
+        papermill.execute_notebook(str(ROOT / "predict.ipynb"), str(out), kernel_name="python3", cwd=str(ROOT),
+                                   parameters=parameters, progress_bar=False)
+        outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+        assert not [o for o in outputs if o.output_type == "error"]
+        assert words in "".join(o.get("text", "") for o in outputs)
