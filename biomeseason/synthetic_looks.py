@@ -28,14 +28,14 @@ from skimage.color import lab2rgb, rgb2lab
 from . import realstats
 
 LOOKS = ("nadir", "orbital", "mixed")
-ORBITAL_SHARE = 0.35       # of `mixed` scenes
+ORBITAL_SHARE = 0.25       # of `mixed` scenes
 LIMB_SHARE = 0.7           # of orbital scenes that show the horizon
 CLEAR_SHARE = 0.6          # scenes drawn without cloud: composites and many photos are clear
 THIN_CLOUD = (0.35, 1.0)   # cloud opacity factor: thin veils to thick decks
 LOWRES_SHARE = 0.5         # scenes rendered small and upsampled
 LOWRES_SIDES = (16, 24, 32, 32, 48, 64)
-SPREAD = 1.3               # sampled colour means spread this much wider than between the measured tiles:
-#                            other places of a biome differ more than the calibration tiles do
+SPREAD = 1.0               # sampled colour means spread as much as the measured tiles do between each other;
+#                            wider spreads blur the month signal more than they help other places
 HAZE_SHARE = 0.4           # scenes with extra haze and blue shift beyond the month's own haze
 HAZE_MAX = 0.12
 GLINT_SHARE = 0.3          # scenes with water showing sun glint
