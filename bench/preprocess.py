@@ -1,22 +1,26 @@
-"""Benchmark: preprocessing 12-megapixel photos, ours against the original approach.
+"""Benchmark preprocessing: how it scales with the image count, and 12-megapixel photos.
 
-    python bench/preprocess.py [--n 12] [--size 256] [--workers N] [--repeat 3]
+    python bench/preprocess.py scale [--sizes 10000 100000 1000000] [--workers 2]
+    python bench/preprocess.py photos [--n 12] [--size 256] [--workers N] [--repeat 3]
 
-Writes --n photo-like 4000x3000 JPEGs (smooth colour fields with fine grain,
-about 2-3 MB each, like camera output) into a temporary folder, then times
+scale: writes --sizes[-1] distinct 40x40 PNGs named by the convention
+(``Boreal_Jan_0000001.png``) into one folder (kept between runs in --data),
+then preprocesses the first 10k, 100k, ... of them, each run in a fresh
+process, and prints images/s, the peak resident memory of the main process
+and of the largest worker, and how time and memory grow per step. For the
+near-duplicate search alone it also times the all-pairs reference on the
+first size, the baseline the fast search replaces.
+Targets: 1,000,000 images in <= 20 minutes on 2 cores, every process <= 2 GB.
 
-- ours: ``biomeseason.preprocess.preprocess`` end to end (JPEG draft decoding,
-  a process pool, hashing, duplicate search, manifest), with --workers
-  processes and again with one, to show what each part brings;
-- original: the approach it replaces, in one process: open, decode the full
-  image, orient, convert to RGB, Lanczos-resize the short side to --size, save
-  a JPEG. It does less than ours (no hash, no duplicate search, no manifest).
-
-Prints images/s of each (best of --repeat runs) and the ratio.
-Target: ours >= 5x the original on a 2-core machine.
+photos: --n photo-like 4000x3000 JPEGs (about 2-3 MB each), ours
+(``preprocess`` end to end: JPEG draft decoding, a process pool, hashing,
+grouping, manifest) against the original approach in one process (open, full
+decode, orient, convert, Lanczos resize, save). Target: ours >= 5x on 2 cores.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,14 +29,119 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from biomeseason.preprocess import preprocess  # noqa: E402
 
-TARGET = 5.0
-WIDTH, HEIGHT = 4000, 3000
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 BIOMES = ["Boreal", "Deciduous", "DV", "Rainforest", "TropGrass", "Tundra", "USGrass"]
+SCALE_MINUTES, SCALE_GB = 20.0, 2.0
+PHOTO_TARGET = 5.0
+
+
+# ---- scale ------------------------------------------------------------------------------
+
+def tiny_name(i: int) -> str:
+    return f"{BIOMES[i % 7]}_{MONTHS[(i // 7) % 12]}_{i:07d}.png"
+
+
+def _write_tiny(args):
+    folder, start, stop = args
+    for i in range(start, stop):
+        rng = np.random.default_rng(i)
+        blocks = rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)
+        Image.fromarray(blocks).resize((40, 40), Image.Resampling.BILINEAR).save(
+            os.path.join(folder, tiny_name(i)), compress_level=1)
+
+
+def make_tiny(folder: Path, n: int, workers: int) -> None:
+    """n distinct 40x40 PNGs, written once and reused (the first n of a larger set are the same)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    have = len(os.listdir(folder))
+    if have >= n:
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    step = 5000
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write_tiny, [(str(folder), s, min(n, s + step)) for s in range(have, n, step)]))
+
+
+RUN_ONE = """
+import json, resource, sys, time
+from biomeseason.preprocess import preprocess
+start = time.perf_counter()
+r = preprocess(sys.argv[1], sys.argv[2], size=32, min_side=16, workers=int(sys.argv[3]), progress=False,
+               labels_csv=None)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "kept": len(r.manifest), "rejected": len(r.rejected),
+                  "groups": int(r.manifest["group"].duplicated(keep=False).sum()),
+                  "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def run_scale(args) -> int:
+    data = Path(args.data)
+    sizes = sorted(args.sizes)
+    start = time.perf_counter()
+    make_tiny(data / "all", sizes[-1], args.workers)
+    print(f"{sizes[-1]:,} 40x40 PNGs in {data / 'all'} (written or reused in {time.perf_counter() - start:.0f} s); "
+          f"{os.cpu_count()} CPUs, {args.workers} workers")
+    names = sorted(os.listdir(data / "all"))
+    results = []
+    for n in sizes:
+        raw = data / f"raw{n}"
+        if not raw.exists():  # the first n files, linked, so one folder holds exactly n
+            raw.mkdir()
+            for name in names[:n]:
+                os.link(data / "all" / name, raw / name)
+        out = data / f"out{n}"
+        done = subprocess.run([sys.executable, "-c", RUN_ONE, str(raw), str(out), str(args.workers)],
+                              capture_output=True, text=True, cwd=ROOT)
+        if done.returncode:
+            print(done.stderr[-2000:])
+            return 1
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append((n, r))
+        print(f"{n:>9,} images: {r['seconds']:7.1f} s  {n / r['seconds']:7.0f} images/s  "
+              f"main {r['main_mb']:6.0f} MB  largest worker {r['worker_mb']:5.0f} MB  "
+              f"kept {r['kept']:,} rejected {r['rejected']:,} in shared groups {r['groups']:,}", flush=True)
+    print("\ngrowth per step (x10 images): " + ", ".join(
+        f"{a:,}->{b:,}: time x{rb['seconds'] / ra['seconds']:.1f}, main memory x{rb['main_mb'] / ra['main_mb']:.1f}"
+        for (a, ra), (b, rb) in zip(results, results[1:])))
+    baseline_dedupe(data / "all", sizes[0])
+    n, r = results[-1]
+    minutes = r["seconds"] / 60 * 1_000_000 / n
+    gb = max(r["main_mb"], r["worker_mb"]) / 1024
+    print(f"\n1,000,000 images {'measured' if n >= 1_000_000 else 'extrapolated linearly from ' + f'{n:,}'}: "
+          f"{minutes:.1f} min (target <= {SCALE_MINUTES:.0f}), largest process {gb:.2f} GB at {n:,} "
+          f"(target <= {SCALE_GB:.0f})")
+    return 0 if minutes <= SCALE_MINUTES and gb <= SCALE_GB else 1
+
+
+def baseline_dedupe(folder: Path, n: int) -> None:
+    """The near-duplicate search alone, fast against all pairs, on the fingerprints of n images."""
+    from biomeseason.clean import fingerprint
+    from biomeseason.dedupe import near_duplicate_pairs, near_duplicate_pairs_all
+    from biomeseason.images import read_image
+
+    names = sorted(os.listdir(folder))[:n]
+    prints = [fingerprint(read_image(folder / name).image) for name in names]
+    hashes = np.array([h for h, _ in prints], dtype=np.uint64)
+    thumbs = np.stack([np.frombuffer(t, np.uint8).reshape(16, 16, 3) for _, t in prints])
+    t0 = time.perf_counter()
+    fast = near_duplicate_pairs(hashes, thumbs)
+    t1 = time.perf_counter()
+    slow = near_duplicate_pairs_all(hashes, thumbs)
+    t2 = time.perf_counter()
+    print(f"near-duplicate search on {n:,}: fast {t1 - t0:.2f} s, all pairs {t2 - t1:.2f} s "
+          f"({(t2 - t1) / (t1 - t0):.1f}x); same pairs: {fast == slow} ({len(fast)} pairs)")
+
+
+# ---- photos ------------------------------------------------------------------------------
+
+WIDTH, HEIGHT = 4000, 3000
 
 
 def photo(seed: int) -> Image.Image:
@@ -45,15 +154,6 @@ def photo(seed: int) -> Image.Image:
     big = np.asarray(small.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC), np.int16)
     grain = rng.integers(-6, 7, big.shape, dtype=np.int16)
     return Image.fromarray(np.clip(big + grain, 0, 255).astype(np.uint8))
-
-
-def write_photos(folder: Path, n: int) -> list[Path]:
-    paths = []
-    for i in range(n):
-        path = folder / f"{BIOMES[i % 7]}_{MONTHS[i % 12]}_{i:04d}.jpg"
-        photo(i).save(path, "JPEG", quality=90)
-        paths.append(path)
-    return paths
 
 
 def original(paths: list[Path], out: Path, size: int) -> None:
@@ -76,25 +176,17 @@ def best_time(run, repeat: int) -> float:
     return min(times)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=12, help="photos to process (default: 12)")
-    p.add_argument("--size", type=int, default=256, help="short side of the output (default: 256)")
-    p.add_argument("--workers", type=int, default=os.cpu_count(),
-                   help=f"processes for ours (default: the CPU count, {os.cpu_count()})")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts (default: 3)")
-    args = p.parse_args()
-
+def run_photos(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         raw = tmp / "raw"
         raw.mkdir()
-        start = time.perf_counter()
-        paths = write_photos(raw, args.n)
-        megabytes = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
-        print(f"{args.n} photos of {WIDTH}x{HEIGHT} ({megabytes:.1f} MB each on average), "
-              f"written in {time.perf_counter() - start:.1f} s; short side -> {args.size} px; "
-              f"{os.cpu_count()} CPUs")
+        paths = []
+        for i in range(args.n):
+            path = raw / f"{BIOMES[i % 7]}_{MONTHS[i % 12]}_{i:04d}.jpg"
+            photo(i).save(path, "JPEG", quality=90)
+            paths.append(path)
+        print(f"{args.n} photos of {WIDTH}x{HEIGHT}; short side -> {args.size} px; {os.cpu_count()} CPUs")
 
         def ours(workers):
             return lambda: preprocess(raw, tmp / f"ours{workers}", size=args.size, workers=workers,
@@ -103,7 +195,6 @@ def main() -> int:
         t_orig = best_time(lambda: original(paths, tmp / "original", args.size), args.repeat)
         t_one = best_time(ours(1), args.repeat)
         t_ours = best_time(ours(args.workers), args.repeat)
-
     rows = [("original: full decode + resize, 1 process", t_orig),
             ("ours, 1 process (JPEG draft decoding)", t_one),
             (f"ours, {args.workers} processes (draft + pool)", t_ours)]
@@ -111,8 +202,26 @@ def main() -> int:
     for label, seconds in rows:
         print(f"{label:<46}{seconds:>9.2f}{args.n / seconds:>10.1f}{t_orig / seconds:>12.1f}")
     ratio = t_orig / t_ours
-    print(f"\ntarget >= {TARGET:.0f}x: {'met' if ratio >= TARGET else 'NOT met'} ({ratio:.1f}x)")
-    return 0 if ratio >= TARGET else 1
+    print(f"\ntarget >= {PHOTO_TARGET:.0f}x: {'met' if ratio >= PHOTO_TARGET else 'NOT met'} ({ratio:.1f}x)")
+    return 0 if ratio >= PHOTO_TARGET else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("scale", help="many small images: images/s and peak memory per size")
+    s.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
+                   help="image counts to run (default: 10000 100000)")
+    s.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: the CPU count)")
+    s.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "biomeseason-bench-scale"),
+                   help="folder for the generated images, kept for reuse (default: %(default)s)")
+    ph = sub.add_parser("photos", help="12-megapixel JPEGs against the original approach")
+    ph.add_argument("--n", type=int, default=12, help="photos to process (default: 12)")
+    ph.add_argument("--size", type=int, default=256, help="short side of the output (default: 256)")
+    ph.add_argument("--workers", type=int, default=os.cpu_count(), help="processes (default: the CPU count)")
+    ph.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts (default: 3)")
+    args = p.parse_args()
+    return run_scale(args) if args.mode == "scale" else run_photos(args)
 
 
 if __name__ == "__main__":

@@ -199,8 +199,6 @@ def check_settings(raw: Path, out: Path, size, min_side, max_pixels, workers, va
         for name in foreign_outputs(out):
             raise UsageError(f"--out {out} holds a {name} that biomeseason did not write; "
                              "move it away or choose another folder (--force never replaces it)")
-    if not os.access(files._existing_parent(out.parent), os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: cannot write in {out.parent} (permission denied)")
 
 
 def foreign_outputs(out: Path) -> list[str]:
@@ -487,9 +485,12 @@ def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, see
     by_link = [(int(a), int(b)) for a, b in zip(table["link"].map(_first_of(table["link"])), range(len(table)))
                if a != b]
     component = connected_groups(len(table), by_user, by_link)
-    names = pd.DataFrame({"c": component, "user": user, "source": table["source"].map(scan.display_name)})
-    first = names.groupby("c").agg(user=("user", "min"), source=("source", "min"))
-    name = first["user"].fillna(first["source"])
+    names = pd.DataFrame({"c": component, "user": user.to_numpy(dtype=object),
+                          "source": table["source"].map(scan.display_name).to_numpy(dtype=object)})
+    # The first by sorting, not groupby().min(): pandas' string min runs per group in Python.
+    by_user_name = names.dropna(subset=["user"]).sort_values("user").drop_duplicates("c").set_index("c")["user"]
+    by_source = names.sort_values("source").drop_duplicates("c").set_index("c")["source"]
+    name = by_user_name.reindex(by_source.index).fillna(by_source)
     table["group"] = name.loc[component].to_numpy()
     table["split"] = assign_splits(table, val_frac, test_frac, seed)
     table["season"] = [season_of(None if pd.isna(m) else int(m), h)

@@ -34,15 +34,17 @@ def assign_splits(table: pd.DataFrame, val_frac: float, test_frac: float, seed: 
     group = table["group"] if "group" in table else pd.Series(range(len(table)), index=table.index)
     given = table["given_split"] if "given_split" in table else pd.Series("", index=table.index)
     groups = pd.DataFrame({
-        "group": group.astype(str).to_numpy(),
+        "group": group.astype(str).to_numpy(dtype=object),
         "rank": given.map(lambda s: _HELD_OUT.get(s, 9)).to_numpy(),
-        "biome": table["biome"].fillna("").astype(str).to_numpy(),
+        "biome": table["biome"].fillna("").astype(str).to_numpy(dtype=object),
         "month": pd.to_numeric(table["month"]).fillna(99).astype(int).to_numpy(),
-        "sha256": table["sha256"].astype(str).to_numpy(),
+        "sha256": table["sha256"].astype(str).to_numpy(dtype=object),
     }, index=table.index)
-    per_group = groups.groupby("group", sort=True).agg(
-        rank=("rank", "min"), month=("month", "min"), sha256=("sha256", "min"), size=("rank", "size"),
-        biome=("biome", _most_common))
+    # Text columns as plain objects, reduced by sorting: pandas' string min runs per group in Python.
+    per_group = groups.groupby("group", sort=True).agg(rank=("rank", "min"), month=("month", "min"),
+                                                       size=("rank", "size"))
+    per_group["sha256"] = groups.sort_values("sha256").drop_duplicates("group").set_index("group")["sha256"]
+    per_group["biome"] = _most_common_biome(groups)
     per_group["split"] = per_group["rank"].map({v: k for k, v in _HELD_OUT.items()}).fillna("")
     per_group["key"] = [hashlib.sha256(f"{seed}:{digest}".encode()).hexdigest()
                         for digest in per_group["sha256"]]
@@ -57,9 +59,11 @@ def assign_splits(table: pd.DataFrame, val_frac: float, test_frac: float, seed: 
     return pd.Series(per_group.loc[groups["group"], "split"].to_numpy(), index=table.index)
 
 
-def _most_common(values: pd.Series) -> str:
-    counts = values.value_counts()
-    return sorted(counts.index[counts == counts.max()])[0]
+def _most_common_biome(groups: pd.DataFrame) -> pd.Series:
+    """The most common biome of each group (ties: the first by name), without a Python call per group."""
+    counts = groups.groupby(["group", "biome"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["group", "n", "biome"], ascending=[True, False, True], kind="stable")
+    return counts.drop_duplicates("group").set_index("group")["biome"]
 
 
 def _deal_stratified(groups: pd.DataFrame, fractions: dict[str, float]) -> pd.Series:

@@ -144,3 +144,11 @@ def test_deal_spreads_evenly():
     dealt = deal(20, {"train": 0.7, "val": 0.15, "test": 0.15})
     assert [dealt.count(s) for s in ("train", "val", "test")] == [14, 3, 3]
     assert "test" in dealt[:10] and "test" in dealt[10:]
+
+
+def test_fingerprint_hash_is_imagehash_phash():
+    imagehash = pytest.importorskip("imagehash")
+    for seed in range(50):
+        im = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((64, 48))
+        bits = imagehash.phash(im).hash.flatten()
+        assert fingerprint(im)[0] == int("".join("1" if b else "0" for b in bits), 2)
