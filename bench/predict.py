@@ -1,20 +1,24 @@
-"""Speed and memory of prediction: one 12-megapixel photo, and a folder of small images.
+"""Batch prediction of full-size photos: the streaming command against the original approach.
 
-    python bench/predict.py [--repeats 7] [--batch-images 64]
+    python bench/predict.py [--n 1000] [--workers 2] [--image-size 96]
 
-1. One 4000 x 3000 JPEG, warm model (resnet18, random weights, 224 px input),
-   end to end (open -> tensor -> probabilities): ours (reduced-scale JPEG
-   decode, then the shared eval transform) against the original approach
-   (full decode, resize the short side to 240, centre-crop 224, same model).
-   Prints the best and median of each, the image -> tensor part alone, and
-   the ratio of the best times; the target is >= 4x.
-2. Peak memory (ru_maxrss) of a fresh process that predicts that photo once,
-   next to a process that only imports torch; the target is <= 600 MB.
-3. Batch throughput (images/s) over a folder of processed-size images
-   (short side 256 px), at 224 px and at the demo's 96 px input.
+N 4000 x 3000 (12-megapixel) JPEGs are written once into a temporary folder
+(8 distinct photo-like images, copied), and a resnet18 checkpoint with random
+weights is made. Each approach runs in a fresh process, and the figures are
+its wall time (model load included), images/s and peak resident memory
+(ru_maxrss of the process, and of its largest worker):
+
+- ours: ``python -m biomeseason predict FOLDER --out preds.csv`` as a user runs
+  it: worker processes decode at reduced JPEG scale and find the scene, the
+  model runs in batches, rows are streamed into the CSV;
+- original: one image at a time, full decode, resize of the short side, centre
+  crop, the same model, rows collected and written at the end.
+
+Prints both and the ratio. With ``--n`` small the figures are noisier; on a
+2-core machine the original takes about half a second per photo.
 """
 import argparse
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,28 +28,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from biomeseason.checkpoint import save_checkpoint  # noqa: E402
 from biomeseason.model import BiomeSeasonNet  # noqa: E402
-from biomeseason.predict import load_model  # noqa: E402
 from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
-TARGET_RATIO = 4.0
-TARGET_PEAK_MB = 600
 PHOTO_SIZE = (4000, 3000)  # 12 megapixels
+DISTINCT = 8
 BIOMES = ["boreal_forest", "temperate_deciduous_forest", "desert", "tropical_rainforest",
           "tropical_grassland", "tundra", "temperate_grassland"]
 
 
 def make_photo(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
-    """A photo-like JPEG: smooth colour regions plus sensor-like grain.
-
-    Pure noise would compress badly and decode unlike a photo; a flat image
-    would decode unrealistically fast.
-    """
+    """A photo-like JPEG: smooth colour regions plus sensor-like grain (pure noise would
+    compress and decode unlike a photo; a flat image would decode unrealistically fast)."""
     rng = np.random.default_rng(seed)
     w, h = size
     coarse = Image.fromarray(rng.integers(0, 256, (h // 100 + 2, w // 100 + 2, 3), dtype=np.uint8))
@@ -63,149 +61,85 @@ def make_checkpoint(path: Path, image_size: int) -> Path:
     return save_checkpoint(path, model.state_dict(), meta)
 
 
-# The original approach: decode every pixel, then shrink.
-ORIGINAL_TRANSFORM = transforms.Compose([
-    transforms.Resize(240), transforms.CenterCrop(224),
-    transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-])
-
-
-def predict_original(model: torch.nn.Module, path: Path) -> dict:
-    x = original_tensor(path).unsqueeze(0)  # (1, 3, 224, 224)
-    with torch.inference_mode():
-        return {task: out.softmax(1) for task, out in model(x).items()}
-
-
-def timings(fn, repeats: int) -> tuple[float, float]:
-    """(best, median) seconds of ``repeats`` calls after a warm-up call.
-
-    The best is the figure least disturbed by other work on a shared machine
-    (as ``timeit`` advises); the median is what a user typically waits.
-    """
-    fn()  # warm: first-call allocations, lazy imports
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
-
-
-def original_tensor(path: Path) -> torch.Tensor:
-    return ORIGINAL_TRANSFORM(Image.open(path).convert("RGB"))
-
-
-PEAK_SCRIPT = """
-import resource, sys
-def peak_kb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# The original approach, run in its own process: every pixel decoded, then shrunk.
+ORIGINAL = """
+import csv, sys
+from pathlib import Path
 import torch
-after_torch = peak_kb()
-import torchvision  # what any prediction with this model needs too
-after_torchvision = peak_kb()
-if sys.argv[1] == "ours":
-    from biomeseason.predict import load_model
-    load_model(sys.argv[2]).predict(sys.argv[3])
-else:
-    sys.path.insert(0, sys.argv[4])
-    from predict import make_model_like, predict_original
-    predict_original(make_model_like(sys.argv[2]), sys.argv[3])
-print(after_torch, after_torchvision, peak_kb())
+from PIL import Image
+from torchvision import transforms
+from biomeseason.predict import load_model
+checkpoint, folder, out = sys.argv[1:4]
+predictor = load_model(checkpoint)
+size = predictor.image_size
+transform = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor(),
+                                transforms.Normalize(predictor.meta["mean"], predictor.meta["std"])])
+rows = []
+for path in sorted(Path(folder).glob("*.jpg")):
+    x = transform(Image.open(path).convert("RGB")).unsqueeze(0)
+    with torch.inference_mode():
+        out_ = predictor.model(x)
+    rows.append([str(path), int(out_["biome"].argmax()), int(out_["month"].argmax()) + 1])
+with open(out, "w", newline="") as f:
+    csv.writer(f).writerows(rows)
+"""
+
+# Runs a command and reports its peak memory and that of its largest child (the workers).
+LAUNCHER = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+seconds = time.perf_counter() - start
+children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(code, seconds, children)
 """
 
 
-def make_model_like(checkpoint: str) -> torch.nn.Module:
-    """The same network and weights, for the original approach."""
-    return load_model(checkpoint).model
-
-
-# Linux keeps ru_maxrss across fork and exec, so a child of this (large) process
-# would report our peak. A small launcher process starts the measured one.
-LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run([sys.executable, *sys.argv[1:]]).returncode)"
-
-
-def peak_memory_mb(which: str, checkpoint: Path, photo: Path) -> tuple[float, float, float]:
-    """Peak RSS in MB of a fresh process: after importing torch, then torchvision, then one prediction."""
-    out = subprocess.run([sys.executable, "-c", LAUNCHER, "-c", PEAK_SCRIPT, which, str(checkpoint),
-                          str(photo), str(Path(__file__).parent)], capture_output=True, text=True, check=True)
-    return tuple(int(kb) / 1024 for kb in out.stdout.split()[-3:])
-
-
-def throughput(checkpoint: Path, folder: Path, batch_size: int) -> float:
-    predictor = load_model(checkpoint)
-    paths = sorted(folder.glob("*.jpg"))
-    predictor.predict(paths[:batch_size], batch_size=batch_size)  # warm
-    start = time.perf_counter()
-    predictor.predict(paths, batch_size=batch_size)
-    return len(paths) / (time.perf_counter() - start)
+def run(command: list[str], cwd: Path) -> tuple[float, float]:
+    """(seconds, peak MB of the largest process) of a command in a fresh process tree."""
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
+                         check=True, cwd=cwd)
+    code, seconds, peak_kb = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"{command[:4]} failed with exit code {code}")
+    return float(seconds), int(peak_kb) / 1024
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per approach (default: 7)")
-    parser.add_argument("--batch-images", type=int, default=64, help="images in the folder (default: 64)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    parser.add_argument("--n", type=int, default=1000, help="photos (default: 1000)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes of ours (default: 2)")
+    parser.add_argument("--image-size", type=int, default=96, help="model input, px (default: 96, the demo's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of ours (default: 32)")
     args = parser.parse_args()
+    root = Path(__file__).resolve().parents[1]
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        photo = make_photo(tmp / "photo.jpg", PHOTO_SIZE)
-        checkpoint = make_checkpoint(tmp / "model224.pt", 224)
-        predictor = load_model(checkpoint)
-        print(f"photo: {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG, {photo.stat().st_size / 1e6:.1f} MB; "
-              f"model resnet18, 224 px, {torch.get_num_threads()} threads")
-
-        x = predictor.to_tensor(photo).unsqueeze(0)
-        stages = {
-            "original": {"image -> tensor": lambda: original_tensor(photo),
-                         "end to end": lambda: predict_original(predictor.model, photo)},
-            "ours": {"image -> tensor": lambda: predictor.to_tensor(photo),
-                     "end to end": lambda: predictor.predict(photo)},
-        }
-        model_best, model_median = timings(lambda: predictor.probabilities(x), args.repeats)
-        print(f"single image, best / median of {args.repeats} runs (ms); the model alone takes "
-              f"{model_best * 1000:.0f} / {model_median * 1000:.0f} in both:")
-        results = {}
-        for approach, steps in stages.items():
-            results[approach] = {name: timings(fn, args.repeats) for name, fn in steps.items()}
-            shown = "   ".join(f"{name} {best * 1000:6.1f} / {median * 1000:6.1f}"
-                               for name, (best, median) in results[approach].items())
-            print(f"  {approach:<8} {shown}")
-        ratio = results["original"]["end to end"][0] / results["ours"]["end to end"][0]
-        tensor_ratio = results["original"]["image -> tensor"][0] / results["ours"]["image -> tensor"][0]
-        ceiling = results["original"]["end to end"][0] / model_best
-        print(f"  ratio end to end: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x: "
-              f"{'ok' if ratio >= TARGET_RATIO else 'MISSED'}); image -> tensor alone: {tensor_ratio:.1f}x")
-        # The forward pass is the same in both, so it bounds what faster loading can gain.
-        print(f"  ceiling if opening the image cost nothing: {ceiling:.1f}x")
-        # What a user of the shipped defaults waits for: the CPU demo trains at 96 px.
-        shipped = load_model(make_checkpoint(tmp / "model96.pt", 96))
-        shipped_best, shipped_median = timings(lambda: shipped.predict(photo), args.repeats)
-        shipped_ratio = results["original"]["end to end"][0] / shipped_best
-        print(f"  ours with the demo's 96 px model, end to end {shipped_best * 1000:6.1f} / "
-              f"{shipped_median * 1000:6.1f}: {shipped_ratio:.1f}x the original at 224 px "
-              f"(target >= {TARGET_RATIO:.0f}x: {'ok' if shipped_ratio >= TARGET_RATIO else 'MISSED'})")
-
-        after_torch, after_torchvision, peak = peak_memory_mb("ours", checkpoint, photo)
-        *_, peak_original = peak_memory_mb("original", checkpoint, photo)
-        print("peak memory of a fresh process predicting the photo once (ru_maxrss):")
-        print(f"  after importing torch only:        {after_torch:6.0f} MB")
-        print(f"  after importing torch+torchvision: {after_torchvision:6.0f} MB")
-        print(f"  ours:     {peak:6.0f} MB (+{peak - after_torch:.0f} over torch; target <= {TARGET_PEAK_MB} MB: "
-              f"{'ok' if peak <= TARGET_PEAK_MB else 'MISSED'})")
-        print(f"  original: {peak_original:6.0f} MB (+{peak_original - after_torch:.0f} over torch)")
-        print(f"  the photo and model cost ours {peak - after_torchvision:.0f} MB and the original "
-              f"{peak_original - after_torchvision:.0f} MB above the imports")
-
-        folder = tmp / "processed"
+        folder = tmp / "photos"
         folder.mkdir()
-        for i in range(args.batch_images):
-            make_photo(folder / f"img_{i:04d}.jpg", (341, 256), seed=i)
-        print(f"batch throughput over {args.batch_images} processed-size images (341x256), "
-              f"batch size {args.batch_size}:")
-        for size in (224, 96):
-            rate = throughput(make_checkpoint(tmp / f"model{size}.pt", size), folder, args.batch_size)
-            print(f"  input {size:3d} px: {rate:6.1f} images/s")
+        start = time.perf_counter()
+        originals = [make_photo(tmp / f"src_{i}.jpg", PHOTO_SIZE, seed=i) for i in range(min(DISTINCT, args.n))]
+        for i in range(args.n):
+            shutil.copyfile(originals[i % len(originals)], folder / f"photo_{i:05d}.jpg")
+        checkpoint = make_checkpoint(tmp / "model.pt", args.image_size)
+        mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+        print(f"{args.n} JPEGs of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} ({mb:.0f} MB) written in "
+              f"{time.perf_counter() - start:.0f} s; resnet18 at {args.image_size} px, "
+              f"{torch.get_num_threads()} threads")
+
+        ours = [sys.executable, "-m", "biomeseason", "predict", str(folder), "--model", str(checkpoint),
+                "--out", str(tmp / "ours.csv"), "--workers", str(args.workers),
+                "--batch-size", str(args.batch_size), "--device", "cpu"]
+        original = [sys.executable, "-c", ORIGINAL, str(checkpoint), str(folder), str(tmp / "original.csv")]
+        results = {"ours (streaming)": run(ours, root), "original (one at a time)": run(original, root)}
+
+    print(f"{'approach':<28}{'seconds':>9}{'images/s':>10}{'peak MB':>9}")
+    for name, (seconds, peak) in results.items():
+        print(f"{name:<28}{seconds:>9.1f}{args.n / seconds:>10.1f}{peak:>9.0f}")
+    (t_ours, m_ours), (t_orig, m_orig) = results.values()
+    print(f"ratio: ours is {t_orig / t_ours:.1f}x faster; peak memory {m_ours:.0f} MB against {m_orig:.0f} MB "
+          f"(largest single process)")
     return 0  # a report, not a gate: timings on a shared machine vary
 
 

@@ -7,8 +7,11 @@
 Grad-CAM (Selvaraju et al., 2017) weighs each channel of the last
 convolutional map by the mean gradient of a class score with respect to it;
 the positive part of the weighted sum shows where evidence for that class
-lies. The maps cover the centre square that the eval transform crops, so they
-are drawn over that square.
+lies. The maps cover the centre square that the eval transform crops from the
+scene (the Earth part of the photo), so they are drawn over that square.
+
+A figure shows the answer in bold only when the image looks like the training
+data; for an image flagged unfamiliar the answer is grey, with the warning.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from PIL import Image
 from .checkpoint import CheckpointError
 from .images import ImageError, open_rgb
 from .labels import MONTH_ABBR, SEASONS
-from .predict import Prediction, Predictor
+from .predict import UNFAMILIAR_WARNING, Prediction, Predictor
 
 DISPLAY_SIZE = 384  # pixels of the centre square drawn under the heat maps
 
@@ -79,9 +82,15 @@ def _normalise(cam: torch.Tensor) -> np.ndarray:
     return (cam / top if top > 0 else torch.zeros_like(cam)).numpy().astype(np.float32)
 
 
-def centre_square(image, size: int = DISPLAY_SIZE) -> np.ndarray:
-    """The centre square the eval transform keeps, as (size, size, 3) uint8, for drawing."""
+def centre_square(image, size: int = DISPLAY_SIZE, box=None, image_size=None) -> np.ndarray:
+    """The centre square the eval transform keeps, as (size, size, 3) uint8, for drawing.
+
+    ``box`` (l, t, r, b) in an upright image of ``image_size`` (w, h): the scene
+    the model was given (``Prediction.scene_box``); None: the whole image.
+    """
     img = open_rgb(image, min_size=size, reduce=True)
+    if box is not None and image_size is not None:
+        img = img.crop(_scaled(box, image_size, img.size))
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -133,12 +142,23 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
     fig = plt.figure(figsize=(16, 4.2 * rows), layout="constrained")
     grid = fig.add_gridspec(rows, 4)
     ax_img = fig.add_subplot(grid[0, 0])
-    ax_img.imshow(np.asarray(open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)))
-    ax_img.set_title(f"{_pretty(result.biome)}\n{result.month_name} · {result.season}")
+    shown = open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)
+    ax_img.imshow(np.asarray(shown))
+    answer = f"{_pretty(result.biome)}\n{result.month_name} · {result.season}"
+    if result.unfamiliar:
+        ax_img.set_title(f"{answer}\n{_wrap(UNFAMILIAR_WARNING)}", color="grey", fontweight="normal",
+                         fontsize=9)
+    else:
+        ax_img.set_title(answer, fontweight="bold")
+    box = result.scene_box
+    if box and result.image_size and tuple(box) != (0, 0, *result.image_size):
+        left, top, right, bottom = _scaled(box, result.image_size, shown.size)
+        ax_img.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False,
+                                       edgecolor="yellow", linewidth=2, label="scene predicted on"))
     ax_img.axis("off")
     plot_heads(result, [fig.add_subplot(grid[0, i]) for i in (1, 2, 3)])
     if cams:
-        square = centre_square(image)
+        square = centre_square(image, box=box, image_size=result.image_size)
         ax_view = fig.add_subplot(grid[1, 0])
         ax_view.imshow(square)
         ax_view.set_title("centre square the model sees")
@@ -152,6 +172,18 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
 
 def _pretty(name: str) -> str:
     return name.replace("_", " ")
+
+
+def _wrap(text: str, width: int = 40) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _scaled(box, size, to_size) -> tuple[int, int, int, int]:
+    """A box in an image of ``size`` (w, h), in the same image shown at ``to_size``."""
+    sx, sy = to_size[0] / size[0], to_size[1] / size[1]
+    return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
 
 
 def show_prediction(predictor: Predictor | None, image, tta: bool = False) -> Prediction | None:
@@ -169,6 +201,8 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False) -> Pr
         print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
         return None
     print(result.summary())
+    if result.unfamiliar:
+        print(UNFAMILIAR_WARNING)
     plot_prediction(image, result, grad_cams(predictor, image, result))
     plt.show()
     return result

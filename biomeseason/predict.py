@@ -17,14 +17,32 @@ lists, input size, normalisation); nothing of training is imported. Images are
 read by ``biomeseason.images`` at reduced scale (a 12-megapixel JPEG is decoded
 at 1/8 size straight from its DCT coefficients, so its full-size pixels are
 never held in memory) and go through ``presets.eval_transform``, the code
-training evaluates with. The CSV is written through ``biomeseason.files``:
-never over an input or a file that is not ours, never replaced by an empty
-result, and a Ctrl-C leaves the previous file as it was.
+training evaluates with. Before that, ``scene.find_scene`` crops a whole photo to its Earth part (no
+margins, caption, window frame or space); the box goes into the CSV.
+
+Every prediction carries calibrated probabilities (the temperature per head
+stored in the checkpoint) and an ``unfamiliar`` flag (the familiarity score
+stored beside it; None for checkpoints written before these existed).
+
+A folder is predicted as a stream: worker processes read and decode (JPEG at
+reduced scale), the model runs in batches, and rows are appended to
+``<out>.partial`` as they come, then renamed to ``--out`` when complete. So
+``--out`` is always the previous file or a complete new one; an interrupted run
+keeps its rows in the partial file and ``--resume`` continues from it,
+skipping images already there (same path and content hash). Nothing is written
+over an input or a file that is not ours, and an empty result replaces nothing.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
+import hashlib
+import itertools
+import os
+import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,18 +52,24 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import files, images
+from . import files, images, presets
 from .checkpoint import CheckpointError, load_checkpoint
 from .colors import check_paths_exist, find_images
 from .images import ImageError
 from .labels import MONTH_ABBR, SEASONS, season_of
 from .model import build_model, select_device
 from .presets import dihedral, eval_transform
+from .scene import find_scene
+from .workers import process_pool
 
 # Where a model is looked for when none is named: the user's own, then the demo's.
 MODEL_CANDIDATES = (Path("models/best.pt"), Path("runs/demo/model/best.pt"))
 ROOT = Path(__file__).resolve().parents[1]   # the repository, for an editable install
 TOP_K = 3
+WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
+SCENE_SIZE = 256   # short side (at least) at which the scene is looked for
+UNFAMILIAR_WARNING = ("this image does not look like anything the model was trained on; "
+                      "treat the answer with care")
 REQUIRED_META = ("arch", "biomes", "months", "hemisphere", "image_size", "mean", "std")
 HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/processed --out models`, "
                 "or run `make demo` (synthetic data, a few minutes) and use runs/demo/model/best.pt")
@@ -57,7 +81,7 @@ class ModelNotFoundError(CheckpointError):
 
 @dataclass
 class Prediction:
-    """What the model says about one image; probabilities are in [0, 1]."""
+    """What the model says about one image; probabilities are in [0, 1] and calibrated."""
 
     path: str
     biome: str
@@ -71,6 +95,12 @@ class Prediction:
     biome_probs: dict[str, float] = field(repr=False)
     month_probs: dict[int, float] = field(repr=False)
     season_probs: dict[str, float] = field(repr=False)
+    unfamiliar: bool | None = None               # None: the checkpoint has no familiarity score
+    familiarity_score: float | None = None       # higher = less like the training data
+    scene_box: tuple[int, int, int, int] | None = None   # (l, t, r, b) of the part predicted on
+    image_size: tuple[int, int] | None = None    # (w, h) of the upright image the box refers to
+    sha256: str = ""                             # of the file's bytes (files only)
+    notes: list[str] = field(default_factory=list, repr=False)
 
     @property
     def month_name(self) -> str:
@@ -82,10 +112,14 @@ class Prediction:
                 f"{self.season} ({self.season_p:.2f})")
 
     def to_row(self) -> dict:
-        """The CSV row (``COLUMNS``): the headline columns first, then the top-k of each head."""
+        """The CSV row (``COLUMNS``)."""
         row = {"path": self.path, "biome": self.biome, "biome_p": round(self.biome_p, 4),
                "month": self.month, "month_p": round(self.month_p, 4), "season": self.season,
-               "season_p": round(self.season_p, 4)}
+               "season_p": round(self.season_p, 4),
+               "unfamiliar": "" if self.unfamiliar is None else self.unfamiliar,
+               "familiarity": "" if self.familiarity_score is None else round(self.familiarity_score, 3),
+               "scene_box": ",".join(map(str, self.scene_box)) if self.scene_box else "",
+               "sha256": self.sha256}
         for head, top in (("biome", self.biome_top), ("month", self.month_top)):
             for rank, (label, p) in enumerate(top, start=1):
                 row[f"{head}_top{rank}"] = label
@@ -94,9 +128,87 @@ class Prediction:
 
 
 COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p",
+           "unfamiliar", "familiarity", "scene_box",
            *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
-             for p in ("", "_p"))]
+             for p in ("", "_p")), "sha256"]
 OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every version
+
+
+# --------------------------------------------------------------------------- images
+
+@dataclass
+class Prepared:
+    """One image made ready for the model, by a worker process or in this one: small and
+    picklable, no torch. ``error`` (the reason) or ``done`` (resume) mean no image."""
+
+    name: str
+    image: np.ndarray | None = None              # (h, w, 3) uint8: the scene, decoded small
+    box: tuple[int, int, int, int] | None = None # the scene in the upright full-size image
+    size: tuple[int, int] | None = None          # (w, h) of the upright full-size image
+    sha256: str = ""
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+    done: bool = False
+
+
+_DONE: frozenset = frozenset()   # (path, sha256) already predicted; set in each worker for --resume
+
+
+def _start_worker(done) -> None:
+    """In each worker: what --resume skips, and the default SIGTERM, so that stopping a worker
+    ends it quietly (a handler inherited from the parent would raise in it instead)."""
+    global _DONE
+    _DONE = frozenset(done)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def prepare(source, image_size: int, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
+            done=None) -> Prepared:
+    """Read (at reduced scale), find the scene, crop. Never raises for a bad image: the
+    reason is in ``error``. A file whose (path, sha256) is in ``done`` is not decoded."""
+    name = _name_of(source)
+    sha, data = "", source
+    if isinstance(source, (str, Path)):
+        try:
+            data = Path(source).read_bytes()
+        except OSError:
+            data = source   # let the reader say why in its words (no such file, a folder, ...)
+        else:
+            sha = hashlib.sha256(data).hexdigest()
+            if (name, sha) in (_DONE if done is None else done):
+                return Prepared(name, sha256=sha, done=True)
+    try:
+        # The scene finder needs more pixels than a small model: margins and captions must show.
+        size = max(image_size, SCENE_SIZE) if scene else image_size
+        record = images.read_image(data, min_size=size, reduce=True, max_pixels=max_pixels)
+    except ImageError as e:
+        return Prepared(name, sha256=sha, error=e.reason)
+    img = record.image
+    w, h = img.size
+    ow, oh = record.original_size
+    size = (ow, oh) if (ow >= oh) == (w >= h) else (oh, ow)   # upright, as the decoded image
+    box, notes = ((0, 0, w, h), [])
+    if scene:
+        box, notes = find_scene(img)
+        img = img.crop(box)
+    full_box = (round(box[0] * size[0] / w), round(box[1] * size[1] / h),
+                round(box[2] * size[0] / w), round(box[3] * size[1] / h))
+    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes])
+
+
+def _ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:
+    """``map(fn, items)`` in order, in worker processes when ``workers`` > 1, with at most
+    ``window`` items in flight, so memory stays bounded however many items there are."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    items = iter(items)
+    with process_pool(workers, initializer=_start_worker, initargs=(frozenset(done),)) as pool:
+        pending = deque(pool.submit(fn, item) for item in itertools.islice(items, window))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in itertools.islice(items, 1))
+            yield result
 
 
 # --------------------------------------------------------------------------- model
@@ -135,7 +247,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         raise CheckpointError(f"{path}: cannot build the network it describes: {e}") from None
     _check_fits(path, model, meta, state_dict)
     model.load_state_dict(state_dict, strict=True)
-    return Predictor(model.to(device).eval(), meta, torch.device(device), path)
+    return Predictor(model.to(device).eval(), meta, torch.device(device), path, _familiarity(payload))
 
 
 def _check_fits(path: Path, model: torch.nn.Module, meta: dict, state_dict: dict) -> None:
@@ -163,13 +275,21 @@ def _check_fits(path: Path, model: torch.nn.Module, meta: dict, state_dict: dict
 class Predictor:
     """A loaded model with its metadata; turns images into Predictions."""
 
-    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, path: Path | None = None):
+    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, path: Path | None = None,
+                 familiarity=None):
         self.model, self.meta, self.device, self.path = model, meta, device, path
+        self.familiarity = familiarity
         self.biomes: list[str] = list(meta["biomes"])
         self.months: list[int] = [int(m) for m in meta["months"]]
         self.hemisphere: str = meta["hemisphere"]
         self.image_size: int = int(meta["image_size"])
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
+        calibration = meta.get("calibration") or {}
+        self.temperatures = {head: float((calibration.get(head) or {}).get("temperature", 1.0))
+                             for head in ("biome", "month")}
+        # Test-time views follow training: an upright photo is never seen upside down.
+        self.view = meta.get("view") or (meta.get("config") or {}).get("view") or "overhead"
+        self.tta_views = _tta_views(self.view)
         # Which season each month-head output belongs to, for season probabilities.
         self._season_of_output = torch.tensor(
             [SEASONS.index(season_of(m, self.hemisphere)) for m in self.months])
@@ -181,31 +301,46 @@ class Predictor:
                 f"input {self.image_size}px; from {self.path}" + (f"; {shown}" if shown else "") + ")")
 
     # -- images to tensors
-    def open(self, source, max_pixels: int = images.MAX_PIXELS) -> Image.Image:
-        """The RGB image as decoded for this model: upright, sRGB, reduced while its
-        short side still covers the input size. Raises images.ImageError with the reason."""
-        return images.read_image(source, min_size=self.image_size, reduce=True, max_pixels=max_pixels).image
+    def prepare(self, source, scene: bool = True, max_pixels: int = images.MAX_PIXELS) -> Prepared:
+        """The image as this model sees it, before the tensor: decoded small, cropped to the scene."""
+        return prepare(source, self.image_size, scene, max_pixels, done=())
 
-    def to_tensor(self, source) -> torch.Tensor:
+    def open(self, source, scene: bool = True, max_pixels: int = images.MAX_PIXELS) -> Image.Image:
+        """The RGB image as decoded for this model: upright, sRGB, reduced while its short
+        side still covers the input size, cropped to the scene. Raises images.ImageError."""
+        prepared = self.prepare(source, scene, max_pixels)
+        if prepared.error:
+            raise ImageError(prepared.name, prepared.error)
+        return Image.fromarray(prepared.image)
+
+    def to_tensor(self, source, scene: bool = True) -> torch.Tensor:
         """(3, S, S) normalised float tensor, exactly as the model sees it."""
-        return self.transform(self.open(source))
+        return self.transform(self.open(source, scene))
 
     # -- tensors to probabilities
     @torch.inference_mode()
-    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> dict[str, torch.Tensor]:
-        """Softmax of each head for a (B, 3, S, S) batch: {"biome": (B, nb), "month": (B, 12)}.
+    def _forward(self, batch: torch.Tensor, tta: bool = False) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        """(calibrated softmax of each head {"biome": (B, nb), "month": (B, 12)}, pooled features (B, C)).
 
-        With ``tta``, the mean softmax over the 8 rotations/flips; overhead
-        views have no "up", so each is an equally valid view of the scene.
+        With ``tta``, the mean softmax over the views valid for the model's
+        training view (``presets.tta_views``); features are of the plain view.
         """
         batch = batch.to(self.device)
-        views = range(8) if tta else range(1)
-        total = None
+        views = self.tta_views if tta else [0]
+        total, embedding = None, None
         for k in views:
-            logits = self.model(dihedral(batch, k))
-            probs = {task: out.float().softmax(dim=1).cpu() for task, out in logits.items()}
+            features = self.model.forward_features(dihedral(batch, k))          # (B, C, h, w)
+            if embedding is None:
+                embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
+            logits = self.model.forward_head(features)
+            probs = {task: (out.float() / self.temperatures.get(task, 1.0)).softmax(dim=1).cpu()
+                     for task, out in logits.items()}
             total = probs if total is None else {t: total[t] + probs[t] for t in total}
-        return {task: p / len(views) for task, p in total.items()}
+        return {task: p / len(views) for task, p in total.items()}, embedding
+
+    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> dict[str, torch.Tensor]:
+        """Calibrated softmax of each head for a (B, 3, S, S) batch."""
+        return self._forward(batch, tta)[0]
 
     def season_probabilities(self, month_probs: torch.Tensor) -> torch.Tensor:
         """(B, 12) month probabilities -> (B, 4) in SEASONS order."""
@@ -215,50 +350,73 @@ class Predictor:
     # -- the public entry points
     def predict(self, sources, tta: bool = False, batch_size: int = 32,
                 on_error: Callable[[object, ImageError], None] | None = None,
-                progress: bool = False, max_pixels: int = images.MAX_PIXELS) -> list[Prediction]:
+                progress: bool = False, **options) -> list[Prediction]:
         """Predictions for a path, a PIL image, a uint8 array, or a list of them.
 
         An image that cannot be used raises images.ImageError, unless ``on_error``
         is given: then it is called with (source, error) and the image is skipped.
+        ``options``: scene (crop to the Earth part, default True), max_pixels,
+        workers (decoding processes, default 0: this one), done (see iter_batches).
         """
-        return list(self.iter_predict(sources, tta, batch_size, on_error, progress, max_pixels))
+        return [r for batch in self.iter_batches(sources, tta, batch_size, on_error, progress, **options)
+                for r in batch]
 
-    def iter_predict(self, sources, tta: bool = False, batch_size: int = 32,
+    def iter_batches(self, sources, tta: bool = False, batch_size: int = 32,
                      on_error: Callable[[object, ImageError], None] | None = None,
-                     progress: bool = False, max_pixels: int = images.MAX_PIXELS) -> Iterator[Prediction]:
-        """Like predict, yielding results batch by batch (memory stays bounded)."""
+                     progress: bool = False, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
+                     workers: int = 0, done=()) -> Iterator[list[Prediction]]:
+        """Like predict, yielding one list of results per batch (memory stays bounded).
+
+        Files whose (path, sha256) is in ``done`` are skipped unread beyond their bytes.
+        """
         if isinstance(sources, (str, Path, Image.Image, np.ndarray)):
             sources = [sources]
         sources = list(sources)
-        bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr)
-        names, tensors = [], []
-        for source in sources:
-            try:
-                tensors.append(self.transform(self.open(source, max_pixels)))
-                names.append(_name_of(source))
-            except ImageError as e:
-                if on_error is None:
-                    bar.close()
-                    raise
-                on_error(source, e)
-                bar.update(1)
-            if len(tensors) == batch_size:
-                yield from self._results(names, tensors, tta)
-                bar.update(len(tensors))
-                names, tensors = [], []
-        if tensors:
-            yield from self._results(names, tensors, tta)
-            bar.update(len(tensors))
-        bar.close()
+        job = functools.partial(prepare, image_size=self.image_size, scene=scene, max_pixels=max_pixels,
+                                done=None if workers > 1 else frozenset(done))
+        bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
+        batch: list[Prepared] = []
+        try:
+            for source, ready in zip(sources, _ordered_map(job, sources, workers, 4 * batch_size, done)):
+                if ready.error:
+                    bar.update(1)
+                    error = ImageError(ready.name, ready.error)
+                    if on_error is None:
+                        raise error
+                    on_error(source, error)
+                elif ready.done:
+                    bar.update(1)
+                else:
+                    batch.append(ready)
+                if len(batch) == batch_size:
+                    yield self._results(batch, tta)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                yield self._results(batch, tta)
+                bar.update(len(batch))
+        finally:
+            bar.close()
 
-    def _results(self, names: list[str], tensors: list[torch.Tensor], tta: bool) -> list[Prediction]:
-        probs = self.probabilities(torch.stack(tensors), tta)   # (B, nb), (B, 12)
-        seasons = self.season_probabilities(probs["month"])     # (B, 4)
-        return [self._prediction(name, probs["biome"][i], probs["month"][i], seasons[i])
-                for i, name in enumerate(names)]
+    def iter_predict(self, sources, *args, **kwargs) -> Iterator[Prediction]:
+        """Like predict, yielding results one by one as their batch is done."""
+        for batch in self.iter_batches(sources, *args, **kwargs):
+            yield from batch
 
-    def _prediction(self, name: str, biome_p: torch.Tensor, month_p: torch.Tensor,
-                    season_p: torch.Tensor) -> Prediction:
+    def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
+        probs, embedding = self._forward(torch.stack([self.transform(p.image) for p in batch]), tta)
+        seasons = self.season_probabilities(probs["month"])      # (B, 4)
+        scores = flags = [None] * len(batch)
+        if self.familiarity is not None:
+            scores = self.familiarity.score(embedding)           # (B,)
+            flags = self.familiarity.flags(scores)
+        return [self._prediction(p, probs["biome"][i], probs["month"][i], seasons[i],
+                                 None if flags[i] is None else bool(flags[i]),
+                                 None if scores[i] is None else float(scores[i]))
+                for i, p in enumerate(batch)]
+
+    def _prediction(self, prepared: Prepared, biome_p: torch.Tensor, month_p: torch.Tensor,
+                    season_p: torch.Tensor, unfamiliar: bool | None, score: float | None) -> Prediction:
         biome_probs = dict(zip(self.biomes, biome_p.tolist()))
         month_probs = dict(zip(self.months, month_p.tolist()))
         season_probs = dict(zip(SEASONS, season_p.tolist()))
@@ -266,9 +424,25 @@ class Predictor:
         month_top = _top(month_probs)
         month = month_top[0][0]
         season = season_of(month, self.hemisphere)
-        return Prediction(name, biome_top[0][0], biome_top[0][1], month, month_top[0][1],
+        return Prediction(prepared.name, biome_top[0][0], biome_top[0][1], month, month_top[0][1],
                           season, season_probs[season], biome_top, month_top,
-                          biome_probs, month_probs, season_probs)
+                          biome_probs, month_probs, season_probs, unfamiliar, score,
+                          prepared.box, prepared.size, prepared.sha256, prepared.notes)
+
+
+def _tta_views(view: str) -> list[int]:
+    if hasattr(presets, "tta_views"):
+        return presets.tta_views(view)
+    return list(range(8)) if view == "overhead" else [0, 4]   # 4: the horizontal flip
+
+
+def _familiarity(payload: dict):
+    """The familiarity score stored in a checkpoint, or None (older checkpoints)."""
+    try:
+        from .familiarity import Familiarity
+    except ImportError:
+        return None
+    return Familiarity.from_checkpoint(payload)
 
 
 def _top(probs: dict, k: int = TOP_K) -> list[tuple]:
@@ -289,6 +463,12 @@ def write_csv(rows: Iterable[dict], path: str | Path) -> int:
     return files.write_rows(path, rows)
 
 
+def partial_path(out: str | Path) -> Path:
+    """Where a run appends its rows until it is complete: ``<out>.partial``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Predict biome, month and season of images into a CSV.",
                                      add_help=add_help)
@@ -299,9 +479,17 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing --out that was not written by biomeseason (default: refuse)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows of an interrupted run (or of --out) and predict only the "
+                             "images not in them, by path and content hash (default: start afresh)")
     parser.add_argument("--tta", action="store_true",
-                        help="average over the 8 rotations/flips (8x slower; default: off)")
+                        help="average over the flips (and, for overhead views, rotations) the model was "
+                             "trained with (default: off)")
+    parser.add_argument("--no-scene", dest="scene", action="store_false",
+                        help="predict on the whole image, without cropping to the Earth part (default: crop)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
     parser.add_argument("--max-pixels", type=int, default=images.MAX_PIXELS,
                         help=f"skip images with more pixels than this (default: {images.MAX_PIXELS:,})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
@@ -314,12 +502,37 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     for flag, value in (("--batch-size", args.batch_size), ("--max-pixels", args.max_pixels)):
         if value < 1:
             raise files.UsageError(f"{flag} {value}: must be at least 1")
+    if args.workers < 0:
+        raise files.UsageError(f"--workers {args.workers}: must be 0 or more")
     check_paths_exist(args.paths)
     found, ignored = find_images(args.paths)
-    model = [args.model] if args.model else []
-    files.check_output_file(args.out, inputs=[*args.paths, *found, *model], force=args.force,
-                            looks_ours=files.csv_header_is(OUR_HEADER), suffixes=[".csv"])
+    inputs = [*args.paths, *found, *([args.model] if args.model else [])]
+    ours = files.csv_header_is(OUR_HEADER)
+    files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=ours, suffixes=[".csv"])
+    files.check_output_file(partial_path(args.out), inputs=inputs, force=args.force, looks_ours=ours,
+                            suffixes=[".partial"])
+    if args.resume:
+        for path in (partial_path(args.out), Path(args.out)):
+            if path.is_file() and "sha256" not in _header(path):
+                raise files.UsageError(f"--resume: {path} has no sha256 column (an older version wrote it); "
+                                       "run without --resume")
     return found, ignored
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _previous_rows(out: Path, partial: Path) -> tuple[list[dict], Path | None]:
+    """(rows, file they came from) of an interrupted run, else of a complete --out, for --resume."""
+    for path in (partial, out):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if not text.endswith("\n"):
+                text = text[:text.rfind("\n") + 1]   # a row cut by a crash is predicted again
+            return list(csv.DictReader(text.splitlines())), path
+    return [], None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -329,21 +542,47 @@ def main(args: argparse.Namespace) -> int:
     except (files.UsageError, CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
         print(f"error: {e}", file=sys.stderr)
         return 2
+    out, partial = Path(args.out), partial_path(args.out)
+    previous, source = _previous_rows(out, partial) if args.resume else ([], None)
+    done = {(row["path"], row["sha256"]) for row in previous}
     failed: list[str] = []
 
-    def report(source, error: ImageError) -> None:
-        failed.append(str(source))
+    def report(path, error: ImageError) -> None:
+        failed.append(str(path))
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
-    with files.terminate_as_interrupt():  # kill as Ctrl-C: the temporary CSV is removed, --out kept
-        results = predictor.iter_predict(found, tta=args.tta, batch_size=args.batch_size,
-                                         on_error=report, progress=True, max_pixels=args.max_pixels)
-        written = files.write_rows(args.out, (r.to_row() for r in results), COLUMNS)
-    print(f"predicted {written} of {len(found)} images into {args.out}"
+    new = 0
+    with files.terminate_as_interrupt():
+        # The partial file is rewritten from the rows kept, so it always holds whole rows only.
+        files.write_rows(partial, previous, COLUMNS) or files.write_text(partial, ",".join(COLUMNS) + "\n")
+        try:
+            with open(partial, "a", encoding="utf-8", newline="") as f:
+                writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+                for batch in predictor.iter_batches(found, tta=args.tta, batch_size=args.batch_size,
+                                                    on_error=report, progress=True, scene=args.scene,
+                                                    max_pixels=args.max_pixels, workers=args.workers, done=done):
+                    writer.writerows(r.to_row() for r in batch)
+                    f.flush()   # a crash loses at most the batch in flight
+                    new += len(batch)
+        except BaseException:
+            if previous or new:
+                print(f"\n{len(previous) + new} rows kept in {partial}; run the same command with --resume "
+                      f"to continue; {out} was left as it was", file=sys.stderr)
+            else:
+                partial.unlink(missing_ok=True)
+            raise
+        total = len(previous) + new
+        if total == 0 or (new == 0 and source == out):
+            partial.unlink(missing_ok=True)   # nothing new: --out stays as it was
+        else:
+            with files.atomic_path(out) as tmp:
+                os.replace(partial, tmp)
+    print(f"predicted {new} of {len(found)} images into {out}"
+          + (f" ({len(previous)} rows kept from before)" if previous else "")
           + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")
           + (f"; ignored {len(ignored)} non-image files" if ignored else ""), file=sys.stderr)
-    if written == 0:
-        kept = f"; {args.out} was left as it was" if Path(args.out).exists() else ""
+    if total == 0:
+        kept = f"; {out} was left as it was" if out.exists() else ""
         print(f"error: nothing could be predicted{kept}", file=sys.stderr)
         return 1
     return 0

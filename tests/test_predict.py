@@ -227,8 +227,9 @@ def test_exif_rotated_photo_is_turned_upright(predictor, tmp_path):
 
 def test_a_big_jpeg_is_decoded_at_reduced_scale(predictor, tmp_path):
     path = save(random_image(2000, 1500), tmp_path / "big.jpg", quality=80)
-    small = predictor.open(path)
+    small = predictor.open(path, scene=False)
     assert SIZE <= min(small.size) < 2 * SIZE
+    assert predict.SCENE_SIZE <= min(predictor.open(path).size) < 2 * predict.SCENE_SIZE
     assert predictor.predict(path)[0].biome in BIOMES
 
 
@@ -526,3 +527,174 @@ def test_predict_notebook_says_one_sentence_for_a_wrong_image_or_model(checkpoin
         outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"]
         assert words in "".join(o.get("text", "") for o in outputs)
+
+
+# --------------------------------------------------------------------------- calibration, familiarity, views
+
+def logits_by_hand(checkpoint: Path, image) -> dict[str, torch.Tensor]:
+    model = BiomeSeasonNet("resnet18", num_biomes=len(BIOMES)).eval()
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    x = eval_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(image)
+    with torch.no_grad():
+        return {k: v[0] for k, v in model(x[None]).items()}
+
+
+def test_probabilities_are_divided_by_the_stored_temperature(tmp_path):
+    calibration = {"biome": {"temperature": 2.5}, "month": {"temperature": 0.5}}
+    path = make_checkpoint(tmp_path / "calibrated.pt", calibration=calibration)
+    image = random_image(seed=11)
+    [result] = load_model(path).predict(image)
+    logits = logits_by_hand(path, image)
+    np.testing.assert_allclose(list(result.biome_probs.values()), (logits["biome"] / 2.5).softmax(0), atol=1e-5)
+    np.testing.assert_allclose(list(result.month_probs.values()), (logits["month"] / 0.5).softmax(0), atol=1e-5)
+
+
+def familiar_checkpoint(tmp_path: Path, reference: Image.Image, other: Image.Image) -> Path:
+    """A checkpoint whose familiarity score knows ``reference`` and sets the threshold halfway to ``other``."""
+    from biomeseason.familiarity import Familiarity
+
+    base = make_checkpoint(tmp_path / "base.pt")
+    predictor = load_model(base)
+    with torch.no_grad():
+        x = torch.stack([predictor.to_tensor(reference), predictor.to_tensor(other)])
+        features = predictor.model.embed(x).double().numpy()
+    familiarity = Familiarity(features[:1], np.eye(features.shape[1]))
+    familiarity.threshold = float(familiarity.score(features)[1]) / 2
+    fam_meta, tensors = familiarity.to_checkpoint()
+    payload = load_checkpoint(base)
+    return save_checkpoint(tmp_path / "familiar.pt", payload["model"], {**payload["meta"], "familiarity": fam_meta},
+                           extra=tensors)
+
+
+def test_unfamiliar_flag_and_score_come_from_the_stored_familiarity(tmp_path, checkpoint):
+    known, strange = random_image(seed=1), Image.new("RGB", (48, 40), (255, 255, 255))
+    predictor = load_model(familiar_checkpoint(tmp_path, known, strange))
+    ok, flagged = predictor.predict([known, strange])
+    assert ok.unfamiliar is False and ok.familiarity_score == pytest.approx(0, abs=1e-3)
+    assert flagged.unfamiliar is True and flagged.familiarity_score > predictor.familiarity.threshold
+    assert ok.to_row()["unfamiliar"] is False and flagged.to_row()["unfamiliar"] is True
+    old = load_model(checkpoint).predict(known)[0]      # written before familiarity existed
+    assert old.unfamiliar is None and old.familiarity_score is None
+    assert old.to_row()["unfamiliar"] == "" and old.to_row()["familiarity"] == ""
+
+
+def test_a_flagged_image_gets_no_bold_answer_and_a_warning(tmp_path, capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    known, strange = random_image(seed=1), Image.new("RGB", (48, 40), (255, 255, 255))
+    predictor = load_model(familiar_checkpoint(tmp_path, known, strange))
+    for image, flagged in ((known, False), (strange, True)):
+        path = save(image, tmp_path / f"{flagged}.png")
+        result = explain.show_prediction(predictor, path)
+        assert (predict.UNFAMILIAR_WARNING in capsys.readouterr().out) is flagged
+        fig = explain.plot_prediction(path, result)
+        title = fig.axes[0].title
+        assert (title.get_fontweight() == "bold") is not flagged
+        assert (predict.UNFAMILIAR_WARNING.split()[0] in title.get_text()) is flagged
+
+
+@pytest.mark.parametrize("view, expected", [("upright", [0, 4]), ("overhead", list(range(8)))])
+def test_tta_uses_only_the_views_the_model_was_trained_with(tmp_path, view, expected):
+    path = make_checkpoint(tmp_path / f"{view}.pt", view=view)
+    predictor = load_model(path)
+    assert predictor.tta_views == expected
+    image = random_image(SIZE, SIZE, seed=2)
+    [tta] = predictor.predict(image, tta=True)
+    x = predictor.to_tensor(image)[None]
+    with torch.no_grad():
+        mean = torch.stack([predictor.model(dihedral(x, k))["biome"].softmax(1)[0] for k in expected]).mean(0)
+    np.testing.assert_allclose(list(tta.biome_probs.values()), mean, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- scene
+
+def framed_photo(path: Path) -> tuple[Path, tuple[int, int, int, int]]:
+    """Earth (noise) pasted into black margins with a white caption band below."""
+    frame = np.zeros((300, 400, 3), np.uint8)
+    box = (50, 30, 350, 240)
+    frame[box[1]:box[3], box[0]:box[2]] = np.asarray(random_image(300, 210, seed=8))
+    frame[260:] = 245
+    frame[270:280, 20:200] = 10      # a line of "text"
+    return save(Image.fromarray(frame), path), box
+
+
+def test_prediction_crops_to_the_scene_and_reports_the_box(predictor, checkpoint, tmp_path):
+    path, drawn = framed_photo(tmp_path / "framed.png")
+    result = predictor.predict(path)[0]
+    inter = np.prod(np.clip(np.minimum(result.scene_box[2:], drawn[2:]) - np.maximum(result.scene_box[:2],
+                                                                                     drawn[:2]), 0, None))
+    union = np.prod(np.subtract(result.scene_box[2:], result.scene_box[:2])) + 300 * 210 - inter
+    assert inter / union >= 0.9 and result.image_size == (400, 300)
+    x = predictor.transform(Image.open(path).convert("RGB").crop(result.scene_box))[None]
+    np.testing.assert_allclose(list(result.biome_probs.values()), predictor.probabilities(x)["biome"][0], atol=1e-5)
+    whole = predictor.predict(path, scene=False)[0]
+    assert whole.scene_box == (0, 0, 400, 300)
+
+    out = tmp_path / "p.csv"
+    assert cli(["predict", str(path), "--model", str(checkpoint), "--out", str(out), "--workers", "0"]) == 0
+    assert read_csv(out)[0]["scene_box"] == ",".join(map(str, result.scene_box))
+    assert cli(["predict", str(path), "--model", str(checkpoint), "--out", str(out), "--no-scene",
+                "--workers", "0"]) == 0
+    assert read_csv(out)[0]["scene_box"] == "0,0,400,300"
+
+
+# --------------------------------------------------------------------------- streaming and resume
+
+@pytest.fixture
+def folder_of_photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(11):
+        save(random_image(60 + i, 50, seed=20 + i), folder / f"img_{i:02d}.{'jpg' if i % 2 else 'png'}")
+    (folder / "bad.jpg").write_text("not an image")
+    return folder
+
+
+def test_streaming_with_workers_equals_one_image_at_a_time(predictor, checkpoint, folder_of_photos, tmp_path):
+    out = tmp_path / "p.csv"
+    assert cli(["predict", str(folder_of_photos), "--model", str(checkpoint), "--out", str(out),
+                "--workers", "2", "--batch-size", "4", "--device", "cpu"]) == 0
+    rows = read_csv(out)
+    assert [r["path"] for r in rows] == [str(p) for p in sorted(folder_of_photos.glob("img_*"))]
+    assert not list(tmp_path.glob("*.partial"))
+    for row in rows:
+        alone = predictor.predict(row["path"])[0]
+        assert row["biome"] == alone.biome and int(row["month"]) == alone.month
+        assert float(row["biome_p"]) == pytest.approx(alone.biome_p, abs=1e-4)
+        assert float(row["month_p"]) == pytest.approx(alone.month_p, abs=1e-4)
+        assert row["sha256"] == alone.sha256 and len(row["sha256"]) == 64
+
+
+def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_of_photos, tmp_path, monkeypatch,
+                                                            capsys):
+    base = ["predict", str(folder_of_photos), "--model", str(checkpoint), "--batch-size", "3", "--workers", "0"]
+    complete = tmp_path / "complete.csv"
+    assert cli([*base, "--out", str(complete)]) == 0
+
+    out = tmp_path / "p.csv"
+    out.write_text(",".join(predict.COLUMNS) + "\nprevious,run,0,1,0,winter" + "," * 17 + "\n")
+    before = out.read_bytes()
+    forward, calls = predict.Predictor._forward, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(predict.Predictor, "_forward", interrupted)
+    assert cli([*base, "--out", str(out)]) == 130
+    assert out.read_bytes() == before                   # --out untouched
+    partial = predict.partial_path(out)
+    assert len(read_csv(partial)) == 6                  # two whole batches kept
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(predict.Predictor, "_forward", forward)
+
+    assert cli([*base, "--out", str(out), "--resume"]) == 0
+    assert not partial.exists() and not list(tmp_path.glob(".*tmp"))
+    assert out.read_bytes() == complete.read_bytes()
+    assert "6 rows kept" in capsys.readouterr().err
+
+    # Resuming a complete run predicts nothing and changes nothing.
+    assert cli([*base, "--out", str(out), "--resume"]) == 0
+    assert out.read_bytes() == complete.read_bytes()
