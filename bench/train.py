@@ -24,13 +24,14 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from biomeseason.data import read_class_lists, read_manifest  # noqa: E402
+from biomeseason.images import open_rgb  # noqa: E402
+from biomeseason.labels import MONTH_ABBR  # noqa: E402
 from biomeseason.model import BiomeSeasonNet  # noqa: E402
 from biomeseason.preprocess import preprocess  # noqa: E402
 from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from biomeseason.train import TrainConfig, _datasets, masked_losses  # noqa: E402
-from biomeseason.data import read_class_lists, read_manifest  # noqa: E402
-from biomeseason.labels import MONTH_ABBR  # noqa: E402
 from biomeseason.synthetic import FILE_PREFIX, render_scene  # noqa: E402
+from biomeseason.train import TrainConfig, _datasets, masked_losses  # noqa: E402
 
 
 def write_originals(folder: Path, n: int, megapixels: float) -> None:
@@ -60,8 +61,7 @@ class DecodeEveryStep(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        with Image.open(self.paths[i]) as im:
-            img = im.convert("RGB")
+        img = open_rgb(self.paths[i])  # the whole file, decoded at full size
         return self.tf(img), torch.tensor(i % 7), torch.tensor(i % 12)
 
 

@@ -10,23 +10,27 @@ head for that image rather than dropping the image.
 """
 from __future__ import annotations
 
-import hashlib
+import copy
 import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from .files import UsageError
+from .images import ImageError, read_image
+from .manifest import SPLITS, manifest_sha256, read_manifest  # noqa: F401  (manifest_sha256: re-exported)
 from .presets import resize_short_side
 
 MISSING = -1
-MANIFEST_COLUMNS = ["path", "source", "sha256", "biome", "month", "season", "split", "width", "height"]
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -40,27 +44,39 @@ def read_class_lists(processed: str | Path) -> ClassLists:
     path = Path(processed) / "labels.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python dataset_preproc.py --out {processed}` first")
-    raw = json.loads(path.read_text())
-    return ClassLists(list(raw["biomes"]), [int(m) for m in raw.get("months", range(1, 13))],
-                      raw.get("hemisphere", "north"))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ClassLists(list(raw["biomes"]), [int(m) for m in raw.get("months", range(1, 13))],
+                          raw.get("hemisphere", "north"))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a class list we can read ({type(e).__name__}: {e}); "
+                         "re-run the preprocessing") from None
 
 
-def read_manifest(processed: str | Path) -> pd.DataFrame:
-    path = Path(processed) / "manifest.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `python dataset_preproc.py --out {processed}` first")
-    df = pd.read_csv(path, dtype={"biome": "string", "source": "string", "split": "string"},
-                     keep_default_na=False, na_values={"month": [""]})
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path} lacks columns {missing}; re-run the preprocessing")
-    df["month"] = pd.to_numeric(df["month"], errors="raise").astype("Int64")
-    return df
+def carve_validation(df: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, int]:
+    """Hold out about ``share`` of the training rows as ``val`` when there is no val split.
 
-
-def manifest_sha256(processed: str | Path) -> str:
-    """Hash of manifest.csv: ties a checkpoint to the exact data it saw."""
-    return hashlib.sha256((Path(processed) / "manifest.csv").read_bytes()).hexdigest()
+    Whole groups move together (the ``group`` column: near duplicates, one
+    place in many months), stratified by biome so rare classes are represented.
+    Returns the new table and the number of rows moved (0 if val already exists
+    or there are too few groups to split).
+    """
+    train = df.index[df["split"] == "train"]
+    if (df["split"] == "val").any() or len(train) < 2:
+        return df, 0
+    rows = df.loc[train]
+    groups = rows["group"].astype(str) if "group" in rows else pd.Series(rows.index.astype(str), rows.index)
+    n_folds = max(2, round(1 / share))
+    if groups.nunique() < n_folds:
+        return df, 0
+    labels = rows["biome"].astype(str).to_numpy()
+    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # classes smaller than the fold count are expected in small data
+        warnings.simplefilter("ignore", UserWarning)
+        _, held = next(folds.split(np.zeros(len(rows)), labels, groups.to_numpy()))
+    df = df.copy()
+    df.loc[rows.index[held], "split"] = "val"
+    return df, len(held)
 
 
 def encode_targets(df: pd.DataFrame, classes: ClassLists) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,9 +92,12 @@ def encode_targets(df: pd.DataFrame, classes: ClassLists) -> tuple[torch.Tensor,
 
 
 def _load_resized(path: Path, short_side: int) -> torch.Tensor:
-    with Image.open(path) as im:
-        im.draft("RGB", (short_side, short_side))  # JPEG: decode at a reduced scale when possible
-        tensor = v2.functional.pil_to_tensor(im.convert("RGB"))  # (3, H, W) uint8
+    try:
+        image = read_image(path, min_size=short_side).image  # JPEG: decoded at a reduced scale
+    except ImageError as e:
+        raise UsageError(f"processed image {e.source} cannot be read ({e.reason}); "
+                         "run the preprocessing again") from None
+    tensor = v2.functional.pil_to_tensor(image)  # (3, H, W) uint8
     return resize_short_side(short_side)(tensor)
 
 
@@ -109,6 +128,12 @@ class ProcessedImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def with_transform(self, transform) -> ProcessedImages:
+        """The same images (and cache) under another transform, e.g. the eval one for the train split."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
+
     def image(self, i: int) -> torch.Tensor:
         """uint8 (3, H, W) with short side = short_side, before the transform."""
         return self.images[i] if self.images is not None else _load_resized(self.paths[i], self.short_side)
@@ -129,8 +154,7 @@ def estimate_cache_bytes(df: pd.DataFrame, short_side: int) -> int:
 
 def open_processed(processed: str | Path, rel_path: str) -> Image.Image:
     """One processed image as RGB PIL (for showing; training uses ProcessedImages)."""
-    with Image.open(Path(processed) / rel_path) as im:
-        return im.convert("RGB")
+    return read_image(Path(processed) / rel_path).image
 
 
 def preview(processed: str | Path, split: str = "train", n: int = 16, seed: int = 0):

@@ -4,7 +4,8 @@
     out = model(x)            # {"biome": (B, 7), "month": (B, 12)}
 
 ``forward_features`` returns the last convolutional map (B, C, h, w), unpooled,
-so Grad-CAM can look at it; ``forward_head`` pools and applies the heads. The
+so Grad-CAM can look at it; ``forward_head`` pools and applies the heads;
+``embed`` gives the pooled features (B, C) that the familiarity score uses. The
 model knows nothing of files: weights come in through ``load_backbone_weights``
 with a state dict that the caller has loaded safely.
 """
@@ -54,6 +55,44 @@ class BiomeSeasonNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_head(self.forward_features(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features (B, C), as the heads see them (without dropout)."""
+        return self.pool(self.forward_features(x)).flatten(1)
+
+    def parameter_groups(self) -> tuple[list, list]:
+        """(backbone parameters, head parameters): they may learn at different rates."""
+        return list(self.backbone.parameters()), list(self.heads.parameters())
+
+
+def load_matching(model: BiomeSeasonNet, state_dict: dict, old_classes: dict[str, list],
+                  new_classes: dict[str, list]) -> dict[str, int]:
+    """Start ``model`` from another of our models: the whole backbone, and head rows by class name.
+
+    ``old_classes``/``new_classes`` map each head to its class list; a class
+    present in both keeps its learnt row, a new class starts fresh. Returns how
+    many classes of each head were carried over. Raises ValueError if the
+    backbones differ.
+    """
+    backbone = {k.removeprefix("backbone."): v for k, v in state_dict.items() if k.startswith("backbone.")}
+    try:
+        model.backbone.load_state_dict(backbone, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"its backbone does not fit {model.arch}: {str(e).splitlines()[0]}") from None
+    carried = {}
+    with torch.no_grad():
+        for task, head in model.heads.items():
+            old = [str(c) for c in old_classes.get(task, [])]
+            weight, bias = state_dict.get(f"heads.{task}.weight"), state_dict.get(f"heads.{task}.bias")
+            carried[task] = 0
+            if weight is None or bias is None or weight.shape[1] != head.in_features:
+                continue
+            for i, name in enumerate(str(c) for c in new_classes[task]):
+                if name in old:
+                    head.weight[i] = weight[old.index(name)]
+                    head.bias[i] = bias[old.index(name)]
+                    carried[task] += 1
+    return carried
 
 
 def load_backbone_weights(model: BiomeSeasonNet, state_dict: dict) -> list[str]:

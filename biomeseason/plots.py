@@ -1,11 +1,9 @@
-"""Figures for training: image grids, learning curves, confusion matrices.
+"""Figures for training: image grids, learning curves, confusion matrices, reliability.
 
 Each function returns a matplotlib Figure so a notebook shows it and a script
-saves it with :func:`save`. Nothing here reads files or trains.
+saves it with ``files.save_figure``. Nothing here reads files or trains.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import matplotlib
 
@@ -14,13 +12,6 @@ if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "widge
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-
-
-def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 def show_images(images, titles=None, ncols: int = 8, size: float = 1.6) -> Figure:
@@ -80,5 +71,30 @@ def plot_confusion(cm: np.ndarray, names, title: str = "", normalise: bool = Tru
             if cm[i, j]:
                 ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
                         color="white" if shown[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability(curves: dict, title: str = "") -> Figure:
+    """One panel per head: accuracy against confidence before and after temperature scaling.
+
+    ``curves``: {head: {"before": reliability(...), "after": reliability(...),
+    "temperature": T, "ece_before": x, "ece_after": y}}. Points below the
+    diagonal are over-confident.
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 4.0), squeeze=False)
+    for ax, (head, c) in zip(axes.flat, curves.items()):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect")
+        for key, colour in (("before", "tab:red"), ("after", "tab:blue")):
+            r = c[key]
+            used = r["count"] > 0
+            e = c.get(f"ece_{key}")
+            label = f"{key} (ECE {e:.3f})" if e is not None else key
+            if key == "after":
+                label += f", T={c['temperature']:.2f}"
+            ax.plot(r["confidence"][used], r["accuracy"][used], "o-", color=colour, ms=4, label=label)
+        ax.set(title=f"{head} {title}".strip(), xlabel="confidence", ylabel="accuracy",
+               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig

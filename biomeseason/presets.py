@@ -1,9 +1,15 @@
 """Train and eval transforms, shared by training and prediction.
 
 Both take a PIL image or a uint8 tensor (3, H, W) and return a normalised float
-tensor (3, S, S). Overhead imagery has no "up", so training uses all eight
-rotations/flips; colour jitter is limited to brightness and contrast because
-hue carries the season (autumn red, dry-season gold, snow white).
+tensor (3, S, S). What the training augmentation may change follows the view,
+which is recorded in the checkpoint:
+
+* ``overhead`` (nadir scenes, map tiles) has no "up": all eight rotations/flips.
+* ``upright`` (ground photos, oblique views, anything with a horizon):
+  horizontal flips only; the sky stays on top.
+
+Colour jitter touches brightness, contrast and saturation, never hue: hue
+carries the season (autumn red, dry-season gold, snow white).
 """
 from __future__ import annotations
 
@@ -12,12 +18,20 @@ from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+VIEWS = ("overhead", "upright")
 
-# Defaults of the training augmentation (mild: scenes are small and labels subtle).
-CROP_SCALE = (0.6, 1.0)     # RandomResizedCrop area fraction
-CROP_RATIO = (0.8, 1.25)    # aspect ratio range
-BRIGHTNESS = 0.1
-CONTRAST = 0.1
+# The training augmentation, mild: scenes are small and the labels subtle. This
+# dict is what a run's config.json and checkpoint list, and what the transform is built from.
+AUGMENTATION = {
+    "crop_scale": (0.6, 1.0),      # RandomResizedCrop area fraction
+    "crop_ratio": (0.8, 1.25),     # and aspect ratio range
+    "blur_p": 0.2,                 # share of images blurred
+    "blur_sigma": (0.1, 1.0),      # Gaussian sigma in pixels (3x3 kernel at most 1 px wide)
+    "brightness": 0.1,
+    "contrast": 0.1,
+    "saturation": 0.1,
+    "hue": 0.0,                    # never: hue is the month signal
+}
 
 
 class RandomDihedral(torch.nn.Module):
@@ -29,10 +43,30 @@ class RandomDihedral(torch.nn.Module):
 
 
 def dihedral(img: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th (0..7) element of D4 applied to the last two dims; 0 is identity."""
+    """The k-th (0..7) element of D4 applied to the last two dims; 0 is identity, 4 a horizontal flip."""
     if k >= 4:
         img = img.flip(-1)
     return torch.rot90(img, k % 4, dims=(-2, -1))
+
+
+def tta_views(view: str) -> list[int]:
+    """The ``dihedral`` indices that are valid views of an image of this kind (test-time augmentation)."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    return list(range(8)) if view == "overhead" else [0, 4]
+
+
+def flips_for(view: str) -> str:
+    """How a view is flipped in training, in words (for config.json and the notebook)."""
+    return "8 rotations/flips" if view == "overhead" else "horizontal flips"
+
+
+def augmentation_settings(view: str, augment: bool = True) -> dict:
+    """The training augmentation as plain values, as listed in the run config."""
+    if not augment:
+        return {"augment": False}
+    return {"augment": True, "view": view, "flips": flips_for(view),
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in AUGMENTATION.items()}}
 
 
 def _to_uint8_tensor():
@@ -45,12 +79,19 @@ def resize_short_side(size: int):
     return v2.Resize(size, antialias=True)
 
 
-def train_transform(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
+def train_transform(image_size: int, view: str = "upright", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                    augment: bool = True) -> v2.Compose:
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    if not augment:
+        return eval_transform(image_size, mean, std)
+    a = AUGMENTATION
     return v2.Compose([
         _to_uint8_tensor(),
-        v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
-        RandomDihedral(),
-        v2.ColorJitter(brightness=BRIGHTNESS, contrast=CONTRAST),
+        v2.RandomResizedCrop(image_size, scale=a["crop_scale"], ratio=a["crop_ratio"], antialias=True),
+        RandomDihedral() if view == "overhead" else v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.GaussianBlur(3, sigma=a["blur_sigma"])], p=a["blur_p"]),
+        v2.ColorJitter(brightness=a["brightness"], contrast=a["contrast"], saturation=a["saturation"]),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ])

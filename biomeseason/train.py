@@ -1,18 +1,26 @@
 """Train the two-head ResNet (biome, month) on ``data/processed/``.
 
-    python -m biomeseason train --data data/processed --out models
-    python -m biomeseason train --out models --resume          # continue the last run
-    python -m biomeseason train --out models --eval-only       # evaluate models/best.pt
-    torchrun --nproc_per_node=2 -m biomeseason train ...       # DistributedDataParallel
+    python -m biomeseason train --data data/processed --out models --view overhead
+    python -m biomeseason train --config models/config.json --resume   # continue a run
+    python -m biomeseason train --out models --eval-only                # evaluate models/best.pt
+    python -m biomeseason train --init runs/demo/model/best.pt ...      # start from a model of ours
+    torchrun --nproc_per_node=2 -m biomeseason train ...                # DistributedDataParallel
 
-Writes into ``--out``: ``last.pt`` and ``best.pt`` (by validation score),
-``config.json``, ``history.csv`` (one row per epoch), ``metrics.json`` (test
-metrics of the best checkpoint), ``curves.png``, ``confusion_biome.png``,
-``confusion_month.png``, ``confused_pairs.csv``, ``report_biome.csv``,
-``report_month.csv`` and ``test_predictions.csv``.
+Writes into ``--out`` (a folder of ours; an existing folder of someone else's
+is refused unless ``--force``): ``last.pt`` and ``best.pt`` (by validation
+score), ``config.json``, ``history.csv`` (one row per epoch), ``metrics.json``
+(test metrics of the best checkpoint), ``curves.png``, ``confusion_biome.png``,
+``confusion_month.png``, ``reliability.png``, ``confused_pairs.csv``,
+``report_biome.csv``, ``report_month.csv`` and ``test_predictions.csv``.
+
+After the last epoch ``best.pt`` gains what prediction needs to be honest: a
+temperature per head fitted on the validation split (calibrated
+probabilities) and a familiarity score fitted on the training features, with
+a threshold that flags about 5% of the validation images.
 
 Season is derived from the predicted month, never learned. A missing label
-masks that head's loss for that image only.
+masks that head's loss for that image only. Every setting is checked before
+any work starts; a mistake is one sentence (``files.UsageError``).
 """
 from __future__ import annotations
 
@@ -36,14 +44,21 @@ from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, files
+from . import calibration as C
 from . import metrics as M
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import (SPLITS, ProcessedImages, estimate_cache_bytes, manifest_sha256, read_class_lists,
-                   read_manifest)
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import ClassLists, ProcessedImages, carve_validation, encode_targets, estimate_cache_bytes, read_class_lists
+from .familiarity import Familiarity
+from .files import UsageError
 from .labels import MONTH_ABBR
-from .model import BiomeSeasonNet, build_model, load_backbone_weights, select_device
-from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from .manifest import SPLITS, manifest_sha256, read_manifest
+from .model import ARCHS, BiomeSeasonNet, build_model, load_backbone_weights, load_matching, select_device
+from .presets import IMAGENET_MEAN, IMAGENET_STD, VIEWS, augmentation_settings, eval_transform, train_transform
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+BALANCES = ("none", "weights", "sampler")
+DERIVED = ("augmentation",)   # recorded in config.json for people to read; not settings
 
 
 def setting(default, help_: str):
@@ -54,10 +69,22 @@ def setting(default, help_: str):
 @dataclass
 class TrainConfig:
     data: str = setting("data/processed", "processed folder: manifest.csv, labels.json, images/")
-    out: str = setting("models", "checkpoints, metrics and plots go here")
+    out: str = setting("models", "checkpoints, metrics and plots go here (a new folder, or one of ours)")
+    force: bool = setting(False, "write into an existing --out folder that biomeseason did not make "
+                                 "(nothing in it is deleted)")
     arch: str = setting("resnet18", "resnet18 | resnet34 | resnet50")
     image_size: int = setting(96, "input side in pixels (96 for a CPU; 224 is usual on a GPU)")
-    pretrained: str = setting("", "local file of torchvision ImageNet weights; empty = from scratch")
+    view: str = setting("upright", "overhead (nadir scenes, map tiles: all 8 rotations/flips) | upright "
+                                   "(ground or oblique photos, anything with a horizon: horizontal flips only)")
+    augment: bool = setting(True, "random crops, flips, mild blur, brightness/contrast/saturation jitter "
+                                  "(never hue)")
+    pretrained: str = setting("", "imagenet (torchvision weights, from the local torch cache only) | a local "
+                                  "weights file | empty = from scratch")
+    init: str = setting("", "a checkpoint of ours to start from: its backbone, and its head rows for "
+                            "the classes both models know")
+    backbone_lr_scale: float = setting(-1.0, "backbone learning rate relative to the heads; -1 = 0.1 with "
+                                             "--init or --pretrained, else 1")
+    freeze_epochs: int = setting(0, "train the heads alone for this many epochs first")
     epochs: int = setting(30, "passes over the training split")
     batch_size: int = setting(64, "images per batch, per process")
     lr: float = setting(3e-3, "peak learning rate of the one-cycle schedule (AdamW)")
@@ -66,6 +93,8 @@ class TrainConfig:
     month_weight: float = setting(1.0, "weight of the month loss against the biome loss")
     balance: str = setting("none", "none | weights (class-weighted biome loss) | sampler (balanced batches)")
     dropout: float = setting(0.0, "dropout before the heads")
+    val_share: float = setting(0.15, "share of train held out (by group) for validation when the data "
+                                     "have no val split")
     workers: int = setting(-1, "DataLoader worker processes; -1 = 0 on CPU, 4 on a GPU")
     device: str = setting("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | mps")
     amp: bool = setting(True, "mixed precision and channels-last on CUDA; ignored elsewhere")
@@ -77,20 +106,58 @@ class TrainConfig:
     progress: bool = setting(True, "tqdm progress bars")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
+            raise UsageError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
         cfg = cls(**values)
         cfg.check()
         return cfg
 
+    @property
+    def backbone_scale(self) -> float:
+        if self.backbone_lr_scale >= 0:
+            return self.backbone_lr_scale
+        return 0.1 if (self.init or self.pretrained) else 1.0
+
     def check(self):
-        if self.balance not in ("none", "weights", "sampler"):
-            raise ValueError(f"balance must be none, weights or sampler, not {self.balance!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.image_size < 32:
-            raise ValueError("epochs and batch_size must be >= 1 and image_size >= 32")
+        """Every value on its own (files are checked by ``check_inputs``); one sentence per mistake."""
+        rules = [
+            (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}"),
+            (self.view in VIEWS, f"--view must be overhead or upright, not {self.view!r}"),
+            (self.balance in BALANCES, f"--balance must be none, weights or sampler, not {self.balance!r}"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, not {self.batch_size}"),
+            (self.image_size >= 32, f"--image-size must be at least 32 (pixels), not {self.image_size}"),
+            (_finite(self.lr) and self.lr > 0, f"--lr must be a number above 0, not {self.lr}"),
+            (_finite(self.weight_decay) and self.weight_decay >= 0,
+             f"--weight-decay must be 0 or more, not {self.weight_decay}"),
+            (_finite(self.month_sigma) and self.month_sigma >= 0,
+             f"--month-sigma must be 0 or more, not {self.month_sigma}"),
+            (_finite(self.month_weight) and self.month_weight >= 0,
+             f"--month-weight must be 0 or more, not {self.month_weight}"),
+            (0 <= self.dropout < 1, f"--dropout must be in [0, 1), not {self.dropout}"),
+            (0 < self.val_share < 1, f"--val-share must be between 0 and 1, not {self.val_share}"),
+            (self.workers >= -1, f"--workers must be -1 (automatic) or more, not {self.workers}"),
+            (_finite(self.cache_gb) and self.cache_gb >= 0, f"--cache-gb must be 0 or more, not {self.cache_gb}"),
+            (self.limit >= 0, f"--limit must be 0 (all) or more, not {self.limit}"),
+            (self.backbone_lr_scale == -1 or (_finite(self.backbone_lr_scale) and self.backbone_lr_scale >= 0),
+             f"--backbone-lr-scale must be -1 (automatic) or 0 or more, not {self.backbone_lr_scale}"),
+            (0 <= self.freeze_epochs <= self.epochs,
+             f"--freeze-epochs must be between 0 and --epochs ({self.epochs}), not {self.freeze_epochs}"),
+            (not (self.resume and self.eval_only), "--resume and --eval-only exclude each other; choose one"),
+            (not (self.init and self.pretrained),
+             "--init and --pretrained both give starting weights; choose one"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise UsageError(message)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 # ---------------------------------------------------------------- losses
@@ -158,11 +225,148 @@ def seed_everything(seed: int):
     torch.manual_seed(seed)
 
 
+# ---------------------------------------------------------------- inputs, checked before any work
+
+@dataclass
+class Inputs:
+    """Everything a run reads besides the images, read and checked up front."""
+    classes: ClassLists
+    df: pd.DataFrame                  # the manifest, with a val split carved out of train if it had none
+    carved: int = 0                   # training rows moved to val
+    resume: dict | None = None        # the loaded last.pt
+    init: dict | None = None          # the loaded --init checkpoint
+    pretrained: dict | None = None    # a torchvision state dict
+    pretrained_path: Path | None = None
+
+
+RESUME_KEYS = ("arch", "image_size", "view", "augment", "pretrained", "init", "backbone_lr_scale",
+               "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
+               "balance", "dropout", "val_share", "seed", "limit")
+
+
+def check_inputs(cfg: TrainConfig, writes: bool = True) -> Inputs:
+    """Read and check what the run needs; raises UsageError (one sentence) for the first problem.
+
+    ``writes``: also check that ``--out`` may be written (only the process that writes does).
+    """
+    data, out = Path(cfg.data), Path(cfg.out)
+    if not data.is_dir():
+        raise UsageError(f"--data {data} is not a folder; give the output folder of dataset_preproc.py "
+                         f"(run `python dataset_preproc.py --out {data}` first)")
+    try:
+        classes = read_class_lists(data)
+        df = read_manifest(data)
+        encode_targets(df, classes)  # biomes the class list does not know
+    except (OSError, ValueError) as e:  # missing or unreadable files: their messages say what to do
+        raise UsageError(str(e)) from None
+    if not cfg.eval_only and not (df["split"] == "train").any():
+        raise UsageError(f"{data / 'manifest.csv'} has no training images (split 'train'); "
+                         "re-run the preprocessing")
+    df, carved = carve_validation(df, cfg.val_share, cfg.seed)
+    inputs = Inputs(classes, df, carved)
+    if cfg.resume:
+        inputs.resume = _check_resume(out / "last.pt", cfg, data)
+    if cfg.eval_only:
+        _load_ours(out / "best.pt", "--eval-only", "train a model into this --out first")
+    if writes:
+        # A folder holding a sound checkpoint of ours (resume, eval-only) is ours to write in.
+        files.check_dir_target(out, force=cfg.force or cfg.resume or cfg.eval_only)
+    if not cfg.resume:  # resuming takes every weight from last.pt
+        if cfg.init:
+            inputs.init = _check_init(cfg)
+        if cfg.pretrained:
+            inputs.pretrained_path, inputs.pretrained = _pretrained_state(cfg.pretrained, cfg.arch)
+    return inputs
+
+
+def _load_ours(path: Path, flag: str, what_to_do: str) -> dict:
+    if not path.is_file():
+        raise UsageError(f"{flag}: there is no {path}; {what_to_do}")
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        raise UsageError(f"{flag}: {e}; {what_to_do}") from None
+
+
+def _check_resume(path: Path, cfg: TrainConfig, data: Path) -> dict:
+    anew = f"start a new run without --resume (in another --out, or in {path.parent} to replace it)"
+    payload = _load_ours(path, "--resume", anew)
+    if "train_state" not in payload:
+        raise UsageError(f"--resume: {path} holds no training state; {anew}")
+    meta = payload["meta"]
+    if meta.get("manifest_sha256") != manifest_sha256(data):
+        raise UsageError(f"--resume: {data / 'manifest.csv'} changed since {path} was written; "
+                         f"restore it, or {anew}")
+    saved = meta.get("config", {})
+    defaults = TrainConfig()
+    for key in RESUME_KEYS:
+        before, now = saved.get(key, getattr(defaults, key)), getattr(cfg, key)
+        if before != now:
+            raise UsageError(f"cannot resume: {key} was {before!r} in {path}, now {now!r}; resume with "
+                             f"the run's own settings: --config {path.parent / 'config.json'} --resume")
+    return payload
+
+
+def _check_init(cfg: TrainConfig) -> dict:
+    path = Path(cfg.init)
+    payload = _load_ours(path, "--init", "give a best.pt or last.pt written by `biomeseason train`")
+    arch = payload["meta"].get("arch")
+    if arch != cfg.arch:
+        raise UsageError(f"--init {path} is a {arch}, not a {cfg.arch}; add --arch {arch} to start from it")
+    return payload
+
+
+def imagenet_weights_file(arch: str) -> Path | None:
+    """torchvision's ImageNet weights for ``arch`` if they are in the local torch cache; never downloads."""
+    from torchvision.models import get_model_weights
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    for weights in get_model_weights(arch):
+        candidate = folder / weights.url.rsplit("/", 1)[-1]
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _pretrained_state(spec: str, arch: str) -> tuple[Path, dict]:
+    from torchvision.models import get_model_weights
+
+    if spec == "imagenet":
+        path = imagenet_weights_file(arch)
+        if path is None:
+            name = get_model_weights(arch).DEFAULT.url.rsplit("/", 1)[-1]
+            raise UsageError(
+                f"--pretrained imagenet: {name} is not in the local torch cache "
+                f"({Path(torch.hub.get_dir()) / 'checkpoints'}); on a machine with internet run "
+                f"`python -c \"import torchvision; torchvision.models.{arch}(weights='DEFAULT')\"` and copy "
+                f"that file into this folder, or pass --pretrained PATH to a copy of it")
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"--pretrained {path}: no such file; give torchvision ImageNet weights "
+                             "(e.g. resnet18-f37072fd.pth), or 'imagenet' to take them from the torch cache")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for files it cannot read safely
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"--pretrained {path} is not a weights file that loads safely ({first})") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    try:  # does it fit? checked now, before the images are loaded
+        if not isinstance(state, dict):
+            raise ValueError("it holds no state dict")
+        load_backbone_weights(BiomeSeasonNet(arch, 1), state)
+    except ValueError as e:
+        raise UsageError(f"--pretrained {path}: {e}") from None
+    return path, state
+
+
 # ---------------------------------------------------------------- one epoch, evaluation
 
 def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfig, epoch: int,
-                    biome_weight=None, scaler=None, show=True) -> dict:
+                    biome_weight=None, scaler=None, show=True, frozen: bool = False) -> dict:
     model.train()
+    if frozen:  # heads alone: the backbone's batch-norm statistics stay as they were too
+        getattr(model, "module", model).backbone.eval()
     use_amp = scaler is not None
     totals = {"loss": 0.0, "biome_loss": 0.0, "month_loss": 0.0}
     seen, wait, start = 0, 0.0, time.perf_counter()
@@ -206,29 +410,38 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
 
 @torch.no_grad()
 def predict_loader(model, loader, device, show=False) -> dict:
-    """Softmax outputs and targets of every image in the loader, in order."""
+    """Logits, pooled features and targets of every image in the loader, in order (numpy)."""
     model.eval()
-    probs = {"biome": [], "month": []}
-    targets = {"biome": [], "month": []}
+    parts = {k: [] for k in ("logits_biome", "logits_month", "embed", "true_biome", "true_month")}
     for images, biome, month in tqdm(loader, desc="evaluating", leave=False, disable=not show):
-        out = model(images.to(device))
+        features = model.forward_features(images.to(device))  # (B, C, h, w)
+        out = model.forward_head(features)
+        parts["embed"].append(model.pool(features).flatten(1).float().cpu())  # (B, C), as model.embed
         for task, t in (("biome", biome), ("month", month)):
-            probs[task].append(out[task].float().softmax(1).cpu())
-            targets[task].append(t)
-    return {f"{k}_{task}": torch.cat(v[task]).numpy() if v[task] else np.zeros((0,))
-            for k, v in (("probs", probs), ("true", targets)) for task in ("biome", "month")}
+            parts[f"logits_{task}"].append(out[task].float().cpu())
+            parts[f"true_{task}"].append(t)
+    return {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in parts.items()}
+
+
+def split_metrics(raw: dict, classes: ClassLists, temperatures: dict | None = None) -> dict:
+    """Metrics of one split from ``predict_loader`` output; with temperatures, ECE before and after too."""
+    if len(raw["true_biome"]) == 0:
+        return {}
+    pred_b, pred_m = raw["logits_biome"].argmax(1), raw["logits_month"].argmax(1)
+    metrics = {**M.biome_metrics(raw["true_biome"], pred_b, len(classes.biomes)),
+               **M.month_metrics(raw["true_month"], pred_m, classes.months, classes.hemisphere)}
+    metrics["score"] = M.score(metrics)
+    for head, t in (temperatures or {}).items():
+        logits, true = raw[f"logits_{head}"], raw[f"true_{head}"]
+        metrics[f"{head}_ece"] = C.ece(C.softmax(logits, t), true)
+        metrics[f"{head}_ece_uncalibrated"] = C.ece(C.softmax(logits), true)
+    return metrics
 
 
 def evaluate(model, loader, device, classes, show=False) -> tuple[dict, dict]:
     """(metrics, raw outputs) for one split."""
     raw = predict_loader(model, loader, device, show)
-    if len(raw["true_biome"]) == 0:
-        return {}, raw
-    pred_b, pred_m = raw["probs_biome"].argmax(1), raw["probs_month"].argmax(1)
-    metrics = {**M.biome_metrics(raw["true_biome"], pred_b, len(classes.biomes)),
-               **M.month_metrics(raw["true_month"], pred_m, classes.months, classes.hemisphere)}
-    metrics["score"] = M.score(metrics)
-    return metrics, raw
+    return split_metrics(raw, classes), raw
 
 
 # ---------------------------------------------------------------- the run
@@ -239,6 +452,8 @@ class RunResult:
     metrics: dict                     # test metrics of the best checkpoint (and val)
     history: pd.DataFrame
     files: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)   # per head: temperature, ECE before/after (val)
+    reliability: dict = field(default_factory=dict)   # what reliability.png shows, for plots.plot_reliability
 
 
 def _loader(ds, batch_size, workers, sampler=None, shuffle=False, device=None):
@@ -258,7 +473,8 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
         rows = df[df["split"] == split]
         if split == "train" and cfg.limit:
             rows = rows.sample(n=min(cfg.limit, len(rows)), random_state=cfg.seed).sort_index()
-        tf = (train_transform if split == "train" else eval_transform)(short, IMAGENET_MEAN, IMAGENET_STD)
+        tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment) if split == "train"
+              else eval_transform(short, IMAGENET_MEAN, IMAGENET_STD))
         parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress)
     return parts
 
@@ -269,44 +485,63 @@ def _biome_weights(ds: ProcessedImages, n: int) -> torch.Tensor:
 
 
 def fit(cfg: TrainConfig) -> RunResult | None:
-    """Train (or resume, or only evaluate) as ``cfg`` says; returns the result on rank 0."""
+    """Train (or resume, or only evaluate) as ``cfg`` says; returns the result on rank 0.
+
+    SIGTERM is handled like Ctrl-C: the epoch in progress is dropped, no
+    temporary file remains, last.pt and best.pt stay as the last finished
+    epoch wrote them, and the message says how to resume.
+    """
     cfg.check()
     ddp = setup_distributed(cfg.device)
     try:
-        return _fit(cfg, ddp)
+        with files.terminate_as_interrupt():
+            return _fit(cfg, ddp)
+    except KeyboardInterrupt:
+        if ddp.main:
+            print(_interrupted(Path(cfg.out)), file=sys.stderr, flush=True)
+        raise
     finally:
         if ddp.world > 1:
             dist.destroy_process_group()
 
 
+def _interrupted(out: Path) -> str:
+    if (out / "last.pt").is_file():
+        return (f"interrupted: {out / 'last.pt'} holds the last finished epoch; continue with "
+                f"`python -m biomeseason train --config {out / 'config.json'} --resume`")
+    return "interrupted before the first epoch ended; nothing to resume: run the same command again"
+
+
 def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
+    inputs = check_inputs(cfg, writes=ddp.main)
     device = select_device(cfg.device, ddp.local_rank)
     show = cfg.progress and ddp.main
     out = Path(cfg.out)
+    if ddp.main:
+        files.claim_dir(out, force=cfg.force or cfg.resume or cfg.eval_only)
+        if inputs.carved:
+            print(f"no val split: {inputs.carved} training images (whole groups) held out for validation",
+                  flush=True)
     seed_everything(cfg.seed + ddp.rank)
-    classes = read_class_lists(cfg.data)
-    df = read_manifest(cfg.data)
-    ds = _datasets(cfg, classes, df, show)
-    if len(ds["train"]) == 0 and not cfg.eval_only:
-        raise ValueError(f"no training images in {cfg.data}/manifest.csv (split == 'train')")
+    classes = inputs.classes
+    ds = _datasets(cfg, classes, inputs.df, show)
     workers = cfg.workers if cfg.workers >= 0 else (4 if device.type == "cuda" else 0)
     use_amp = cfg.amp and device.type == "cuda"
 
     if cfg.eval_only:
-        return _finish(cfg, classes, ds, device, workers, out, None, show) if ddp.main else None
+        return _finish(cfg, classes, ds, device, workers, out, None, show, refit=False) if ddp.main else None
 
-    model = BiomeSeasonNet(cfg.arch, len(classes.biomes), len(classes.months), cfg.dropout)
-    if cfg.pretrained:
-        _load_pretrained(model, cfg.pretrained)
+    model = _build_model(cfg, inputs, show)
     model.to(device)
     if use_amp:
         model.to(memory_format=torch.channels_last)
-    net = torch.nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
+    net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.freeze_epochs > 0)
+           if ddp.world > 1 else model)
 
     shuffle_gen = torch.Generator()
     if ddp.world > 1:
         if cfg.balance == "sampler":
-            raise ValueError("--balance sampler does not combine with several processes; use --balance weights")
+            raise UsageError("--balance sampler does not combine with several processes; use --balance weights")
         sampler = DistributedSampler(ds["train"], num_replicas=ddp.world, rank=ddp.rank, seed=cfg.seed)
     elif cfg.balance == "sampler":
         w = _biome_weights(ds["train"], len(classes.biomes))
@@ -318,19 +553,22 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
     val_loader = _loader(ds["val"], cfg.batch_size * 2, workers, device=device)
     biome_weight = _biome_weights(ds["train"], len(classes.biomes)).to(device) if cfg.balance == "weights" else None
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs,
+    # The backbone may learn slower than the heads (a model started from other weights).
+    backbone, heads = model.parameter_groups()
+    rates = [cfg.lr * cfg.backbone_scale, cfg.lr]
+    optimizer = torch.optim.AdamW([{"params": backbone, "lr": rates[0]}, {"params": heads, "lr": rates[1]}],
+                                  lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=rates, epochs=cfg.epochs,
                                                     steps_per_epoch=len(train_loader), pct_start=0.2)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    meta = _meta(cfg, classes)
+    meta = _meta(cfg, classes, inputs)
     start_epoch, history, best = 0, [], -math.inf
-    if cfg.resume:
-        start_epoch, history, best = _resume(out / "last.pt", model, optimizer, scheduler, scaler, cfg)
+    if inputs.resume is not None:
+        start_epoch, history, best = _resume(inputs.resume, model, optimizer, scheduler, scaler)
         if ddp.main:
             print(f"resuming {out / 'last.pt'} after epoch {start_epoch}", flush=True)
     elif ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        files.write_json(out / "config.json", {**dataclasses.asdict(cfg), "augmentation": meta["augmentation"]})
 
     for epoch in range(start_epoch, cfg.epochs):
         # Everything random in an epoch is seeded by (seed, epoch, rank), so a
@@ -339,11 +577,14 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
         shuffle_gen.manual_seed(cfg.seed * 100_003 + epoch)
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
+        frozen = epoch < cfg.freeze_epochs
+        for p in backbone:
+            p.requires_grad_(not frozen)
         stats = train_one_epoch(net, train_loader, optimizer, scheduler, device, cfg, epoch,
-                                biome_weight, scaler, show)
+                                biome_weight, scaler, show, frozen=frozen)
         if ddp.main:
             val, _ = evaluate(model, val_loader, device, classes) if len(ds["val"]) else ({}, None)
-            row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0], **stats,
+            row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[-1], **stats,
                    **{f"val_{k}": v for k, v in val.items()}}
             history.append(row)
             current = val.get("score")
@@ -354,16 +595,36 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
             state = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "history": history, "best": best,
                      "scaler": scaler.state_dict() if scaler else None}
-            save_checkpoint(out / "last.pt", model.state_dict(), meta, state)
+            # best.pt before last.pt: an interruption between the two leaves a last.pt
+            # whose own best is already on disk, so resuming never loses a best epoch.
             if improved:
                 save_checkpoint(out / "best.pt", model.state_dict(), meta)
-            pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+            save_checkpoint(out / "last.pt", model.state_dict(), meta, state)
+            files.write_csv(out / "history.csv", pd.DataFrame(history))
             print(_epoch_line(row) + ("  *best" if improved else ""), flush=True)
         if ddp.world > 1:
             dist.barrier()
     if not ddp.main:
         return None
-    return _finish(cfg, classes, ds, device, workers, out, history, show)
+    return _finish(cfg, classes, ds, device, workers, out, history, show, refit=True)
+
+
+def _build_model(cfg: TrainConfig, inputs: Inputs, show: bool) -> BiomeSeasonNet:
+    classes = inputs.classes
+    model = BiomeSeasonNet(cfg.arch, len(classes.biomes), len(classes.months), cfg.dropout)
+    if inputs.pretrained is not None:
+        load_backbone_weights(model, inputs.pretrained)
+        if show:
+            print(f"backbone from {inputs.pretrained_path}", flush=True)
+    if inputs.init is not None:
+        meta = inputs.init["meta"]
+        carried = load_matching(model, inputs.init["model"], {"biome": meta["biomes"], "month": meta["months"]},
+                                {"biome": classes.biomes, "month": classes.months})
+        if show:
+            print(f"started from {cfg.init}: its backbone, and its head rows for {carried['biome']} of "
+                  f"{len(classes.biomes)} biomes and {carried['month']} of {len(classes.months)} months",
+                  flush=True)
+    return model
 
 
 def _epoch_line(row: dict) -> str:
@@ -375,32 +636,19 @@ def _epoch_line(row: dict) -> str:
             f"{f('images_per_s', '{:.0f}')} img/s")
 
 
-def _meta(cfg: TrainConfig, classes) -> dict:
+def _meta(cfg: TrainConfig, classes, inputs: Inputs) -> dict:
     return {"arch": cfg.arch, "biomes": classes.biomes, "months": classes.months,
             "hemisphere": classes.hemisphere, "image_size": cfg.image_size,
             # ImageNet statistics either way: right for pretrained weights, harmless from scratch.
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+            # The view decides which test-time views prediction may average (presets.tta_views).
+            "view": cfg.view, "augmentation": augmentation_settings(cfg.view, cfg.augment),
             "config": dataclasses.asdict(cfg), "manifest_sha256": manifest_sha256(cfg.data),
+            "val_carved_from_train": inputs.carved,
             "biomeseason_version": __version__, "epoch": 0, "metrics": {}}
 
 
-def _load_pretrained(model, path):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--pretrained {path}: no such file. Weights are only read from a local "
-                                "file (e.g. torchvision's resnet18-f37072fd.pth copied from a torch cache)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    load_backbone_weights(model, state.get("state_dict", state) if isinstance(state, dict) else state)
-
-
-def _resume(path: Path, model, optimizer, scheduler, scaler, cfg) -> tuple[int, list, float]:
-    payload = load_checkpoint(path)
-    if "train_state" not in payload:
-        raise ValueError(f"{path} holds no training state to resume from")
-    saved = payload["meta"]["config"]
-    for key in ("arch", "image_size", "epochs", "batch_size", "lr", "seed", "data"):
-        if saved.get(key) != getattr(cfg, key):
-            raise ValueError(f"cannot resume: {key} was {saved.get(key)!r} in {path}, now {getattr(cfg, key)!r}")
+def _resume(payload: dict, model, optimizer, scheduler, scaler) -> tuple[int, list, float]:
     state = payload["train_state"]
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -410,42 +658,103 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, cfg) -> tuple[int, 
     return int(state["epoch"]), list(state["history"]), float(state["best"])
 
 
-def _finish(cfg, classes, ds, device, workers, out: Path, history, show) -> RunResult:
-    """Evaluate best.pt on val and test; write metrics, reports and plots."""
+# ---------------------------------------------------------------- after training: honest probabilities
+
+def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int, batch_size: int,
+                    image_size: int, show: bool = False) -> tuple[dict, Familiarity]:
+    """Temperatures per head (fitted on val) and the familiarity score (fitted on train features).
+
+    The familiarity threshold flags 5% of the validation images; without a
+    val split it is set on the training images, which flags more new images.
+    """
+    calibration = {}
+    if val_raw is not None:
+        for head in ("biome", "month"):
+            calibration[head] = C.calibrate_head(val_raw[f"logits_{head}"], val_raw[f"true_{head}"])
+    plain = ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD))
+    train_raw = predict_loader(model, _loader(plain, batch_size, workers, device=device), device, show)
+    familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"])
+    reference = val_raw if val_raw is not None else train_raw
+    familiarity.set_threshold(familiarity.score(reference["embed"]))
+    return calibration, familiarity
+
+
+def _temperatures(meta: dict) -> dict:
+    stored = meta.get("calibration") or {}
+    return {head: float(stored.get(head, {}).get("temperature", 1.0)) for head in ("biome", "month")}
+
+
+def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: bool) -> RunResult:
+    """Calibrate best.pt (after training), evaluate it on val and test; write metrics, reports and plots."""
     from . import plots
 
     payload = load_checkpoint(out / "best.pt")
-    model = build_model(payload["meta"])
+    meta = payload["meta"]
+    model = build_model(meta)
     model.load_state_dict(payload["model"])
     model.to(device)
-    results, files = {}, {}
-    raws = {}
-    for split in ("val", "test"):
-        if len(ds[split]):
-            loader = _loader(ds[split], cfg.batch_size * 2, workers, device=device)
-            results[split], raws[split] = evaluate(model, loader, device, classes, show)
-    metrics = {"epoch": payload["meta"]["epoch"], **results}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    files["metrics"] = out / "metrics.json"
+    raws = {split: predict_loader(model, _loader(ds[split], cfg.batch_size * 2, workers, device=device),
+                                  device, show)
+            for split in ("val", "test") if len(ds[split])}
+    if refit:
+        calibration, familiarity = fit_reliability(model, ds, raws.get("val"), device, workers,
+                                                   cfg.batch_size * 2, cfg.image_size, show)
+        fam_meta, fam_tensors = familiarity.to_checkpoint()
+        meta.update(calibration=calibration, familiarity={
+            **fam_meta, "threshold_split": "val" if "val" in raws else "train"})
+        save_checkpoint(out / "best.pt", payload["model"], meta, extra=fam_tensors)
+    else:
+        familiarity = Familiarity.from_checkpoint(payload)
+    temperatures = _temperatures(meta)
+    results = {split: split_metrics(raw, classes, temperatures) for split, raw in raws.items()}
+    if familiarity is not None:
+        for split, raw in raws.items():
+            results[split]["unfamiliar_share"] = float(familiarity.flags(familiarity.score(raw["embed"])).mean())
+    metrics = {"epoch": meta["epoch"], **results}
+    written = {"metrics": files.write_json(out / "metrics.json", metrics)}
     if history is None:
         history = pd.read_csv(out / "history.csv").to_dict("records") if (out / "history.csv").exists() else []
     hist = pd.DataFrame(history)
     if len(hist):
-        files["curves"] = plots.save(plots.plot_history(hist), out / "curves.png")
+        written["curves"] = files.save_figure(out / "curves.png", plots.plot_history(hist))
     split = "test" if "test" in raws else ("val" if "val" in raws else None)
+    reliability = {}
     if split:
-        files.update(_reports(raws[split], ds[split], classes, out, plots))
+        written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures, familiarity))
+        reliability = _reliability(raws[split], temperatures)
+        if reliability:
+            written["reliability"] = files.save_figure(
+                out / "reliability.png", plots.plot_reliability(reliability, f"({split} split)"))
     for name, m in results.items():
         print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+    for head, c in (meta.get("calibration") or {}).items():
+        if c.get("ece_before") is not None:
+            print(f"calibration of {head} on val: T={c['temperature']:.2f}, "
+                  f"ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}")
     print(f"model and reports in {out}/", flush=True)
-    return RunResult(out, metrics, hist, files)
+    return RunResult(out, metrics, hist, written, meta.get("calibration") or {}, reliability)
 
 
-def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots) -> dict:
+def _reliability(raw: dict, temperatures: dict) -> dict:
+    """Per labelled head: reliability before and after its temperature, with the ECEs."""
+    curves = {}
+    for head, t in temperatures.items():
+        logits, true = raw[f"logits_{head}"], raw[f"true_{head}"]
+        if not (true >= 0).any():
+            continue
+        before, after = C.softmax(logits), C.softmax(logits, t)
+        curves[head] = {"before": C.reliability(before, true), "after": C.reliability(after, true),
+                        "temperature": t, "ece_before": C.ece(before, true), "ece_after": C.ece(after, true)}
+    return curves
+
+
+def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperatures: dict,
+             familiarity: Familiarity | None) -> dict:
     from sklearn.metrics import classification_report
 
-    files = {}
-    pred_b, pred_m = raw["probs_biome"].argmax(1), raw["probs_month"].argmax(1)
+    written = {}
+    probs = {head: C.softmax(raw[f"logits_{head}"], temperatures[head]) for head in ("biome", "month")}
+    pred_b, pred_m = probs["biome"].argmax(1), probs["month"].argmax(1)
     true_b, true_m = raw["true_biome"], raw["true_month"]
     month_names = [MONTH_ABBR[m - 1].title() if 1 <= m <= 12 else str(m) for m in classes.months]
     rows, pairs = [], []
@@ -453,34 +762,35 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots) -> dict:
         if not (t >= 0).any():
             continue
         cm = M.labelled_confusion(t, p, len(names))
-        files[f"confusion_{task}"] = plots.save(plots.plot_confusion(cm, names, f"{task} (test)"),
-                                                out / f"confusion_{task}.png")
+        written[f"confusion_{task}"] = files.save_figure(out / f"confusion_{task}.png",
+                                                         plots.plot_confusion(cm, names, f"{task} (test)"))
         pairs.append(M.most_confused(cm, names).assign(head=task))
         keep = t >= 0
         report = classification_report(t[keep], p[keep], labels=list(range(len(names))),
                                        target_names=names, output_dict=True, zero_division=0)
-        pd.DataFrame(report).T.to_csv(out / f"report_{task}.csv")
-        files[f"report_{task}"] = out / f"report_{task}.csv"
+        table = pd.DataFrame(report).T.rename_axis("class").reset_index()
+        written[f"report_{task}"] = files.write_csv(out / f"report_{task}.csv", table)
     if pairs:
-        pd.concat(pairs).to_csv(out / "confused_pairs.csv", index=False)
-        files["confused_pairs"] = out / "confused_pairs.csv"
-    for t, p, names, probs, task in ((true_b, pred_b, classes.biomes, raw["probs_biome"], "biome"),
-                                     (true_m, pred_m, classes.months, raw["probs_month"], "month")):
+        written["confused_pairs"] = files.write_csv(out / "confused_pairs.csv", pd.concat(pairs))
+    for t, p, names, task in ((true_b, pred_b, classes.biomes, "biome"), (true_m, pred_m, classes.months, "month")):
         rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
                                   f"pred_{task}": [names[j] for j in p],
-                                  f"p_{task}": probs.max(1).round(4)}))
+                                  f"p_{task}": probs[task].max(1).round(4)}))
+    if familiarity is not None:
+        scores = familiarity.score(raw["embed"])
+        rows.append(pd.DataFrame({"familiarity": scores.round(3), "unfamiliar": familiarity.flags(scores)}))
     pred = pd.concat([pd.DataFrame({"path": [str(p.relative_to(ds.root)) for p in ds.paths],
                                     "source": ds.sources}), *rows], axis=1)
-    pred.to_csv(out / "test_predictions.csv", index=False)
-    files["predictions"] = out / "test_predictions.csv"
-    return files
+    written["predictions"] = files.write_csv(out / "test_predictions.csv", pred)
+    return written
 
 
 # ---------------------------------------------------------------- command line
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the biome/month ResNet", add_help=add_help)
-    parser.add_argument("--config", default="", help="JSON file of settings; flags given override it")
+    parser.add_argument("--config", default="", help="JSON file of settings (a run's config.json); "
+                                                     "flags given override it")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -493,18 +803,34 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = json.loads(Path(args.config).read_text()) if getattr(args, "config", "") else {}
+    values = _read_config(Path(args.config)) if getattr(args, "config", "") else {}
     given = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
     return TrainConfig.from_dict({**values, **given})
 
 
+def _read_config(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--config {path} is not a JSON file of settings ({e})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path} must hold a JSON object of settings")
+    return {k: v for k, v in values.items() if k not in DERIVED}
+
+
 def main(args: argparse.Namespace) -> int:
     try:
-        cfg = config_from_args(args)
-        fit(cfg)
-    except (FileNotFoundError, ValueError) as e:
+        fit(config_from_args(args))
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # fit has said how to resume
+        return 130
     return 0
 
 

@@ -1,4 +1,5 @@
 """The network, the losses and the checkpoint format, without any data."""
+import colorsys
 import json
 import pickle
 
@@ -6,7 +7,16 @@ import pytest
 import torch
 
 from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from biomeseason.model import BiomeSeasonNet, build_model, load_backbone_weights
+from biomeseason.model import BiomeSeasonNet, build_model, load_backbone_weights, load_matching
+from biomeseason.presets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VIEWS,
+    augmentation_settings,
+    dihedral,
+    train_transform,
+    tta_views,
+)
 from biomeseason.train import circular_soft_targets, masked_losses
 
 
@@ -144,3 +154,88 @@ def test_torchvision_imagenet_weights_load_into_the_backbone():
     assert torch.equal(model.backbone[7][1].bn2.running_var, reference.layer4[1].bn2.running_var)
     with pytest.raises(ValueError, match="do not fit"):
         load_backbone_weights(BiomeSeasonNet("resnet50", 3), reference.state_dict())
+
+
+def test_embed_gives_the_pooled_features_the_heads_see():
+    model = BiomeSeasonNet("resnet18", 3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    emb = model.embed(x)
+    assert emb.shape == (2, model.num_features)
+    assert torch.allclose(model.heads["biome"](emb), model(x)["biome"], atol=1e-6)
+
+
+def test_extra_tensors_are_stored_and_covered_by_the_digest(tmp_path):
+    model = BiomeSeasonNet("resnet18", 3)
+    extra = {"familiarity.means": torch.randn(3, 512)}
+    path = save_checkpoint(tmp_path / "m.pt", model.state_dict(), META, extra=extra)
+    assert torch.equal(load_checkpoint(path)["extra"]["familiarity.means"], extra["familiarity.means"])
+    payload = torch.load(path, weights_only=True)
+    payload["extra"]["familiarity.means"][0, 0] += 1.0
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match="modified"):
+        load_checkpoint(tmp_path / "edited.pt")
+    # A checkpoint without extra tensors keeps the digest it had before they existed.
+    plain = torch.load(save_checkpoint(tmp_path / "plain.pt", model.state_dict(), META), weights_only=True)
+    assert "extra" not in plain and load_checkpoint(tmp_path / "plain.pt")["meta"] == META
+
+
+def test_starting_from_another_model_copies_the_backbone_and_the_heads_of_shared_classes():
+    torch.manual_seed(0)
+    old = BiomeSeasonNet("resnet18", 3)
+    new = BiomeSeasonNet("resnet18", 4)
+    carried = load_matching(new, old.state_dict(), {"biome": ["a", "b", "c"], "month": list(range(1, 13))},
+                            {"biome": ["c", "x", "a", "y"], "month": list(range(1, 13))})
+    assert carried == {"biome": 2, "month": 12}
+    assert torch.equal(new.backbone[0].weight, old.backbone[0].weight)
+    assert torch.equal(new.heads["biome"].weight[0], old.heads["biome"].weight[2])   # c
+    assert torch.equal(new.heads["biome"].weight[2], old.heads["biome"].weight[0])   # a
+    assert not torch.equal(new.heads["biome"].weight[1], old.heads["biome"].weight[1])
+    assert torch.equal(new.heads["month"].bias, old.heads["month"].bias)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_matching(BiomeSeasonNet("resnet34", 3), old.state_dict(), {}, {"biome": [], "month": []})
+
+
+# ---------------------------------------------------------------- augmentation follows the view
+
+def _top_brighter_than_bottom(x: torch.Tensor) -> bool:
+    h = x.shape[-2]
+    return bool(x[..., : h // 3, :].mean() > x[..., -(h // 3):, :].mean())
+
+
+def test_upright_views_keep_the_sky_on_top_and_overhead_views_turn():
+    img = torch.zeros(3, 48, 48, dtype=torch.uint8)
+    img[:, :16] = 230  # a bright sky above dark ground
+    img[:, 16:, :24] = 90  # and something on the left, so flips show
+    torch.manual_seed(0)
+    upright = [train_transform(32, "upright")(img) for _ in range(40)]
+    overhead = [train_transform(32, "overhead")(img) for _ in range(40)]
+    assert all(_top_brighter_than_bottom(x) for x in upright)
+    assert not all(_top_brighter_than_bottom(x) for x in overhead)
+    left_brighter = [bool(x[..., :, :10].mean() > x[..., :, -10:].mean()) for x in upright]
+    assert 0 < sum(left_brighter) < len(left_brighter)  # horizontal flips do happen
+
+
+def test_colour_jitter_never_moves_the_hue():
+    rgb = (200, 90, 40)  # autumn orange: its hue is the month signal
+    img = torch.tensor(rgb, dtype=torch.uint8)[:, None, None].expand(3, 40, 40).clone()
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    hue = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0]
+    torch.manual_seed(1)
+    seen = set()
+    for view in VIEWS:
+        for _ in range(30):
+            x = (train_transform(32, view)(img) * std + mean).clamp(0, 1).mean(dim=(1, 2))
+            seen.add(round(float(x.sum()), 3))
+            assert colorsys.rgb_to_hsv(*x.tolist())[0] == pytest.approx(hue, abs=0.01)
+    assert len(seen) > 10  # the jitter did change the colours, only not their hue
+    settings = augmentation_settings("upright")
+    assert settings["hue"] == 0 and settings["flips"] == "horizontal flips"
+
+
+def test_test_time_views_follow_the_view():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert tta_views("overhead") == list(range(8))
+    assert tta_views("upright") == [0, 4]
+    assert torch.equal(dihedral(x, 4), x.flip(-1))  # the one extra upright view is a horizontal flip
+    with pytest.raises(ValueError):
+        tta_views("sideways")

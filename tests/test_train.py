@@ -1,9 +1,11 @@
 """Training end to end on a tiny processed data set (CPU, 32 px)."""
+import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
-import sys
+import time
 
 import pandas as pd
 import pytest
@@ -11,7 +13,8 @@ import torch
 
 from biomeseason import train
 from biomeseason.checkpoint import load_checkpoint
-from biomeseason.data import manifest_sha256, read_manifest
+from biomeseason.files import UsageError, is_ours
+from biomeseason.manifest import manifest_sha256, read_manifest
 from biomeseason.train import TrainConfig, fit
 
 TIMING = ["seconds", "images_per_s", "data_wait_share"]
@@ -49,6 +52,32 @@ def test_a_run_writes_checkpoints_metrics_and_plots(trained, tiny_processed):
     assert len(predictions) == (read_manifest(tiny_processed)["split"] == "test").sum()
 
 
+def test_the_view_and_the_augmentation_are_recorded_in_the_config_and_the_checkpoint(trained):
+    config = json.loads((trained.out / "config.json").read_text())
+    assert config["view"] == "upright" and config["augmentation"]["flips"] == "horizontal flips"
+    assert config["augmentation"]["hue"] == 0
+    meta = load_checkpoint(trained.out / "best.pt")["meta"]
+    assert meta["view"] == "upright" and meta["augmentation"] == config["augmentation"]
+
+
+def test_without_a_val_split_one_is_carved_out_of_train_by_group(tiny_processed, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_processed, data)
+    manifest = read_manifest(data)
+    manifest["split"] = manifest["split"].replace("val", "train")
+    train_rows = manifest.index[manifest["split"] == "train"]
+    manifest.loc[train_rows, "group"] = [f"place{i // 3}" for i in range(len(train_rows))]  # 3 months a place
+    manifest.to_csv(data / "manifest.csv", index=False)
+    inputs = train.check_inputs(cfg(data, tmp_path / "out"))
+    df = inputs.df
+    assert inputs.carved == (df["split"] == "val").sum()
+    assert 0.05 * len(train_rows) <= inputs.carved <= 0.3 * len(train_rows)
+    assert df.loc[train_rows].groupby("group")["split"].nunique().max() == 1  # no place in two splits
+    assert (df["split"] == "test").sum() == (manifest["split"] == "test").sum()
+    again = train.check_inputs(cfg(data, tmp_path / "out"))
+    assert again.df["split"].equals(df["split"])  # the same hold-out on every run (resume, eval-only)
+
+
 def test_same_seed_gives_the_same_metrics(trained, tiny_processed, tmp_path):
     again = fit(cfg(tiny_processed, tmp_path))
     assert again.metrics == trained.metrics
@@ -56,7 +85,7 @@ def test_same_seed_gives_the_same_metrics(trained, tiny_processed, tmp_path):
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(trained, tiny_processed, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, capsys):
     real = train.train_one_epoch
 
     def interrupted(*args, **kwargs):
@@ -67,6 +96,7 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(trained, tiny
     monkeypatch.setattr(train, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg(tiny_processed, tmp_path))
+    assert "--resume" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "last.pt")["meta"]["epoch"] == 1
     monkeypatch.setattr(train, "train_one_epoch", real)
     resumed = fit(cfg(tiny_processed, tmp_path, resume=True))
@@ -108,9 +138,9 @@ def test_settings_are_checked(tiny_processed, tmp_path):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match="balance"):
         TrainConfig.from_dict({"balance": "oversample"})
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(UsageError, match="no such file"):
         fit(cfg(tiny_processed, tmp_path, pretrained=str(tmp_path / "missing.pth")))
-    with pytest.raises(FileNotFoundError, match="dataset_preproc"):
+    with pytest.raises(UsageError, match="dataset_preproc"):
         fit(cfg(tmp_path / "nowhere", tmp_path))
 
 
@@ -139,7 +169,6 @@ def test_two_process_ddp_run_writes_a_checkpoint_that_loads_in_one_process(tiny_
 @pytest.mark.slow
 def test_train_notebook_runs(tiny_processed, tmp_path):
     import papermill as pm
-
     from conftest import ROOT
 
     pm.execute_notebook(str(ROOT / "train.ipynb"), str(tmp_path / "train.out.ipynb"), cwd=str(ROOT),
@@ -149,3 +178,114 @@ def test_train_notebook_runs(tiny_processed, tmp_path):
     assert (tmp_path / "model" / "best.pt").is_file()
     text = (tmp_path / "train.out.ipynb").read_text()
     assert "image/png" in text  # the curves and images were drawn
+    assert "temperature" in text and "flagged unfamiliar" in text and "horizontal flips" in text
+
+
+# ---------------------------------------------------------------- faults: resume, damaged files, foreign folders
+
+def test_resume_without_last_pt_says_what_to_do(tiny_processed, tmp_path):
+    with pytest.raises(UsageError, match=r"there is no .*last\.pt; start a new run without --resume"):
+        fit(cfg(tiny_processed, tmp_path / "never", resume=True))
+    assert not (tmp_path / "never").exists()  # refused before anything was written
+
+
+def test_a_damaged_last_pt_is_refused_in_one_sentence(trained, tiny_processed, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained.out, run)
+    whole = (run / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UsageError, match="damaged") as e:
+        fit(cfg(tiny_processed, run, resume=True))
+    assert "\n" not in str(e.value)
+
+
+def test_resume_refuses_a_manifest_that_changed_since_the_checkpoint(trained, tiny_processed, tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(tiny_processed, data)
+    shutil.copytree(trained.out, run)
+    manifest = read_manifest(data)
+    # The checkpoint names its data by the manifest's hash, not by the folder's path.
+    with pytest.raises(UsageError, match="manifest.csv changed since"):
+        manifest.loc[manifest.index[0], "month"] = manifest.loc[manifest.index[1], "month"] % 12 + 1
+        manifest.to_csv(data / "manifest.csv", index=False)
+        fit(cfg(data, run, resume=True))
+
+
+def test_a_folder_we_did_not_make_is_refused_and_left_alone(tiny_processed, tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.txt").write_text("years of work")
+    with pytest.raises(UsageError, match="not written by biomeseason.*--force"):
+        fit(cfg(tiny_processed, theirs))
+    assert sorted(p.name for p in theirs.iterdir()) == ["thesis.txt"]
+    train.check_inputs(cfg(tiny_processed, theirs, force=True))  # --force lets us add our files
+
+
+def test_a_run_folder_is_marked_as_ours(trained):
+    assert is_ours(trained.out)
+    assert not list(trained.out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("setting,value,flag", [
+    ("epochs", 0, "--epochs"), ("batch_size", 0, "--batch-size"), ("image_size", 16, "--image-size"),
+    ("lr", 0.0, "--lr"), ("lr", float("nan"), "--lr"), ("view", "sideways", "--view"),
+    ("arch", "vgg", "--arch"), ("freeze_epochs", 5, "--freeze-epochs"), ("val_share", 1.0, "--val-share"),
+    ("dropout", 1.0, "--dropout"), ("device", "tpu", "--device"), ("weight_decay", -1.0, "--weight-decay"),
+])
+def test_each_bad_setting_is_one_sentence_naming_its_flag(tiny_processed, tmp_path, setting, value, flag):
+    with pytest.raises(UsageError, match=flag):
+        cfg(tiny_processed, tmp_path / "out", **{setting: value})
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_refuses_bad_settings_before_any_work(tiny_processed, tmp_path, python):
+    out = tmp_path / "m"
+    run = subprocess.run([python, "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
+                          "--epochs", "0"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.startswith("error: --epochs")
+    assert "Traceback" not in run.stderr and not out.exists()
+    run = subprocess.run([python, "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
+                          "--resume"], capture_output=True, text=True)
+    assert run.returncode == 2 and "--resume" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_sigterm_leaves_valid_checkpoints_no_temp_files_and_says_how_to_resume(tiny_processed, tmp_path, python):
+    out = tmp_path / "run"
+    cmd = [python, "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
+           "--image-size", "32", "--epochs", "200", "--batch-size", "16", "--device", "cpu", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "--resume" in stderr
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert load_checkpoint(out / "last.pt")["meta"]["epoch"] >= 1
+    load_checkpoint(out / "best.pt")
+    # The command the message gives passes every check.
+    again = train.config_from_args(argparse.Namespace(config=str(out / "config.json"), resume=True))
+    resumable = train.check_inputs(again)
+    assert resumable.resume["meta"]["epoch"] >= 1
+
+
+@pytest.mark.slow
+def test_train_notebook_answers_a_wrong_data_path_in_one_sentence(tmp_path):
+    import papermill as pm
+    from conftest import ROOT
+
+    result = tmp_path / "train.out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError):
+        pm.execute_notebook(str(ROOT / "train.ipynb"), str(result), cwd=str(ROOT), kernel_name="python3",
+                            progress_bar=False, parameters=dict(DATA_DIR=str(tmp_path / "nowhere"),
+                                                                OUT_DIR=str(tmp_path / "model")))
+    outputs = json.dumps([o for c in json.loads(result.read_text())["cells"] for o in c.get("outputs", [])])
+    assert "nowhere is not a folder" in outputs
+    assert "Traceback" not in outputs and "File " not in outputs
+    assert not (tmp_path / "model").exists()
