@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-WORK_SIDE = 384     # the finder works on a copy this size (long side); boxes are scaled back
+WORK_SIDE = 256     # the finder works on a copy this size (long side); boxes are scaled back
 BLACK = 20          # brightest channel at most this (0..255), grain or not: space, margins
 DARK = 48           # mean grey at most this: dark enough to be a frame or space...
 FLAT = 6.0          # ...with local standard deviation at most this: smooth, unlike dark ground...

@@ -128,6 +128,28 @@ def test_same_seed_same_palette(tmp_path):
     assert colors.analyze_colors(path, seed=3) == colors.analyze_colors(path, seed=3)
 
 
+def lab_kmeans_all_pixels(image: np.ndarray, k: int) -> np.ndarray:
+    """The slow reference: k-means in CIELAB on every pixel, ten restarts; (k, 3) Lab centres."""
+    from sklearn.cluster import KMeans
+
+    lab = rgb2lab(image.reshape(-1, 3) / 255.0)
+    return KMeans(n_clusters=k, n_init=10, random_state=0).fit(lab).cluster_centers_
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_palette_equals_kmeans_on_all_pixels_within_one_delta_e(tmp_path, seed):
+    from scipy.optimize import linear_sum_assignment
+
+    image = photo(np.random.default_rng(seed), 600, 800)
+    path = tmp_path / "photo.png"
+    Image.fromarray(image).save(path)
+    palette = colors.dominant_colors(path, k=5)
+    ours = rgb2lab(np.array([c["rgb"] for c in palette]) / 255.0)
+    cost = deltaE_ciede2000(ours[:, None], lab_kmeans_all_pixels(image, 5)[None])
+    rows, cols = linear_sum_assignment(cost)
+    assert cost[rows, cols].mean() <= 1.0
+
+
 def test_palette_finds_the_colours_of_the_image():
     image = np.zeros((200, 300, 3), np.uint8)
     image[:, :150] = (200, 30, 30)          # 50 %
