@@ -8,8 +8,8 @@ scale: writes --sizes[-1] distinct 40x40 PNGs named by the convention
 then preprocesses the first 10k, 100k, ... of them, each run in a fresh
 process, and prints images/s, the peak resident memory of the main process
 and of the largest worker, and how time and memory grow per step. For the
-near-duplicate search alone it also times the all-pairs reference on the
-first size, the baseline the fast search replaces.
+near-duplicate search alone it times 10k, 100k and 1M random fingerprints
+against the all-pairs reference it replaces (up to 100k).
 Targets: 1,000,000 images in <= 20 minutes on 2 cores, every process <= 2 GB.
 
 photos: --n photo-like 4000x3000 JPEGs (about 2-3 MB each), ours
@@ -20,6 +20,7 @@ decode, orient, convert, Lanczos resize, save). Target: ours >= 5x on 2 cores.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -110,7 +111,7 @@ def run_scale(args) -> int:
     print("\ngrowth per step (x10 images): " + ", ".join(
         f"{a:,}->{b:,}: time x{rb['seconds'] / ra['seconds']:.1f}, main memory x{rb['main_mb'] / ra['main_mb']:.1f}"
         for (a, ra), (b, rb) in zip(results, results[1:])))
-    baseline_dedupe(data / "all", sizes[0])
+    search_growth(sizes)
     n, r = results[-1]
     minutes = r["seconds"] / 60 * 1_000_000 / n
     gb = max(r["main_mb"], r["worker_mb"]) / 1024
@@ -120,23 +121,37 @@ def run_scale(args) -> int:
     return 0 if minutes <= SCALE_MINUTES and gb <= SCALE_GB else 1
 
 
-def baseline_dedupe(folder: Path, n: int) -> None:
-    """The near-duplicate search alone, fast against all pairs, on the fingerprints of n images."""
-    from biomeseason.clean import fingerprint
-    from biomeseason.dedupe import near_duplicate_pairs, near_duplicate_pairs_all
-    from biomeseason.images import read_image
+def search_growth(sizes: list[int]) -> None:
+    """The near-duplicate search alone on random fingerprints with planted copies: fast against all pairs.
 
-    names = sorted(os.listdir(folder))[:n]
-    prints = [fingerprint(read_image(folder / name).image) for name in names]
-    hashes = np.array([h for h, _ in prints], dtype=np.uint64)
-    thumbs = np.stack([np.frombuffer(t, np.uint8).reshape(16, 16, 3) for _, t in prints])
-    t0 = time.perf_counter()
-    fast = near_duplicate_pairs(hashes, thumbs)
-    t1 = time.perf_counter()
-    slow = near_duplicate_pairs_all(hashes, thumbs)
-    t2 = time.perf_counter()
-    print(f"near-duplicate search on {n:,}: fast {t1 - t0:.2f} s, all pairs {t2 - t1:.2f} s "
-          f"({(t2 - t1) / (t1 - t0):.1f}x); same pairs: {fast == slow} ({len(fast)} pairs)")
+    The thumbnails are zeros allocated lazily, so memory is the search's own.
+    """
+    from biomeseason.dedupe import near_duplicate_pairs, near_duplicate_pairs_all
+
+    print("\nnear-duplicate search alone (random 64-bit hashes, 1% planted copies within 8 bits):")
+    previous = None
+    for n in sorted(set(sizes) | {10_000, 100_000, 1_000_000}):
+        rng = np.random.default_rng(n)
+        hashes = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+        copies = rng.integers(0, n, n // 100)
+        flips = [sum(1 << int(b) for b in rng.choice(64, int(k), replace=False)) for k in rng.integers(0, 9, n // 100)]
+        hashes[copies[::-1][: len(copies) // 2]] = hashes[copies[: len(copies) // 2]] ^ np.array(
+            flips[: len(copies) // 2], dtype=np.uint64)
+        thumbs = np.zeros((n, 16, 16, 3), np.uint8)
+        start = time.perf_counter()
+        fast = near_duplicate_pairs(hashes, thumbs)
+        seconds = time.perf_counter() - start
+        line = f"  {n:>9,}: fast {seconds:6.2f} s ({len(fast):,} pairs)"
+        if n <= 100_000:
+            start = time.perf_counter()
+            same = near_duplicate_pairs_all(hashes, thumbs) == fast
+            slow = time.perf_counter() - start
+            line += f", all pairs {slow:6.2f} s ({slow / seconds:.1f}x the fast one), same pairs: {same}"
+        if previous:
+            line += f"; time x{seconds / previous:.1f} for x10 images"
+        previous = seconds
+        print(line, flush=True)
+    print(f"  peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 # ---- photos ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from scipy.sparse.csgraph import connected_components
 PHASH_MAX_DISTANCE = 8      # of 64 bits
 THUMB_MAX_DIFF = 10.0       # mean absolute difference of the RGB thumbnails, 0..255
 BANDS = 3                   # 22 + 21 + 21 bits: probes within 2 bits, tables of 4M entries
-_CHUNK = 8192               # images probed at once: bounds the candidate arrays in memory
+_CHUNK = 4096               # images probed at once: bounds the candidate arrays in memory
 
 
 def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
@@ -53,14 +53,14 @@ def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
     for width in widths:
         shift -= width
         keys = ((phash >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
-        order = np.argsort(keys, kind="stable")
-        starts = np.searchsorted(keys[order], np.arange((1 << width) + 1))   # CSR over band values
+        order = np.argsort(keys, kind="stable").astype(np.int32)
+        starts = np.searchsorted(keys[order], np.arange((1 << width) + 1)).astype(np.int32)  # CSR by band value
         masks = np.array([sum(1 << b for b in bits) for r in range(radius + 1)
                           for bits in itertools.combinations(range(width), r)], dtype=np.int64)
         for lo in range(0, n, _CHUNK):
             rows = np.arange(lo, min(n, lo + _CHUNK))
             probes = (keys[rows, None] ^ masks[None, :]).ravel()                 # (B * P,)
-            owner = np.repeat(rows, len(masks))
+            owner = np.repeat(rows.astype(np.int32), len(masks))
             count = starts[probes + 1] - starts[probes]
             hit = count > 0
             probes, owner, count = probes[hit], owner[hit], count[hit]
@@ -68,7 +68,7 @@ def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
                 continue
             # Expand each probe to its bucket's members: (owner, member) candidate pairs.
             total = int(count.sum())
-            offsets = np.repeat(starts[probes] - np.cumsum(count) + count, count) + np.arange(total)
+            offsets = np.repeat(starts[probes] - np.cumsum(count, dtype=np.int64) + count, count) + np.arange(total)
             a = np.repeat(owner, count)
             b = order[offsets]
             keep = b > a

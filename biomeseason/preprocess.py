@@ -415,7 +415,7 @@ def group_duplicates(table: pd.DataFrame, tmp: Path, drop_near: bool):
         _pixels=lambda t: -t["pixels"]).sort_values(["_split", "_known", "_pixels", "source"], kind="stable")
     table = table.loc[rank.index].reset_index(drop=True)          # best keeper first within any set
     identical = same_value_pairs(table["sha256"])
-    pairs = near_duplicate_pairs(table["phash"].to_numpy(), thumbs[table["row"].to_numpy()]) \
+    pairs = near_duplicate_pairs(table["phash"].to_numpy(), _Rows(thumbs, table["row"].to_numpy())) \
         if len(table) > 1 else []
     del thumbs
     thumbs_file.unlink(missing_ok=True)
@@ -455,6 +455,16 @@ def group_duplicates(table: pd.DataFrame, tmp: Path, drop_near: bool):
     table["link"] = links
     table = table.drop(index=sorted(drop))
     return table.reset_index(drop=True), dropped
+
+
+class _Rows:
+    """Rows of the thumbnails file in table order, read one at a time (never all in memory)."""
+
+    def __init__(self, array, rows):
+        self.array, self.rows = array, rows
+
+    def __getitem__(self, i):
+        return self.array[self.rows[i]]
 
 
 def _compatible(a, b) -> bool:
