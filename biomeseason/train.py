@@ -49,7 +49,7 @@ from . import calibration as C
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import ClassLists, ProcessedImages, carve_validation, encode_targets, estimate_cache_bytes, read_class_lists
-from .familiarity import Familiarity
+from .familiarity import Familiarity, image_statistics
 from .files import UsageError
 from .labels import MONTH_ABBR
 from .manifest import SPLITS, manifest_sha256, read_manifest
@@ -410,13 +410,14 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
 
 @torch.no_grad()
 def predict_loader(model, loader, device, show=False) -> dict:
-    """Logits, pooled features and targets of every image in the loader, in order (numpy)."""
+    """Logits, pooled features, image statistics and targets of every image in the loader, in order (numpy)."""
     model.eval()
-    parts = {k: [] for k in ("logits_biome", "logits_month", "embed", "true_biome", "true_month")}
+    parts = {k: [] for k in ("logits_biome", "logits_month", "embed", "image_stats", "true_biome", "true_month")}
     for images, biome, month in tqdm(loader, desc="evaluating", leave=False, disable=not show):
         features = model.forward_features(images.to(device))  # (B, C, h, w)
         out = model.forward_head(features)
         parts["embed"].append(model.pool(features).flatten(1).float().cpu())  # (B, C), as model.embed
+        parts["image_stats"].append(torch.from_numpy(image_statistics(images, IMAGENET_MEAN, IMAGENET_STD)))
         for task, t in (("biome", biome), ("month", month)):
             parts[f"logits_{task}"].append(out[task].float().cpu())
             parts[f"true_{task}"].append(t)
@@ -673,9 +674,10 @@ def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int,
             calibration[head] = C.calibrate_head(val_raw[f"logits_{head}"], val_raw[f"true_{head}"])
     plain = ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD))
     train_raw = predict_loader(model, _loader(plain, batch_size, workers, device=device), device, show)
-    familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"])
+    familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"], train_raw["image_stats"],
+                                    IMAGENET_MEAN, IMAGENET_STD)
     reference = val_raw if val_raw is not None else train_raw
-    familiarity.set_threshold(familiarity.score(reference["embed"]))
+    familiarity.set_threshold(reference["embed"], reference["image_stats"])
     return calibration, familiarity
 
 
@@ -709,7 +711,8 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
     results = {split: split_metrics(raw, classes, temperatures) for split, raw in raws.items()}
     if familiarity is not None:
         for split, raw in raws.items():
-            results[split]["unfamiliar_share"] = float(familiarity.flags(familiarity.score(raw["embed"])).mean())
+            flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
+            results[split]["unfamiliar_share"] = float(flags.mean())
     metrics = {"epoch": meta["epoch"], **results}
     written = {"metrics": files.write_json(out / "metrics.json", metrics)}
     if history is None:
@@ -777,7 +780,7 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperat
                                   f"pred_{task}": [names[j] for j in p],
                                   f"p_{task}": probs[task].max(1).round(4)}))
     if familiarity is not None:
-        scores = familiarity.score(raw["embed"])
+        scores = familiarity.score(raw["embed"], raw["image_stats"])
         rows.append(pd.DataFrame({"familiarity": scores.round(3), "unfamiliar": familiarity.flags(scores)}))
     pred = pd.concat([pd.DataFrame({"path": [str(p.relative_to(ds.root)) for p in ds.paths],
                                     "source": ds.sources}), *rows], axis=1)

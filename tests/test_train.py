@@ -7,12 +7,14 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from biomeseason import train
 from biomeseason.checkpoint import load_checkpoint
+from biomeseason.data import ClassLists
 from biomeseason.files import UsageError, is_ours
 from biomeseason.manifest import manifest_sha256, read_manifest
 from biomeseason.train import TrainConfig, fit
@@ -76,6 +78,30 @@ def test_without_a_val_split_one_is_carved_out_of_train_by_group(tiny_processed,
     assert (df["split"] == "test").sum() == (manifest["split"] == "test").sum()
     again = train.check_inputs(cfg(data, tmp_path / "out"))
     assert again.df["split"].equals(df["split"])  # the same hold-out on every run (resume, eval-only)
+
+
+def test_best_pt_carries_a_temperature_per_head_and_the_run_draws_their_reliability(trained):
+    meta = load_checkpoint(trained.out / "best.pt")["meta"]
+    for head in ("biome", "month"):
+        fitted = meta["calibration"][head]
+        assert fitted["temperature"] > 0 and fitted["n"] > 0
+        assert 0 <= fitted["ece_after"] <= 1 and 0 <= fitted["ece_before"] <= 1
+        assert trained.reliability[head]["temperature"] == fitted["temperature"]
+    assert (trained.out / "reliability.png").is_file()
+    assert {"biome_ece", "biome_ece_uncalibrated", "unfamiliar_share"} <= set(trained.metrics["test"])
+
+
+def test_a_temperature_changes_the_confidence_but_not_the_answers():
+    rng = np.random.default_rng(0)
+    raw = {"logits_biome": rng.normal(0, 3, (40, 3)), "logits_month": rng.normal(0, 3, (40, 12)),
+           "true_biome": rng.integers(0, 3, 40), "true_month": rng.integers(-1, 12, 40)}
+    classes = ClassLists(["a", "b", "c"], list(range(1, 13)))
+    plain = train.split_metrics(raw, classes, {"biome": 1.0, "month": 1.0})
+    cooled = train.split_metrics(raw, classes, {"biome": 3.0, "month": 3.0})
+    for key in ("biome_acc", "biome_f1", "month_acc", "month_within1", "season_acc"):
+        assert plain[key] == cooled[key]
+    assert plain["biome_ece"] != cooled["biome_ece"]
+    assert cooled["biome_ece_uncalibrated"] == plain["biome_ece"]
 
 
 def test_same_seed_gives_the_same_metrics(trained, tiny_processed, tmp_path):

@@ -1,0 +1,69 @@
+"""Temperature scaling and the expected calibration error, on made-up logits."""
+import numpy as np
+import pytest
+
+from biomeseason import calibration as C
+
+
+def overconfident(n=3000, classes=6, sharpness=4.0, seed=0):
+    """Logits of a classifier whose calibrated form is known, then sharpened by ``sharpness``.
+
+    Labels are drawn from softmax(z), so softmax(z) is calibrated by
+    construction and the over-confident logits are sharpness * z.
+    """
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, (n, classes))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    labels = np.array([rng.choice(classes, p=row) for row in p])
+    return sharpness * z, labels
+
+
+def test_an_overconfident_head_gets_a_temperature_above_one_and_its_ece_drops():
+    logits, labels = overconfident(sharpness=4.0)
+    t = C.fit_temperature(logits, labels)
+    assert t == pytest.approx(4.0, rel=0.15)  # the sharpening that was applied
+    before, after = C.ece(C.softmax(logits), labels), C.ece(C.softmax(logits, t), labels)
+    assert before > 0.15 and after < 0.04 and after < before / 4
+
+
+def test_an_underconfident_head_gets_a_temperature_below_one():
+    logits, labels = overconfident(sharpness=0.5, seed=1)
+    assert C.fit_temperature(logits, labels) < 0.7
+
+
+def test_the_temperature_changes_probabilities_but_never_the_answer():
+    logits, labels = overconfident()
+    t = C.fit_temperature(logits, labels)
+    p1, pt = C.softmax(logits), C.softmax(logits, t)
+    assert not np.allclose(p1, pt)
+    assert np.array_equal(p1.argmax(1), pt.argmax(1))
+    assert np.allclose(pt.sum(1), 1.0)
+
+
+def test_unlabelled_rows_are_left_out_of_the_fit_and_the_error():
+    logits, labels = overconfident(n=1500)
+    noise = np.random.default_rng(5).normal(0, 30, (500, logits.shape[1]))  # wild logits, no labels
+    all_logits = np.concatenate([logits, noise])
+    all_labels = np.concatenate([labels, -np.ones(500, int)])
+    assert C.fit_temperature(all_logits, all_labels) == pytest.approx(C.fit_temperature(logits, labels), rel=1e-6)
+    assert C.ece(C.softmax(all_logits), all_labels) == pytest.approx(C.ece(C.softmax(logits), labels))
+    assert C.fit_temperature(noise, -np.ones(500, int)) == 1.0
+    assert C.ece(C.softmax(noise), -np.ones(500, int)) is None
+
+
+def test_ece_matches_a_hand_computation():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])
+    # Bins (15 on [0, 1]) hold 0.9 | 0.8 | 0.7 | 0.55 alone; right: 1, 0, 1, 0.
+    expected = (abs(1 - 0.9) + abs(0 - 0.8) + abs(1 - 0.7) + abs(0 - 0.55)) / 4
+    assert C.ece(probs, labels) == pytest.approx(expected)
+    r = C.reliability(probs, labels)
+    assert r["count"].sum() == 4 and len(r["edges"]) == C.BINS + 1
+
+
+def test_a_calibrated_head_has_a_small_ece_and_keeps_a_temperature_near_one():
+    logits, labels = overconfident(n=4000, sharpness=1.0, seed=2)
+    assert C.ece(C.softmax(logits), labels) < 0.03
+    summary = C.calibrate_head(logits, labels)
+    assert summary["temperature"] == pytest.approx(1.0, abs=0.1)
+    assert summary["n"] == 4000 and summary["ece_after"] < 0.03
