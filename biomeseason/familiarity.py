@@ -124,11 +124,17 @@ class _Gaussian:
 
 
 class Familiarity:
-    def __init__(self, features: _Gaussian | None = None, images: _Gaussian | None = None,
-                 scales: dict | None = None, threshold: float | None = None, quantile: float = QUANTILE,
-                 mean=NORMALISATION[0], std=NORMALISATION[1]):
-        self.parts = {"features": features, "images": images}
-        self.scales = scales or {"features": 1.0, "images": 1.0}   # each part's validation quantile
+    """``means`` (K, C) and ``precision`` (C, C) set the feature part by hand; ``fit`` learns both parts."""
+
+    def __init__(self, means=None, precision=None, threshold: float | None = None, quantile: float = QUANTILE,
+                 *, scales: dict | None = None, mean=NORMALISATION[0], std=NORMALISATION[1]):
+        features = None
+        if means is not None:
+            means = np.atleast_2d(np.asarray(means, dtype=np.float64))
+            dims = means.shape[1]
+            features = _Gaussian(means, np.asarray(precision, dtype=np.float64), np.zeros(dims), np.ones(dims))
+        self.parts: dict[str, _Gaussian | None] = {"features": features, "images": None}
+        self.scales = {"features": 1.0, "images": 1.0, **(scales or {})}   # each part's validation quantile
         self.threshold = threshold
         self.quantile = quantile
         self.mean, self.std = tuple(mean), tuple(std)
@@ -201,6 +207,8 @@ class Familiarity:
         features = _Gaussian.from_tensors(extra, "features")
         if not meta or features is None:
             return None
-        return cls(features, _Gaussian.from_tensors(extra, "images"), dict(meta.get("scales") or {}),
-                   meta.get("threshold"), meta.get("quantile", QUANTILE),
-                   meta.get("mean", NORMALISATION[0]), meta.get("std", NORMALISATION[1]))
+        fam = cls(threshold=meta.get("threshold"), quantile=meta.get("quantile", QUANTILE),
+                  scales=dict(meta.get("scales") or {}), mean=meta.get("mean", NORMALISATION[0]),
+                  std=meta.get("std", NORMALISATION[1]))
+        fam.parts = {"features": features, "images": _Gaussian.from_tensors(extra, "images")}
+        return fam
