@@ -315,3 +315,64 @@ def test_train_notebook_answers_a_wrong_data_path_in_one_sentence(tmp_path):
     assert "nowhere is not a folder" in outputs
     assert "Traceback" not in outputs and "File " not in outputs
     assert not (tmp_path / "model").exists()
+
+
+# ---------------------------------------------------------------- starting from other weights
+
+def _standin_imagenet_weights(path):
+    """A torchvision ResNet-18 state dict, as torchvision stores its ImageNet weights (made here, no network)."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(123)
+    reference = resnet18(weights=None)
+    with torch.no_grad():
+        reference.bn1.running_mean.uniform_(-1, 1)  # something training from scratch would never have
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(reference.state_dict(), path)
+    return reference
+
+
+def test_pretrained_imagenet_comes_only_from_the_local_torch_cache(tiny_processed, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    settings = cfg(tiny_processed, tmp_path / "out", pretrained="imagenet")
+    with pytest.raises(UsageError, match="resnet18-f37072fd.pth is not in the local torch cache") as e:
+        train.check_inputs(settings)
+    assert str(tmp_path / "torch") in str(e.value) and "--pretrained PATH" in str(e.value)
+    reference = _standin_imagenet_weights(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    inputs = train.check_inputs(settings)
+    model = train._build_model(settings, inputs, show=False)
+    assert torch.equal(model.backbone[0].weight, reference.conv1.weight)
+    assert torch.equal(model.backbone[1].running_mean, reference.bn1.running_mean)
+
+
+def test_pretrained_file_with_frozen_backbone_trains_the_heads_alone(tiny_processed, tmp_path):
+    weights = tmp_path / "resnet18.pth"
+    reference = _standin_imagenet_weights(weights)
+    result = fit(cfg(tiny_processed, tmp_path / "out", pretrained=str(weights), epochs=1, freeze_epochs=1,
+                     limit=24))
+    state = load_checkpoint(result.out / "best.pt")["model"]
+    assert torch.equal(state["backbone.0.weight"], reference.conv1.weight)
+    assert torch.equal(state["backbone.1.running_mean"], reference.bn1.running_mean)  # BN statistics kept too
+    assert torch.equal(state["backbone.7.1.bn2.running_var"], reference.layer4[1].bn2.running_var)
+    (tmp_path / "notes.pth").write_text("not weights")
+    with pytest.raises(UsageError, match="not a weights file that loads safely"):
+        train.check_inputs(cfg(tiny_processed, tmp_path / "out2", pretrained=str(tmp_path / "notes.pth")))
+
+
+def test_init_starts_from_our_model_and_the_backbone_learns_slower(trained, tiny_processed, tmp_path):
+    source = trained.out / "best.pt"
+    before = load_checkpoint(source)["model"]
+    settings = cfg(tiny_processed, tmp_path / "out", init=str(source), epochs=1, limit=24)
+    model = train._build_model(settings, train.check_inputs(settings), show=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # same classes: all of it
+    result = fit(settings)
+    groups = load_checkpoint(result.out / "last.pt")["train_state"]["optimizer"]["param_groups"]
+    backbone_lr, head_lr = groups[0]["lr"], groups[1]["lr"]
+    assert backbone_lr == pytest.approx(0.1 * head_lr) and head_lr > 0
+    with pytest.raises(UsageError, match="--arch resnet18"):
+        train.check_inputs(cfg(tiny_processed, tmp_path / "o", init=str(source), arch="resnet34"))
+    with pytest.raises(UsageError, match="choose one"):
+        cfg(tiny_processed, tmp_path / "o", init=str(source), pretrained="imagenet")
+    (tmp_path / "cut.pt").write_bytes(source.read_bytes()[:4000])
+    with pytest.raises(UsageError, match="--init: .*damaged"):
+        train.check_inputs(cfg(tiny_processed, tmp_path / "o", init=str(tmp_path / "cut.pt")))
