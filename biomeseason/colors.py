@@ -448,35 +448,10 @@ def name_colors(colours, table: str = TABLE) -> list[dict]:
 
 # ------------------------------------------------------------------- files ---
 
-def find_images(paths) -> tuple[list[Path], list[Path]]:
-    """(images, ignored): files named directly, plus image files found recursively in folders.
-
-    In folders, hidden files (``.DS_Store``) and names without an image suffix
-    are ignored, not tried; a file named directly is always tried, so a
-    mislabelled one is reported. Shared by the colours and prediction commands.
-    """
-    found, ignored = [], []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            found.append(path)
-            continue
-        for f in sorted(q for q in path.rglob("*") if q.is_file()):
-            hidden = any(part.startswith(".") for part in f.relative_to(path).parts)
-            (found if images.is_image_name(f) and not hidden else ignored).append(f)
-    return found, ignored
-
-
-def check_paths_exist(paths) -> None:
-    """Refuse, before any work, an input path that is not there."""
-    for path in map(Path, paths):
-        if not path.exists():
-            raise files.UsageError(f"{path}: no such file or folder")
-
-
 def colors_of_files(paths, k: int = K, *, progress: bool = True, **options):
     """Yield (path, Palette) for every image in ``paths``, or (path, the error)
     for a file that cannot be used; such files are also reported on stderr."""
-    found, _ = find_images(paths)
+    found, _ = images.find_images(paths)
     for path in tqdm(found, desc="colours", unit="img", disable=not progress, file=sys.stderr):
         try:
             yield path, dominant_colors(path, k, **options)
@@ -548,8 +523,8 @@ def check_args(args) -> list[Path]:
         raise files.UsageError(f"--k {args.k}: the number of colours must be between 1 and {MAX_K}")
     if args.max_pixels < 1:
         raise files.UsageError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
-    check_paths_exist(args.paths)
-    found, _ = find_images(args.paths)
+    images.check_paths_exist(args.paths)
+    found, _ = images.find_images(args.paths)
     files.check_output_file(args.out, inputs=[*args.paths, *found], force=args.force,
                             looks_ours=_looks_ours, suffixes=[".csv", ".json"])
     return found

@@ -146,6 +146,29 @@ def write_rows(path, rows: Iterable[dict], fieldnames: list[str] | None = None) 
     return count
 
 
+@contextlib.contextmanager
+def appending_rows(path, fieldnames: list[str]):
+    """Yield ``append(rows)``, which adds dict rows to the CSV at ``path`` and flushes them.
+
+    For runs that stream results into a partial file of their own (which
+    ``write_rows`` started, header included); ``publish`` then moves the
+    finished file over the real output in one rename.
+    """
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames, lineterminator="\n", extrasaction="ignore")
+
+        def append(rows) -> None:
+            writer.writerows(rows)
+            f.flush()  # a crash loses at most the rows in flight
+        yield append
+
+
+def publish(partial, path) -> Path:
+    """Replace ``path`` by the finished file ``partial`` (same folder) in one atomic rename."""
+    os.replace(partial, path)
+    return Path(path)
+
+
 def _chain(first, rest):
     yield first
     yield from rest

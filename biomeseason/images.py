@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .files import UsageError
+
 MAX_PIXELS = 89_478_485     # PIL's own decompression-bomb limit (about 9459 x 9459)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jp2"}
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
@@ -75,6 +77,31 @@ class ImageRecord:
 def is_image_name(path) -> bool:
     """Whether a file name has an image suffix (used to pick files from folders)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def find_images(paths) -> tuple[list[Path], list[Path]]:
+    """(images, ignored): files named directly, plus image files found recursively in folders.
+
+    In folders, hidden files (``.DS_Store``) and names without an image suffix
+    are ignored, not tried; a file named directly is always tried, so a
+    mislabelled one is reported. Shared by the colours and prediction commands.
+    """
+    found, ignored = [], []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for f in sorted(q for q in path.rglob("*") if q.is_file()):
+            hidden = any(part.startswith(".") for part in f.relative_to(path).parts)
+            (found if is_image_name(f) and not hidden else ignored).append(f)
+    return found, ignored
+
+
+def check_paths_exist(paths) -> None:
+    """Refuse, before any work, an input path that is not there."""
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
 
 
 def read_image(source, *, min_size: int | None = None, max_pixels: int = MAX_PIXELS,

@@ -43,7 +43,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +54,7 @@ from tqdm.auto import tqdm
 
 from . import files, images, presets
 from .checkpoint import CheckpointError, load_checkpoint
-from .colors import check_paths_exist, find_images
-from .images import ImageError
+from .images import ImageError, check_paths_exist, find_images
 from .labels import MONTH_ABBR, SEASONS, season_of
 from .model import build_model, select_device
 from .presets import dihedral, eval_transform
@@ -457,12 +456,6 @@ def _name_of(source) -> str:
 
 # --------------------------------------------------------------------------- CSV and CLI
 
-def write_csv(rows: Iterable[dict], path: str | Path) -> int:
-    """Dict rows to CSV, atomically (columns from the first row); returns the row count.
-    Nothing is written for no rows: an empty result never replaces an existing file."""
-    return files.write_rows(path, rows)
-
-
 def partial_path(out: str | Path) -> Path:
     """Where a run appends its rows until it is complete: ``<out>.partial``."""
     out = Path(out)
@@ -556,13 +549,11 @@ def main(args: argparse.Namespace) -> int:
         # The partial file is rewritten from the rows kept, so it always holds whole rows only.
         files.write_rows(partial, previous, COLUMNS) or files.write_text(partial, ",".join(COLUMNS) + "\n")
         try:
-            with open(partial, "a", encoding="utf-8", newline="") as f:
-                writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+            with files.appending_rows(partial, COLUMNS) as append:
                 for batch in predictor.iter_batches(found, tta=args.tta, batch_size=args.batch_size,
                                                     on_error=report, progress=True, scene=args.scene,
                                                     max_pixels=args.max_pixels, workers=args.workers, done=done):
-                    writer.writerows(r.to_row() for r in batch)
-                    f.flush()   # a crash loses at most the batch in flight
+                    append(r.to_row() for r in batch)
                     new += len(batch)
         except BaseException:
             if previous or new:
@@ -575,8 +566,7 @@ def main(args: argparse.Namespace) -> int:
         if total == 0 or (new == 0 and source == out):
             partial.unlink(missing_ok=True)   # nothing new: --out stays as it was
         else:
-            with files.atomic_path(out) as tmp:
-                os.replace(partial, tmp)
+            files.publish(partial, out)
     print(f"predicted {new} of {len(found)} images into {out}"
           + (f" ({len(previous)} rows kept from before)" if previous else "")
           + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")

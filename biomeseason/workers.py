@@ -26,6 +26,9 @@ _PR_SET_PDEATHSIG = 1
 
 def _init_worker(parent: int, initializer=None, initargs=()):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A fork inherits the parent's handlers; the parent's SIGTERM-as-Ctrl-C would
+    # make a stopped worker print a traceback instead of just ending.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
