@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
@@ -540,16 +540,16 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
            if ddp.world > 1 else model)
 
     shuffle_gen = torch.Generator()
-    if ddp.world > 1:
-        if cfg.balance == "sampler":
+    if cfg.balance == "sampler":
+        if ddp.world > 1:
             raise UsageError("--balance sampler does not combine with several processes; use --balance weights")
-        sampler = DistributedSampler(ds["train"], num_replicas=ddp.world, rank=ddp.rank, seed=cfg.seed)
-    elif cfg.balance == "sampler":
         w = _biome_weights(ds["train"], len(classes.biomes))
         per_image = torch.where(ds["train"].biome >= 0, w[ds["train"].biome.clamp(min=0)], 1.0)
         sampler = WeightedRandomSampler(per_image, len(per_image), generator=shuffle_gen)
     else:
-        sampler = RandomSampler(ds["train"], generator=shuffle_gen)
+        # One shuffle for one process and for many: N processes' batches of B together hold
+        # the images of one process's batch of N*B, so the runs match (tests/test_train.py).
+        sampler = DistributedSampler(ds["train"], num_replicas=ddp.world, rank=ddp.rank, seed=cfg.seed)
     train_loader = _loader(ds["train"], cfg.batch_size, workers, sampler, device=device)
     val_loader = _loader(ds["val"], cfg.batch_size * 2, workers, device=device)
     biome_weight = _biome_weights(ds["train"], len(classes.biomes)).to(device) if cfg.balance == "weights" else None

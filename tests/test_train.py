@@ -177,19 +177,51 @@ def test_command_line_reports_errors_without_a_traceback(tmp_path, python):
     assert "dataset_preproc" in run.stderr and "Traceback" not in run.stderr
 
 
+# Runs the command line; in any process but rank 0 every file write fails loudly.
+ONLY_RANK0_WRITES = """
+import os, sys
+rank = int(os.environ.get("RANK", "0"))
+if rank != 0:
+    from biomeseason import files
+
+    def refuse(path, mode=0o644):
+        raise AssertionError(f"rank {rank} tried to write {path}")
+    files.atomic_path = refuse
+from biomeseason.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
-def test_two_process_ddp_run_writes_a_checkpoint_that_loads_in_one_process(tiny_processed, tmp_path, python):
-    out = tmp_path / "ddp"
-    cmd = [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
-           "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+def test_two_processes_match_one_with_the_same_global_batch_and_only_rank_0_writes(tiny_processed, tmp_path,
+                                                                                   python):
+    script = tmp_path / "run.py"
+    script.write_text(ONLY_RANK0_WRITES)
+    # Batch norm statistics are per process on a CPU (no SyncBatchNorm without CUDA), so the
+    # backbone stays frozen in eval mode and the heads learn: their gradients are what DDP averages.
+    common = ["train", "--data", str(tiny_processed), "--image-size", "32", "--epochs", "1", "--freeze-epochs", "1",
+              "--limit", "32", "--lr", "0.05", "--no-augment", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    run = subprocess.run([python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+                          *common, "--out", str(ddp), "--batch-size", "8"],
+                         capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    payload = load_checkpoint(out / "best.pt")
-    model = train.build_model(payload["meta"])
-    model.load_state_dict(payload["model"])  # plain keys: no "module." prefix from DDP
-    assert json.loads((out / "metrics.json").read_text())["test"]["biome_n"] > 0
+    run = subprocess.run([python, str(script), *common, "--out", str(single), "--batch-size", "16"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = load_checkpoint(ddp / "last.pt")["model"], load_checkpoint(single / "last.pt")["model"]
+    settings = cfg(tiny_processed, tmp_path / "x")
+    train.seed_everything(settings.seed)  # as fit does before it builds the model
+    start = train._build_model(settings, train.check_inputs(settings), show=False).state_dict()
+    assert torch.equal(a["backbone.0.weight"], start["backbone.0.weight"])  # the same start, frozen
+    for name in ("heads.biome.weight", "heads.month.weight", "heads.biome.bias"):
+        assert not torch.allclose(a[name], start[name], atol=1e-3)  # the heads did learn
+        assert torch.allclose(a[name], b[name], atol=1e-5), (name, (a[name] - b[name]).abs().max())
+    model = train.build_model(load_checkpoint(ddp / "best.pt")["meta"])
+    model.load_state_dict(load_checkpoint(ddp / "best.pt")["model"])  # plain keys: no "module." prefix
+    assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
+    assert json.loads((ddp / "metrics.json").read_text())["test"]["biome_n"] > 0
 
 
 @pytest.mark.slow
