@@ -67,3 +67,13 @@ def test_a_calibrated_head_has_a_small_ece_and_keeps_a_temperature_near_one():
     summary = C.calibrate_head(logits, labels)
     assert summary["temperature"] == pytest.approx(1.0, abs=0.1)
     assert summary["n"] == 4000 and summary["ece_after"] < 0.03
+
+
+def test_a_handful_of_validation_images_pull_the_temperature_less_far_from_one(monkeypatch):
+    logits, labels = overconfident(n=12, sharpness=0.3, seed=3)  # under-confident, and very few images
+    with_prior = C.fit_temperature(logits, labels)
+    monkeypatch.setattr(C, "PRIOR_SD", 1e6)
+    data_alone = C.fit_temperature(logits, labels)
+    assert data_alone < with_prior < 1
+    big_logits, big_labels = overconfident(n=3000, sharpness=0.3, seed=3)
+    assert C.fit_temperature(big_logits, big_labels) == pytest.approx(0.3, rel=0.15)  # enough data: the truth
