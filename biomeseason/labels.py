@@ -67,7 +67,7 @@ class Vocabulary:
     aliases: dict[str, str] = field(default_factory=dict)  # normalised alias -> canonical
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Vocabulary":
+    def load(cls, path: str | Path | None = None) -> Vocabulary:
         path = Path(path) if path else DEFAULT_VOCAB
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
@@ -84,7 +84,7 @@ class Vocabulary:
         return cls.from_mapping(biomes)
 
     @classmethod
-    def from_mapping(cls, biomes: dict[str, list[str]]) -> "Vocabulary":
+    def from_mapping(cls, biomes: dict[str, list[str]]) -> Vocabulary:
         if not biomes:
             raise ValueError("a vocabulary needs at least one biome")
         aliases: dict[str, str] = {}
@@ -99,7 +99,7 @@ class Vocabulary:
         return cls(list(biomes), aliases)
 
     @classmethod
-    def from_names(cls, names) -> "Vocabulary":
+    def from_names(cls, names) -> Vocabulary:
         """A vocabulary whose classes are the given names (e.g. folder names), sorted."""
         return cls.from_mapping({n: [] for n in sorted(set(names))})
 

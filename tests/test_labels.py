@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from biomeseason.labels import (LabelError, Vocabulary, parse_filename, parse_month,
-                                season_of)
+from biomeseason.labels import LabelError, Vocabulary, parse_filename, parse_month, season_of
 
 DEFAULT_BIOMES = ["boreal_forest", "temperate_deciduous_forest", "desert", "tropical_rainforest",
                   "tropical_grassland", "tundra", "temperate_grassland"]
