@@ -262,12 +262,15 @@ def check_inputs(cfg: TrainConfig, writes: bool = True) -> Inputs:
     if not cfg.eval_only and not (df["split"] == "train").any():
         raise UsageError(f"{data / 'manifest.csv'} has no training images (split 'train'); "
                          "re-run the preprocessing")
-    df, carved = carve_validation(df, cfg.val_share, cfg.seed)
-    inputs = Inputs(classes, df, carved)
+    inputs = Inputs(classes, df)
+    share, seed = cfg.val_share, cfg.seed
     if cfg.resume:
         inputs.resume = _check_resume(out / "last.pt", cfg, data)
     if cfg.eval_only:
-        _load_ours(out / "best.pt", "--eval-only", "train a model into this --out first")
+        # Evaluate on the validation images the model was chosen with, whatever the flags say now.
+        saved = _load_ours(out / "best.pt", "--eval-only", "train a model into this --out first")["meta"]
+        share, seed = (saved.get("config") or {}).get("val_share", share), (saved.get("config") or {}).get("seed", seed)
+    inputs.df, inputs.carved = carve_validation(df, share, seed)
     if writes:
         # A folder holding a sound checkpoint of ours (resume, eval-only) is ours to write in.
         files.check_dir_target(out, force=cfg.force or cfg.resume or cfg.eval_only)

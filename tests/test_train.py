@@ -270,6 +270,9 @@ def test_a_folder_we_did_not_make_is_refused_and_left_alone(tiny_processed, tmp_
         fit(cfg(tiny_processed, theirs))
     assert sorted(p.name for p in theirs.iterdir()) == ["thesis.txt"]
     train.check_inputs(cfg(tiny_processed, theirs, force=True))  # --force lets us add our files
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        fit(cfg(tiny_processed, theirs / "thesis.txt", force=True))
+    assert (theirs / "thesis.txt").read_text() == "years of work"
 
 
 def test_a_run_folder_is_marked_as_ours(trained):
