@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from . import store
 from .files import UsageError
 from .images import ImageError, read_image
 from .manifest import SPLITS, manifest_sha256, read_manifest  # noqa: F401  (manifest_sha256: re-exported)
@@ -104,8 +105,11 @@ def _load_resized(path: Path, short_side: int) -> torch.Tensor:
 class ProcessedImages(Dataset):
     """The rows of one split as (image tensor, biome target, month target).
 
-    ``cache=True`` decodes every image once into memory (threads: PIL releases
-    the GIL while decoding); ``cache=False`` reads each from disk when asked.
+    Images come from the memory-mapped store (``store.py``) when processed/
+    holds a current one at least ``short_side`` large: nothing is decoded and
+    worker processes share the pages. Otherwise ``cache=True`` decodes every
+    image once into memory (threads: PIL releases the GIL while decoding) and
+    ``cache=False`` reads each from disk when asked.
     """
 
     def __init__(self, processed: str | Path, df: pd.DataFrame, classes: ClassLists,
@@ -118,7 +122,12 @@ class ProcessedImages(Dataset):
         self.short_side = short_side
         self.transform = transform
         self.images = None
-        if cache and len(self.paths):
+        self.stored = self.where = None
+        found = store.locate(processed, short_side) if len(self.paths) else None
+        if found is not None and all(p in found[1] for p in df["path"]):
+            self.stored = found[0]
+            self.where = [found[1][p] for p in df["path"]]
+        elif cache and len(self.paths):
             from tqdm.auto import tqdm
             with ThreadPoolExecutor(max(1, workers)) as pool:
                 jobs = pool.map(lambda p: _load_resized(p, short_side), self.paths)
@@ -136,6 +145,10 @@ class ProcessedImages(Dataset):
 
     def image(self, i: int) -> torch.Tensor:
         """uint8 (3, H, W) with short side = short_side, before the transform."""
+        if self.stored is not None:
+            split, position = self.where[i]
+            img = self.stored[split][position]
+            return img if min(img.shape[1:]) == self.short_side else resize_short_side(self.short_side)(img)
         return self.images[i] if self.images is not None else _load_resized(self.paths[i], self.short_side)
 
     def __getitem__(self, i: int):

@@ -44,6 +44,11 @@ MARKER_TEXT = "This folder was written by biomeseason; its commands may replace 
 class UsageError(ValueError):
     """A setting or path we refuse before doing any work; the message is one sentence."""
 
+    def _render_traceback_(self):
+        # IPython/Jupyter call this instead of printing a traceback: a notebook
+        # cell shows the one sentence, as the command line does.
+        return [f"error: {self}"]
+
 
 # ---------------------------------------------------------------- atomic writes
 

@@ -403,11 +403,14 @@ class Predictor:
             yield from batch
 
     def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
-        probs, embedding = self._forward(torch.stack([self.transform(p.image) for p in batch]), tta)
+        tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
+        probs, embedding = self._forward(tensors, tta)
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
         scores = flags = [None] * len(batch)
         if self.familiarity is not None:
-            scores = self.familiarity.score(embedding)           # (B,)
+            # Features and plain image statistics: a black frame or a bare wall can
+            # land near a class in feature space, never in image statistics.
+            scores = self.familiarity.score(embedding, tensors.numpy())   # (B,)
             flags = self.familiarity.flags(scores)
         return [self._prediction(p, probs["biome"][i], probs["month"][i], seasons[i],
                                  None if flags[i] is None else bool(flags[i]),

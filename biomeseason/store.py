@@ -158,3 +158,20 @@ def open_split(processed, split: str, short_side: int | None = None) -> StoreSpl
     if short_side is not None and info["short_side"] < short_side:
         return None  # stored smaller than training wants: read the processed images instead
     return StoreSplit(processed, split)
+
+
+def locate(processed, short_side: int | None = None) -> tuple[dict[str, StoreSplit], dict[str, tuple[str, int]]] | None:
+    """({split: StoreSplit}, {manifest path: (split, position)}) of a usable store, else None.
+
+    Training may move images between splits (a validation split carved out of
+    train), so it finds each image by its path, not by its split.
+    """
+    info = read_info(processed)
+    if info is None or (short_side is not None and info["short_side"] < short_side):
+        return None
+    df = read_manifest(processed)
+    where = {}
+    for split in info["splits"]:
+        for position, path in enumerate(df.loc[df["split"] == split, "path"]):
+            where[path] = (split, position)
+    return {split: StoreSplit(processed, split) for split in info["splits"]}, where

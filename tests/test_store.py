@@ -69,3 +69,22 @@ def test_split_pickles_without_its_mapping_and_loads_in_worker_processes(tiny_pr
 
     means = torch.cat(list(DataLoader(Square(), batch_size=8, num_workers=2)))
     assert torch.allclose(means, torch.stack([Square()[i] for i in range(len(images))]))
+
+
+def test_training_reads_the_store_when_there_is_one(tiny_processed, tmp_path):
+    from biomeseason.data import ProcessedImages, read_class_lists
+
+    processed = _copy(tiny_processed, tmp_path)
+    df = read_manifest(processed)
+    rows = df[df["split"] != "test"]           # rows of two splits, as when val is carved out of train
+    classes = read_class_lists(processed)
+    decoded = ProcessedImages(processed, rows, classes, 48, cache=True)
+    assert decoded.stored is None
+    store.write_store(processed, short_side=64, progress=False)
+    mapped = ProcessedImages(processed, rows, classes, 48, cache=True)
+    assert mapped.stored is not None and mapped.images is None
+    for i in range(len(rows)):
+        a, b = decoded.image(i), mapped.image(i)
+        assert a.shape == b.shape
+        assert (a.float() - b.float()).abs().mean() < 4  # two resamplers, the same picture
+    assert torch.equal(mapped.biome, decoded.biome)
