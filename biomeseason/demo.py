@@ -114,7 +114,7 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     """Predictions of the library on the test split, next to the true labels; returns a summary line."""
     import pandas as pd
 
-    from .data import read_manifest
+    from .manifest import read_manifest
     from .files import write_rows
 
     test = read_manifest(processed)

@@ -6,7 +6,7 @@ import pytest
 
 from biomeseason import demo, files
 from biomeseason.__main__ import main as cli
-from biomeseason.data import read_manifest
+from biomeseason.manifest import read_manifest
 from biomeseason.files import UsageError
 
 
