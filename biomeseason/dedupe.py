@@ -31,7 +31,9 @@ from scipy.sparse.csgraph import connected_components
 PHASH_MAX_DISTANCE = 8      # of 64 bits
 THUMB_MAX_DIFF = 10.0       # mean absolute difference of the RGB thumbnails, 0..255
 BANDS = 3                   # 22 + 21 + 21 bits: probes within 2 bits, tables of 4M entries
-_CHUNK = 4096               # images probed at once: bounds the candidate arrays in memory
+_CHUNK = 4096               # images probed at once, and
+_CANDIDATES = 1 << 22       # candidate pairs compared at once: both bound the arrays in memory
+_PAIRS = 1 << 16            # pairs whose thumbnails are compared at once
 
 
 def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
@@ -42,13 +44,19 @@ def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
     phash: (N,) uint64; thumbs: (N, T, T, 3) uint8, may be a memory map (only
     the rows of candidate pairs are read).
     """
+    return [tuple(row) for row in near_duplicate_array(phash, thumbs, max_distance, max_diff).tolist()]
+
+
+def near_duplicate_array(phash: np.ndarray, thumbs, max_distance: int = PHASH_MAX_DISTANCE,
+                         max_diff: float = THUMB_MAX_DIFF) -> np.ndarray:
+    """The same pairs as an (M, 3) int64 array: no Python object per pair, for millions of them."""
     phash = np.ascontiguousarray(phash, dtype=np.uint64)
     n = len(phash)
     if n < 2:
-        return []
+        return np.zeros((0, 3), np.int64)
     widths = _band_widths(64, BANDS)
     radius = max_distance // BANDS
-    found_i, found_j = [], []
+    found = []
     shift = 64
     for width in widths:
         shift -= width
@@ -66,21 +74,30 @@ def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
             probes, owner, count = probes[hit], owner[hit], count[hit]
             if not len(probes):
                 continue
-            # Expand each probe to its bucket's members: (owner, member) candidate pairs.
-            total = int(count.sum())
-            offsets = np.repeat(starts[probes] - np.cumsum(count, dtype=np.int64) + count, count) + np.arange(total)
-            a = np.repeat(owner, count)
-            b = order[offsets]
-            keep = b > a
-            a, b = a[keep], b[keep]
-            close = np.bitwise_count(phash[a] ^ phash[b]) <= max_distance
-            found_i.append(a[close])
-            found_j.append(b[close])
-    if not found_i:
-        return []
-    a, b = np.concatenate(found_i), np.concatenate(found_j)
-    pairs = np.unique(np.stack([a, b], axis=1), axis=0)  # a pair close in several bands is found in each
-    return _thumb_test(pairs, phash, thumbs, max_diff)
+            # Expand each probe to its bucket's members, a bounded number of candidates at a time
+            # (a crowded band value must not blow up memory).
+            cum = np.cumsum(count, dtype=np.int64)
+            edges = np.searchsorted(cum, np.arange(_CANDIDATES, int(cum[-1]), _CANDIDATES), side="right")
+            for lo_p, hi_p in zip([0, *edges], [*edges, len(count)]):
+                if hi_p <= lo_p:
+                    continue
+                a, b = _expand(probes[lo_p:hi_p], owner[lo_p:hi_p], count[lo_p:hi_p], starts, order)
+                close = np.bitwise_count(phash[a] ^ phash[b]) <= max_distance
+                found.append(a[close].astype(np.int64) * n + b[close])
+    if not found:
+        return np.zeros((0, 3), np.int64)
+    codes = np.unique(np.concatenate(found))  # a pair close in several bands is found in each
+    return _thumb_test(np.stack([codes // n, codes % n], axis=1), phash, thumbs, max_diff)
+
+
+def _expand(probes, owner, count, starts, order):
+    """(owner, member) for every member of each probed bucket, owner < member."""
+    total = int(count.sum())
+    offsets = np.repeat(starts[probes] - np.cumsum(count, dtype=np.int64) + count, count) + np.arange(total)
+    a = np.repeat(owner, count)
+    b = order[offsets]
+    keep = b > a
+    return a[keep], b[keep]
 
 
 def near_duplicate_pairs_all(phash: np.ndarray, thumbs: np.ndarray,
@@ -96,16 +113,21 @@ def near_duplicate_pairs_all(phash: np.ndarray, thumbs: np.ndarray,
         keep = j > i
         found.append(np.stack([i[keep], j[keep]], axis=1))
     pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
-    return _thumb_test(pairs, phash, thumbs, max_diff)
+    return [tuple(row) for row in _thumb_test(pairs, phash, thumbs, max_diff).tolist()]
 
 
-def _thumb_test(pairs: np.ndarray, phash, thumbs, max_diff: float) -> list[tuple[int, int, int]]:
-    out = []
-    for a, b in pairs.tolist():
-        diff = np.abs(np.asarray(thumbs[a], np.int16) - np.asarray(thumbs[b], np.int16)).mean()
-        if diff <= max_diff:
-            out.append((a, b, int(np.bitwise_count(phash[a] ^ phash[b]))))
-    return sorted(out)
+def _thumb_test(pairs: np.ndarray, phash, thumbs, max_diff: float) -> np.ndarray:
+    """(i, j, distance) rows, sorted, of the pairs whose thumbnails also agree; read a block at a time."""
+    out = [np.zeros((0, 3), np.int64)]
+    for lo in range(0, len(pairs), _PAIRS):
+        a, b = pairs[lo:lo + _PAIRS, 0], pairs[lo:lo + _PAIRS, 1]
+        ta = np.asarray(thumbs[a], np.int16).reshape(len(a), -1)
+        tb = np.asarray(thumbs[b], np.int16).reshape(len(b), -1)
+        keep = np.abs(ta - tb).mean(axis=1) <= max_diff
+        distance = np.bitwise_count(phash[a[keep]] ^ phash[b[keep]]).astype(np.int64)
+        out.append(np.stack([a[keep], b[keep], distance], axis=1).astype(np.int64))
+    found = np.concatenate(out)
+    return found[np.lexsort((found[:, 1], found[:, 0]))]
 
 
 def _band_widths(bits: int, bands: int) -> list[int]:
@@ -114,10 +136,13 @@ def _band_widths(bits: int, bands: int) -> list[int]:
 
 
 def connected_groups(n: int, *links) -> np.ndarray:
-    """Component label (the smallest member index) per item, joining every (i, j, ...) link given."""
-    i = [p[0] for pairs in links for p in pairs]
-    j = [p[1] for pairs in links for p in pairs]
-    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+    """Component label (the smallest member index) per item, joining every (i, j, ...) link given.
+
+    Each of ``links`` is a list of tuples or an (M, >=2) integer array.
+    """
+    edges = [np.asarray(pairs, dtype=np.int64).reshape(len(pairs), -1)[:, :2] for pairs in links if len(pairs)]
+    both = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
+    graph = coo_matrix((np.ones(len(both), np.int8), (both[:, 0], both[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     smallest = np.full(labels.max() + 1 if n else 0, n, dtype=np.int64)
     np.minimum.at(smallest, labels, np.arange(n))

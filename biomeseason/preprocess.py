@@ -80,7 +80,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import clean, files, manifest, scan
-from .dedupe import connected_groups, near_duplicate_pairs, same_value_pairs
+from .dedupe import connected_groups, near_duplicate_array, same_value_pairs
 from .files import UsageError
 from .images import MAX_PIXELS
 from .labels import HEMISPHERES, LabelError, Vocabulary, season_of
@@ -415,8 +415,7 @@ def group_duplicates(table: pd.DataFrame, tmp: Path, drop_near: bool):
         _pixels=lambda t: -t["pixels"]).sort_values(["_split", "_known", "_pixels", "source"], kind="stable")
     table = table.loc[rank.index].reset_index(drop=True)          # best keeper first within any set
     identical = same_value_pairs(table["sha256"])
-    pairs = near_duplicate_pairs(table["phash"].to_numpy(), _Rows(thumbs, table["row"].to_numpy())) \
-        if len(table) > 1 else []
+    pairs = near_duplicate_array(table["phash"].to_numpy(), _Rows(thumbs, table["row"].to_numpy()))
     del thumbs
     thumbs_file.unlink(missing_ok=True)
     links = connected_groups(len(table), identical, pairs)
@@ -492,8 +491,9 @@ def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, see
     # Groups: a CSV group, joined with duplicate sets; named by the CSV group or the first source.
     user = table["group"].where(table["group"] != "", None)
     by_user = same_value_pairs(user.fillna(""))
-    by_link = [(int(a), int(b)) for a, b in zip(table["link"].map(_first_of(table["link"])), range(len(table)))
-               if a != b]
+    first = table.groupby("link", sort=False).cumcount() == 0
+    leader = pd.Series(np.arange(len(table))[first.to_numpy()], index=table.loc[first, "link"].to_numpy())
+    by_link = np.stack([leader.loc[table["link"]].to_numpy(), np.arange(len(table))], axis=1)
     component = connected_groups(len(table), by_user, by_link)
     names = pd.DataFrame({"c": component, "user": user.to_numpy(dtype=object),
                           "source": table["source"].map(scan.display_name).to_numpy(dtype=object)})
@@ -517,14 +517,6 @@ def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, see
     table = table.rename(columns=renamed)
     table = table.sort_values("source", kind="stable").reset_index(drop=True)
     return table[manifest.COLUMNS + list(renamed.values())]
-
-
-def _first_of(links: pd.Series) -> dict:
-    """{link value: first row index holding it}: the rows of one duplicate set join the first."""
-    first = {}
-    for i, value in enumerate(links):
-        first.setdefault(value, i)
-    return first
 
 
 # ---- writing and reporting -------------------------------------------------------
