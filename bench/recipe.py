@@ -277,25 +277,27 @@ def run_plain(processed: Path, s: dict) -> dict:
 
 # ---------------------------------------------------------------- runs, remembered
 
-def remembered(work: Path, fresh: bool) -> dict:
+def remembered(work: Path) -> dict:
     path = work / "results.json"
-    if fresh or not path.is_file():
-        return {}
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
 
 
-def measure(key: str, cache: dict, work: Path, run) -> dict:
-    if key in cache:
+def measure(key: str, work: Path, fresh: set, run) -> dict:
+    """A run's result: remembered from an earlier run with the same settings, or measured and remembered.
+
+    The file is read again before each run and each write, so two benches may share ``--work``.
+    """
+    cache = remembered(work)
+    if key in cache and key not in fresh:
         print(f"{key}: from an earlier run ({cache[key]['date']})", flush=True)
         return cache[key]
     print(f"{key}: training", flush=True)
     result = {**run(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
-    cache[key] = result
     files.claim_dir(work, flag="--work")
-    files.write_json(work / "results.json", cache)
+    files.write_json(work / "results.json", {**remembered(work), key: result})
     return result
 
 
@@ -349,7 +351,7 @@ def verdicts(rows: list[dict]) -> list[str]:
     return out
 
 
-def report(rows, s, real_m, synth_m) -> str:
+def report(rows, s, real_m, synth_m, others: dict) -> str:
     regions = real_m.groupby(["split", "biome"])["region"].first().unstack(0)
     lines = ["# Recipe check: our training defaults against a plain torchvision recipe", "",
              f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
@@ -377,6 +379,13 @@ def report(rows, s, real_m, synth_m) -> str:
               "```", ""]
     if synth_m is not None:
         lines += ["## Synthetic split (by group, from preprocess)", "", "```", counts_table(synth_m), "```", ""]
+    if others:
+        lines += ["## Other runs remembered in --work (other settings; the same code and splits)", "",
+                  "| data \\| method \\| settings | biome accuracy | month within ±1 | seconds | date |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {k.replace('|', chr(92) + '|')} | {fmt(v['biome_acc'])} | {fmt(v['month_within1'])} | "
+                  f"{v['seconds']:.0f} | {v['date']} |" for k, v in sorted(others.items())]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -389,40 +398,46 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     torch.manual_seed(s["seed"])
-    cache = remembered(args.work, args.fresh)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-recipe-") as tmp_name:
+    rows, keys = [], []
+
+    def add(data: str, method: str, key: str, run):
+        # --fresh measures each key again once in this invocation.
+        rows.append({"data": data, "method": method, **measure(key, args.work, fresh, run)})
+        fresh.discard(key)
+        keys.append(key)
+
+    real_name, synth_name = "Blue Marble (REAL), unseen regions", "orbital scenes (SYNTHETIC upright stand-in)"
+    with files.terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="bench-recipe-") as tmp_name:
         tmp = Path(tmp_name)
         real, real_m = prepare_real(args.data, tmp, s["seed"])
         print(counts_table(real_m))
-        real_runs = [("ours, view overhead", {"view": "overhead"}), ("ours, default view (upright)", {})]
-        real_runs += [("ours, overhead, " + ", ".join(f"{k}={v}" for k, v in c.items() if k != "view")
-                       if c.get("view") == "overhead" else "ours, " + ", ".join(f"{k}={v}" for k, v in c.items()),
-                       c) for c in tries]
-        jobs = [(method, key_of("real", "ours", s, changes),
-                 functools.partial(run_ours, real, tmp / f"ours-real-{i}", s, changes))
-                for i, (method, changes) in enumerate(real_runs)]
-        # The plain recipe second: the main comparison is complete as early as possible.
-        jobs.insert(1, ("plain torchvision recipe", key_of("real", "plain", s),
-                        functools.partial(run_plain, real, s)))
-        for method, key, run in jobs:
-            rows.append({"data": "Blue Marble (REAL), unseen regions", "method": method,
-                         **measure(key, cache, args.work, run)})
+        # Ours as a satellite user would set it, then the plain recipe (the main comparison is
+        # complete early), the --try variants, and ours with the default view.
+        real_runs = [("ours, view overhead", {"view": "overhead"})]
+        real_runs += [("ours, " + ", ".join(f"{k}={v}" for k, v in c.items()), c) for c in tries]
+        real_runs += [("ours, default view (upright)", {})]
+        fresh = {key_of("real", "ours", s, c) for _, c in real_runs} | {key_of("real", "plain", s)} \
+            if args.fresh else set()
+        for i, (method, changes) in enumerate(real_runs):
+            add(real_name, method, key_of("real", "ours", s, changes),
+                functools.partial(run_ours, real, tmp / f"ours-real-{i}", s, changes))
+            if i == 0:
+                add(real_name, "plain torchvision recipe", key_of("real", "plain", s),
+                    functools.partial(run_plain, real, s))
         synth_m = None
         if not args.no_synthetic:
             synth, synth_m = prepare_synthetic(tmp, s)
             print(counts_table(synth_m))
-            r = measure(key_of("synthetic", "ours", s), cache, args.work,
-                        lambda: run_ours(synth, tmp / "ours-synth", s, {}))
-            rows.append({"data": "orbital scenes (SYNTHETIC upright stand-in)",
-                         "method": "ours, default view (upright)", **r})
-            r = measure(key_of("synthetic", "plain", s), cache, args.work, lambda: run_plain(synth, s))
-            rows.append({"data": "orbital scenes (SYNTHETIC upright stand-in)",
-                         "method": "plain torchvision recipe", **r})
+            fresh |= {key_of("synthetic", m, s) for m in ("ours", "plain")} if args.fresh else set()
+            add(synth_name, "ours, default view (upright)", key_of("synthetic", "ours", s),
+                functools.partial(run_ours, synth, tmp / "ours-synth", s, {}))
+            add(synth_name, "plain torchvision recipe", key_of("synthetic", "plain", s),
+                functools.partial(run_plain, synth, s))
+    others = {k: v for k, v in remembered(args.work).items() if k not in keys}
     print()
     print(table(rows))
     print("\n".join(verdicts(rows)))
-    files.write_text(args.out, report(rows, s, real_m, synth_m))
+    files.write_text(args.out, report(rows, s, real_m, synth_m, others))
     print(f"written {args.out}")
     return 0
 
