@@ -20,6 +20,10 @@ Per (biome, month) the table holds, over the tiles of that biome and month:
 - ``within_sd_sd``: its spread between tiles
 - ``chroma``: mean chroma (saturation) of the pixels
 - ``n``: number of tiles
+- ``regions``: the same figures (but chroma) per calibration region, so a
+  scene can take its colours from one place rather than from a blend of
+  two places whose seasons differ (a Gaussian over two regions puts most
+  draws between them, where neither lies)
 """
 from __future__ import annotations
 
@@ -44,16 +48,21 @@ CALIBRATION_REGIONS = (
 )
 
 
+KEYS = ("lab", "lab_sd", "within_sd", "within_sd_sd")
+
+
 @functools.lru_cache(maxsize=4)
 def load(path: str | None = None) -> dict:
     """{biome prefix: {"lab": (12, 3), "lab_sd": (12, 3), "within_sd": (12, 3), "within_sd_sd": (12, 3),
-    "chroma": (12,)}} as float32 arrays, months Jan..Dec."""
+    "chroma": (12,), "regions": {region: {"lab": (12, 3), ...}}}} as float32 arrays, months Jan..Dec."""
     raw = json.loads(Path(path or TABLE).read_text(encoding="utf-8"))
     out = {}
     for biome, months in raw["biomes"].items():
         rows = [months[str(m)] for m in range(1, 13)]
-        out[biome] = {key: np.asarray([r[key] for r in rows], np.float32)
-                      for key in ("lab", "lab_sd", "within_sd", "within_sd_sd", "chroma")}
+        out[biome] = {key: np.asarray([r[key] for r in rows], np.float32) for key in (*KEYS, "chroma")}
+        out[biome]["regions"] = {
+            region: {key: np.asarray([r["regions"][region][key] for r in rows], np.float32) for key in KEYS}
+            for region in rows[0].get("regions", {})}
     return out
 
 
@@ -78,17 +87,14 @@ def measure(folder, regions=CALIBRATION_REGIONS) -> dict:
     if missing:
         raise ValueError(f"regions {missing} are not in {folder / 'labels.csv'}")
     stats = [tile_stats(np.asarray(read_image(folder / p).image)) for p in labels["path"]]
+    labels = labels.reset_index(drop=True)
     table = {}
-    for (biome, month), idx in labels.reset_index(drop=True).groupby(["biome", "month"]).groups.items():
+    for (biome, month), idx in labels.groupby(["biome", "month"]).groups.items():
         s = [stats[i] for i in idx]
-        lab = np.array([x["lab"] for x in s])
-        within = np.array([x["within_sd"] for x in s])
-        table.setdefault(biome, {})[str(int(month))] = {
-            "n": len(s),
-            "lab": _r(lab.mean(0)), "lab_sd": _r(lab.std(0)),
-            "within_sd": _r(within.mean(0)), "within_sd_sd": _r(within.std(0)),
-            "chroma": round(float(np.mean([x["chroma"] for x in s])), 2),
-        }
+        row = table.setdefault(biome, {})[str(int(month))] = {
+            **_summary(s), "chroma": round(float(np.mean([x["chroma"] for x in s])), 2), "regions": {}}
+        for region, ridx in labels.loc[idx].groupby("region").groups.items():
+            row["regions"][region] = _summary([stats[i] for i in ridx])
     return {"source": "NASA Blue Marble Next Generation 2004 monthly composites, 32 px tiles (about 7 km/px)",
             "regions": list(regions), "biomes": table}
 
@@ -102,6 +108,13 @@ def to_json(table: dict) -> str:
         end = "," if i < len(table["biomes"]) - 1 else ""
         lines += [f'    "{biome}": {{', ",\n".join(rows), f"    }}{end}"]
     return "{\n" + "\n".join(lines) + "\n  }\n}\n"
+
+
+def _summary(s: list) -> dict:
+    lab = np.array([x["lab"] for x in s])
+    within = np.array([x["within_sd"] for x in s])
+    return {"n": len(s), "lab": _r(lab.mean(0)), "lab_sd": _r(lab.std(0)),
+            "within_sd": _r(within.mean(0)), "within_sd_sd": _r(within.std(0))}
 
 
 def _r(values) -> list:

@@ -401,18 +401,21 @@ def render_scene(biome: str, month: int, seed, size: int = 256, look: str = "mix
     snow = _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal, rng)
     water = _water(spec, st, img, h, channel, phase, tex, aux, pal, rng, n)
 
-    # Light on the ground: soft texture x hillshade (seen from orbit, relief is mostly
-    # faint; flat water is not shaded), then snow on top.
-    light = 1 + np.float32(spec["texture"] * rng.uniform(0.2, 1.0)) * tex
-    light *= _hillshade(h + 0.03 * tex, spec["slope"] * rng.uniform(0.1, 1.0), st["elev"], rng)
-    light[water] = 1
-    img *= light
+    # Soft texture in the cover (seen from orbit, mostly faint), then snow on top.
+    grain = 1 + np.float32(spec["texture"] * rng.uniform(0.2, 1.0)) * tex
+    grain[water] = 1
+    img *= grain
     if snow is not None:
         snow[water] = 0
-        img += snow * (light * pal["snow"][:, None, None] - img)
+        img += snow * (grain * pal["snow"][:, None, None] - img)
 
-    # Colours as measured on real imagery of this biome and month, then the sky.
+    # Colours as measured on real imagery of this biome and month; the sun lights the
+    # relief after that, so the season's sun height (long winter shadows, flat summer
+    # light) survives the colour match. Flat ground and water keep their brightness.
     img = looks.match_colours(img, *looks.colour_target(FILE_PREFIX[biome], st["pday"], rng))
+    light = _hillshade(h + 0.03 * tex, spec["slope"] * rng.uniform(0.1, 1.0), st["elev"], rng)
+    light[water] = 1
+    img *= light
     looks.glint(img, water, _grid(n), rng)
     cloud_a, cloud_tone, shadow = _clouds(st, cloud, cells, aux, rng, n)
     if cloud_a is not None:
@@ -499,6 +502,10 @@ def _seasonal_marks(biome, spec, st, cls, img, h, river, patch, phase, aux, pal,
         if st["playa_water"] > 0:
             # Storm water gathers in the lowest part of the playa (Lake Manly).
             _paint(img, (cls == 0) & (h < _q(spec["cover"][0][3] * st["playa_water"])), pal["playa_water"])
+    if biome == "tropical_grassland":
+        # Scattered trees dot the open grass (acacia savanna); their crowns stay darker than the grass.
+        trees = (cls == len(spec["cover"]) - 1) & (aux > _q(1 - rng.uniform(0.06, 0.16)))
+        _paint(img, trees, pal["acacia"], 0.7)
     if st["burn"] > 0:
         grass = cls == len(spec["cover"]) - 1
         _paint(img, grass & (patch * 0.6 + aux * 0.5 + phase * 0.6 > _q(1 - st["burn"])), pal["burnt"], 0.7)
@@ -568,7 +575,7 @@ def _clouds(st, cloud, cells, aux, rng, n):
     shadows fall further from their clouds when the sun is low. Many scenes
     are clear whatever the month: composites and most photos pick clear days.
     """
-    cover = st["cloud"]
+    cover = min(st["cloud"], looks.MAX_CLOUD)
     if cover < 0.01 or rng.random() < looks.CLEAR_SHARE:
         return None, None, None
     w = np.float32(st["cells"])

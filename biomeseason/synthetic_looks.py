@@ -28,21 +28,22 @@ from skimage.color import lab2rgb, rgb2lab
 from . import realstats
 
 LOOKS = ("nadir", "orbital", "mixed")
-ORBITAL_SHARE = 0.25       # of `mixed` scenes
+ORBITAL_SHARE = 0.1        # of `mixed` scenes
 LIMB_SHARE = 0.7           # of orbital scenes that show the horizon
-CLEAR_SHARE = 0.6          # scenes drawn without cloud: composites and many photos are clear
-THIN_CLOUD = (0.35, 1.0)   # cloud opacity factor: thin veils to thick decks
-LOWRES_SHARE = 0.5         # scenes rendered small and upsampled
-LOWRES_SIDES = (16, 24, 32, 32, 48, 64)
-SPREAD = 1.0               # sampled colour means spread as much as the measured tiles do between each other;
-#                            wider spreads blur the month signal more than they help other places
-HAZE_SHARE = 0.4           # scenes with extra haze and blue shift beyond the month's own haze
+CLEAR_SHARE = 0.85         # scenes drawn without cloud: composites and many photos are clear
+MAX_CLOUD = 0.35           # cloud never hides more than this share of a scene, so the ground stays readable
+THIN_CLOUD = (0.3, 0.9)   # cloud opacity factor: thin veils to thick decks
+LOWRES_SHARE = 0.4         # scenes rendered small and upsampled
+LOWRES_SIDES = (32, 32, 48, 64)   # never below the 32 px of a real tile: smaller ones erase what tells biomes apart
+SPREAD = 0.3               # sampled colour means spread this share of the between-tile sd of one measured
+#                            region; the places themselves differ more, and wider spreads blur the month
+HAZE_SHARE = 0.2           # scenes with extra haze and blue shift beyond the month's own haze
 HAZE_MAX = 0.12
 GLINT_SHARE = 0.3          # scenes with water showing sun glint
-NOISE_SHARE = 0.5
-NOISE_SD = (0.5, 4.0)      # sensor noise, 0..255 units
+NOISE_SHARE = 0.3
+NOISE_SD = (0.5, 3.0)      # sensor noise, 0..255 units
 JPEG_SHARE = 0.3           # files written at a low JPEG quality ...
-JPEG_QUALITY = (30, 75)    # ... drawn from this range
+JPEG_QUALITY = (40, 80)    # ... drawn from this range
 SKY_BLUE = np.asarray([150, 180, 225], np.float32)     # path radiance of a clear atmosphere
 LIMB_GLOW = np.asarray([90, 150, 235], np.float32)
 SPACE = np.asarray([3, 5, 10], np.float32)
@@ -76,7 +77,9 @@ def _at_day(table: np.ndarray, day: float) -> np.ndarray:
 
 def colour_target(prefix: str, day: float, rng) -> tuple[np.ndarray, np.ndarray]:
     """A CIELAB mean and within-scene sd for a scene of biome `prefix` on `day`, drawn from the table."""
-    t = realstats.load()[prefix]
+    regions = realstats.load()[prefix]["regions"]
+    # One measured place per scene: a Gaussian over a blend of places would put most scenes between them.
+    t = regions[list(regions)[rng.integers(len(regions))]]
     mean = _at_day(t["lab"], day) + SPREAD * _at_day(t["lab_sd"], day) * rng.standard_normal(3)
     sd = _at_day(t["within_sd"], day) + _at_day(t["within_sd_sd"], day) * rng.standard_normal(3)
     mean[0] = np.clip(mean[0], 3, 97)
@@ -153,7 +156,7 @@ def _oblique(arr: np.ndarray, size: int, rng) -> np.ndarray:
     """Perspective view of the ground square from an oblique camera, far side up."""
     m = arr.shape[0]
     limb = rng.random() < LIMB_SHARE
-    yh = rng.uniform(0.08, 0.35) * size if limb else -rng.uniform(0.1, 0.5) * size   # horizon row
+    yh = rng.uniform(0.08, 0.25) * size if limb else -rng.uniform(0.1, 0.5) * size   # horizon row
     yf = yh - 0.03 * size                       # far edge of the ground, hidden in the haze at the horizon
     w = rng.uniform(0.4, 1.5) * size            # the near edge reaches this far beyond each side
     dst = [(0, yf), (size, yf), (size + w, size), (-w, size)]
@@ -163,7 +166,7 @@ def _oblique(arr: np.ndarray, size: int, rng) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     # Haze thickens towards the horizon (longer path through the atmosphere).
     near = np.clip((yy - yf) / (size - yf), 0, 1)
-    fog = np.float32(rng.uniform(0.3, 0.8)) * (1 - near) ** 2 + np.float32(rng.uniform(0, 0.1))
+    fog = np.float32(rng.uniform(0.2, 0.6)) * (1 - near) ** 2 + np.float32(rng.uniform(0, 0.1))
     if limb:
         r = rng.uniform(2.5, 6.0) * size
         cx, cy = size / 2 + rng.uniform(-0.4, 0.4) * size, yh + r

@@ -170,3 +170,18 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     assert len(list(out.glob("*.jpg"))) == 84
     printed = capsys.readouterr().out
     assert "84" in printed and str(out) in printed and "images/s" in printed
+
+
+def test_each_scene_takes_its_colours_from_one_measured_region(monkeypatch):
+    """Red Australian and beige Saharan desert are measured apart; a scene is one or the other,
+    never the blend halfway between them that one Gaussian over both would give."""
+    monkeypatch.setattr(synthetic.looks, "CLEAR_SHARE", 1.0)
+    monkeypatch.setattr(synthetic.looks, "HAZE_SHARE", 0.0)
+    monkeypatch.setattr(synthetic, "HAZE_SCALE", 0.0)
+    regions = realstats.load()["DV"]["regions"]
+    centres = sorted(float(r["lab"][5][0]) for r in regions.values())
+    assert len(centres) == 2 and centres[1] - centres[0] > 20
+    lightness = [_lab(s).mean(0)[0] for s in _scenes("desert", 6, n=16, size=32)]
+    nearest = [min(centres, key=lambda c: abs(c - x)) for x in lightness]
+    assert all(abs(x - c) < 9 for x, c in zip(lightness, nearest)), np.round(lightness, 1)
+    assert set(nearest) == set(centres)   # both places drawn
