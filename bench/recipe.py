@@ -390,7 +390,15 @@ def report(rows, s, real_m, synth_m, others: dict) -> str:
 
 
 def main() -> int:
-    args = get_args_parser().parse_args()
+    try:
+        return bench(get_args_parser().parse_args())
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are remembered; run the same command again to go on",
+              file=sys.stderr)
+        return 130
+
+
+def bench(args) -> int:
     try:
         s = settings_from(args)
         tries = [parse_try(t) for t in args.tries]
