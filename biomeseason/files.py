@@ -68,8 +68,9 @@ def atomic_path(path, mode: int = 0o644):
         yield tmp
         os.chmod(tmp, mode)  # mkstemp makes files private; outputs are shared like any other file
         os.replace(tmp, path)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write(path, data: bytes | str | Callable[[io.IOBase], None], *, text: bool | None = None,

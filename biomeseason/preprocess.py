@@ -80,6 +80,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import clean, files, manifest, scan
+from . import store as stores
 from .dedupe import connected_groups, near_duplicate_array, same_value_pairs
 from .files import UsageError
 from .images import MAX_PIXELS
@@ -97,7 +98,9 @@ TEST_FRAC = 0.15
 SEED = 0
 HEMISPHERE = "north"        # seasons from months where no latitude says otherwise
 # Everything we put in --out; nothing else there is ever moved or deleted.
-OUTPUTS = ("images", "manifest.csv", "rejected.csv", "labels.json", "summary.txt")
+OUTPUTS = ("images", "store", "manifest.csv", "rejected.csv", "labels.json", "summary.txt")
+STORES = ("png", "npy", "both")  # the images/ folder to look at, the memory-mapped store to train from
+STORE = "both"
 MANIFEST_COLUMNS = manifest.COLUMNS
 
 
@@ -115,7 +118,7 @@ class PreprocessResult:
 def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=None, vocab=None,
                val_frac=VAL_FRAC, test_frac=TEST_FRAC, hemisphere=HEMISPHERE, progress=True,
                min_side=MIN_SIDE, max_pixels=MAX_PIXELS, force=False,
-               drop_near_duplicates=False) -> PreprocessResult:
+               drop_near_duplicates=False, store=STORE) -> PreprocessResult:
     """Clean raw/ into out/ (see the module docstring); returns what was written.
 
     Raises files.UsageError, before any work, for settings that make no sense
@@ -125,6 +128,8 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
     labels_csv = Path(labels_csv) if labels_csv else None
     check_settings(raw, out, size, min_side, max_pixels, workers, val_frac, test_frac, hemisphere,
                    labels_csv, vocab, force)
+    if store not in STORES:
+        raise UsageError(f"--store must be one of {', '.join(STORES)}, not {store!r}")
     csv_table = scan.read_labels_csv(labels_csv) if labels_csv else None
     with files.terminate_as_interrupt():
         notices = clean_leftovers(out)
@@ -157,7 +162,8 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
                 sorted((scan.display_name(s), r) for s, r in rejected.items()), columns=["source", "reason"])
             summary = make_summary(table, rejected_table, vocabulary, len(sources) + len(listing.unreadable),
                                    raw, out, size, notices)
-            write_outputs(tmp, table, rejected_table, vocabulary, hemisphere, summary)
+            write_outputs(tmp, table, rejected_table, vocabulary, hemisphere, summary, store, size,
+                          progress)
             swap_into_place(tmp, out, claim)
         finally:
             if tmp.exists():
@@ -218,6 +224,8 @@ def foreign_outputs(out: Path) -> list[str]:
                 return first_line(path).startswith("kept ")
             if name == "labels.json":
                 return {"biomes", "months"} <= set(json.loads(path.read_text(encoding="utf-8")))
+            if name == "store":
+                return files.is_ours(path)
             if name == "images":  # only if an old manifest of ours lists every file in it
                 listed = set(pd.read_csv(out / "manifest.csv", dtype=str, usecols=["path"])["path"])
                 return all(p.relative_to(out).as_posix() in listed for p in path.rglob("*") if p.is_file())
@@ -521,7 +529,8 @@ def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, see
 
 # ---- writing and reporting -------------------------------------------------------
 
-def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: str, summary: str):
+def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: str, summary: str,
+                  store: str = STORE, size: int = SIZE, progress: bool = False):
     manifest.write_manifest(folder, table)
     files.write_csv(folder / "rejected.csv", rejected)
     files.write_json(folder / "labels.json", {"biomes": vocab.biomes, "months": list(range(1, 13)),
@@ -529,6 +538,16 @@ def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: 
                                               "vocabulary": vocab.to_json()["biomes"]})
     files.write_text(folder / "summary.txt", summary + "\n")
     (folder / "images").mkdir(exist_ok=True)
+    if store in ("npy", "both"):
+        # At the stored size, capped: training at 96-128 px needs no more, and the
+        # store of a million photos stays on a laptop's disk.
+        stores.write_store(folder, short_side=min(size, stores.SHORT_SIDE), progress=progress)
+    else:
+        files.claim_dir(folder / "store")  # empty: training decodes images/ instead
+    if store == "npy":
+        # images/ goes; the store alone holds the pixels (manifest paths still name them).
+        shutil.rmtree(folder / "images")
+        (folder / "images").mkdir()
 
 
 @contextlib.contextmanager
@@ -658,6 +677,9 @@ def get_args_parser(add_help=True) -> argparse.ArgumentParser:
                         help=f"reject originals whose short side is below this (default: {MIN_SIDE})")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"reject larger originals as decompression bombs (default: {MAX_PIXELS})")
+    parser.add_argument("--store", choices=STORES, default=STORE,
+                        help="png: the images/ folder to look at; npy: the memory-mapped store that "
+                             "training reads without decoding; both (default: both)")
     parser.add_argument("--drop-near-duplicates", action="store_true",
                         help="keep one image of each near-duplicate set and reject sets whose labels "
                              "disagree, instead of grouping them (default: group)")
@@ -674,7 +696,7 @@ def main(args) -> int:
                             val_frac=args.val_frac, test_frac=args.test_frac,
                             hemisphere=args.hemisphere, progress=args.progress,
                             min_side=args.min_side, max_pixels=args.max_pixels, force=args.force,
-                            drop_near_duplicates=args.drop_near_duplicates)
+                            drop_near_duplicates=args.drop_near_duplicates, store=args.store)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

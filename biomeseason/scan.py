@@ -109,6 +109,8 @@ def ignore_reason(source: str, labels_csv: Path | None, raw: Path) -> str:
         return "ignored: system file (in a hidden or system folder)"
     if len(parts) == 1 and name.lower() in READMES:
         return "ignored: read-me file"
+    if len(parts) == 1 and name.startswith("contact_sheet_") and name.endswith(".png"):
+        return "ignored: contact sheet of synthetic scenes"
     if labels_csv is not None and os.path.realpath(raw / source) == os.path.realpath(labels_csv):
         return "ignored: the labels CSV"
     return ""

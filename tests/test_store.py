@@ -78,6 +78,8 @@ def test_training_reads_the_store_when_there_is_one(tiny_processed, tmp_path):
     df = read_manifest(processed)
     rows = df[df["split"] != "test"]           # rows of two splits, as when val is carved out of train
     classes = read_class_lists(processed)
+    assert ProcessedImages(processed, rows, classes, 48).stored is not None  # preprocessing wrote one
+    shutil.rmtree(processed / "store")
     decoded = ProcessedImages(processed, rows, classes, 48, cache=True)
     assert decoded.stored is None
     store.write_store(processed, short_side=64, progress=False)
@@ -88,3 +90,20 @@ def test_training_reads_the_store_when_there_is_one(tiny_processed, tmp_path):
         assert a.shape == b.shape
         assert (a.float() - b.float()).abs().mean() < 4  # two resamplers, the same picture
     assert torch.equal(mapped.biome, decoded.biome)
+
+
+def test_preprocessing_writes_the_store_unless_asked_not_to(tmp_path):
+    from PIL import Image
+
+    from biomeseason.preprocess import preprocess
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i, name in enumerate(["Boreal_Jan.png", "DV_Jul.png", "Tundra_Mar.png"]):
+        Image.new("RGB", (80, 60), (40 * i, 90, 30)).save(raw / name)
+    preprocess(raw, tmp_path / "both", size=48, workers=1, progress=False)
+    preprocess(raw, tmp_path / "png", size=48, workers=1, progress=False, store="png")
+    found = store.locate(tmp_path / "both", 48)
+    assert found is not None and len(found[1]) == 3
+    assert store.locate(tmp_path / "png") is None
+    assert len(list((tmp_path / "png" / "images").iterdir())) == 3
