@@ -114,8 +114,8 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     """Predictions of the library on the test split, next to the true labels; returns a summary line."""
     import pandas as pd
 
-    from .manifest import read_manifest
     from .files import write_rows
+    from .manifest import read_manifest
 
     test = read_manifest(processed)
     test = test[test["split"] == "test"]

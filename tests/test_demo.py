@@ -6,8 +6,8 @@ import pytest
 
 from biomeseason import demo, files
 from biomeseason.__main__ import main as cli
-from biomeseason.manifest import read_manifest
 from biomeseason.files import UsageError
+from biomeseason.manifest import read_manifest
 
 
 def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path, python):
