@@ -210,7 +210,9 @@ def test_two_processes_match_one_with_the_same_global_batch_and_only_rank_0_writ
     assert torch.equal(a["backbone.0.weight"], start["backbone.0.weight"])  # the same start, frozen
     for name in ("heads.biome.weight", "heads.month.weight", "heads.biome.bias"):
         assert not torch.allclose(a[name], start[name], atol=1e-3)  # the heads did learn
-        assert torch.allclose(a[name], b[name], atol=1e-5), (name, (a[name] - b[name]).abs().max())
+        # Summation order differs (all-reduce vs one batch) and AdamW magnifies it where a
+        # gradient is near zero; 1e-4 is still 300 times below how far the heads moved.
+        assert torch.allclose(a[name], b[name], atol=1e-4), (name, (a[name] - b[name]).abs().max())
     model = train.build_model(load_checkpoint(ddp / "best.pt")["meta"])
     model.load_state_dict(load_checkpoint(ddp / "best.pt")["model"])  # plain keys: no "module." prefix
     assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
