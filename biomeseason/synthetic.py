@@ -15,12 +15,14 @@ which pixels of a class have already turned (green-up and leaf colour
 advance in patches, not everywhere at once) and small cumulus cells, and
 fine texture. A meandering river, sometimes with a tributary, carves its
 valley; lakes fill the lowest ground; farm fields are a rotated grid.
-Terrain is hill-shaded with the sun's noon elevation for the reference
-place and the day of the year, which also sets overall brightness and the
-length of cloud shadows: a low winter sun means darker scenes, stronger
-relief and shadows further from their clouds. Scale, rotation (ridges,
-rivers, fields), cover shares, relief, exposure and every colour anchor
-vary per image, so a classifier has to learn more than one mean colour.
+The ground's colours are then matched to real imagery (``synthetic_looks``)
+and only after that is the terrain hill-shaded with the sun's noon elevation
+for the reference place and the day of the year, which also sets the length
+of cloud shadows: a low winter sun means stronger relief and shadows further
+from their clouds, a cue the colour match would otherwise erase. Scale,
+rotation (ridges, rivers, fields), cover shares, relief, exposure and every
+colour anchor vary per image, so a classifier has to learn more than one
+mean colour.
 
 Each image draws a day in its month; the month tables in ``BIOMES`` hold
 mid-month values and are interpolated to that day (the land's calendar

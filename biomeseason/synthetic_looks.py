@@ -5,7 +5,8 @@ scene's generator, so a seed still gives the same bytes.
 
 - Colours: the ground (land, water, snow; before clouds) is mapped so that
   its CIELAB mean and spread match a draw from the table measured on real
-  Blue Marble tiles of the same biome and month (``realstats``). The mapping
+  Blue Marble tiles of the same biome and month in one measured region,
+  drawn per scene (``realstats``). The mapping
   is fitted in CIELAB on a 32 x 32 sample of the scene and applied as one
   affine map in RGB, which costs a few multiply-adds per pixel instead of a
   full CIELAB round trip.
