@@ -374,7 +374,10 @@ def report(rows, s, real_m, synth_m, others: dict) -> str:
               f"{PLAIN['max_lr']}, batch {PLAIN['batch_size']}, cross-entropy on the biome only; test accuracy "
               "after the last epoch.",
               "", "## Results (test split)", "", table(rows), "", *verdicts(rows), "",
-              "Chance: biome 1/7 = 0.143 (the test splits are not balanced), month within ±1 3/12 = 0.250.", "",
+              "Chance: biome 1/7 = 0.143 (the test splits are not balanced), month within ±1 3/12 = 0.250. "
+              "One seed per run: the seed-to-seed spread is not measured here, so a gap of a few points is a "
+              "hint, not a verdict. Seconds are wall clock on a shared machine (other jobs, and at times two "
+              "of these runs, at once); ours includes per-epoch validation, calibration and reports.", "",
               "## Real split by region", "", "```", regions.fillna("-").to_string(), "", counts_table(real_m),
               "```", ""]
     if synth_m is not None:
