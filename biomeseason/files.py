@@ -342,9 +342,13 @@ def terminate_as_interrupt():
     except ValueError:  # not the main thread
         yield
         return
+    # A blocked SIGTERM is inherited from whatever started us (a test runner, a
+    # job system holding signals); blocked, kill would wait for ever.
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         signal.signal(signal.SIGTERM, previous)
 
 
