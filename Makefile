@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
 
 # Deletes only folders that biomeseason wrote (they carry a .biomeseason marker).
 clean: $(STAMP)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import sys
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _machine import machine  # noqa: E402  (bench/ is on the path: the script's folder)
 
 from biomeseason import files, realstats  # noqa: E402
 from biomeseason.labels import season_of  # noqa: E402
@@ -149,19 +149,6 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
                                               & ~flagged).mean(),
     }
     return m, df, regions
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
 
 
 def _fmt(v) -> str:

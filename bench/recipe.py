@@ -43,8 +43,6 @@ import dataclasses
 import datetime
 import functools
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -56,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from _machine import machine  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
 from biomeseason import files  # noqa: E402
@@ -309,20 +308,6 @@ def key_of(data: str, method: str, s: dict, changes: dict | None = None) -> str:
 
 
 # ---------------------------------------------------------------- report
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores, {cpu}, load average {load:.1f} at the end, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, torch {torch.__version__}")
-
 
 def fmt(v) -> str:
     return "—" if v is None else f"{v:.3f}"

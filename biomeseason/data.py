@@ -109,12 +109,13 @@ class ProcessedImages(Dataset):
     holds a current one at least ``short_side`` large: nothing is decoded and
     worker processes share the pages. Otherwise ``cache=True`` decodes every
     image once into memory (threads: PIL releases the GIL while decoding) and
-    ``cache=False`` reads each from disk when asked.
+    ``cache=False`` reads each from disk when asked. ``found``: what
+    ``store.locate`` returned, so the splits of one run look it up once.
     """
 
     def __init__(self, processed: str | Path, df: pd.DataFrame, classes: ClassLists,
                  short_side: int, transform=None, cache: bool = True, workers: int = 4,
-                 progress: bool = False):
+                 progress: bool = False, found=None):
         self.root = Path(processed)
         self.paths = [self.root / p for p in df["path"]]
         self.sources = list(df["source"])
@@ -123,7 +124,8 @@ class ProcessedImages(Dataset):
         self.transform = transform
         self.images = None
         self.stored = self.where = None
-        found = store.locate(processed, short_side) if len(self.paths) else None
+        if found is None and len(self.paths):
+            found = store.locate(processed, short_side)
         if found is not None and all(p in found[1] for p in df["path"]):
             self.stored = found[0]
             self.where = [found[1][p] for p in df["path"]]

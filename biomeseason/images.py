@@ -311,14 +311,20 @@ def _draft_request(original: tuple[int, int], size: int) -> tuple[int, int]:
     return -(-w * size // h), size
 
 
+def short_side_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(w, h) once the short side is shrunk to ``size``; unchanged if already no larger."""
+    short = min(width, height)
+    if short <= size:
+        return width, height
+    target = (max(1, round(width * size / short)), max(1, round(height * size / short)))
+    return tuple(size if side == short else t for side, t in zip((width, height), target))
+
+
 def resize_short_side(im: Image.Image, size: int) -> Image.Image:
     """Shrink so the short side is ``size``; never enlarge."""
-    short = min(im.size)
-    if short <= size:
+    target = short_side_size(*im.size, size)
+    if target == im.size:
         return im
-    w, h = im.size
-    target = (max(1, round(w * size / short)), max(1, round(h * size / short)))
-    target = tuple(size if side == short else t for side, t in zip(im.size, target))
     # reducing_gap: a box pre-shrink before Lanczos; visually the same, much faster on big PNGs.
     return im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
 

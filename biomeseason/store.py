@@ -36,22 +36,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import files
-from .images import ImageError, read_image, resize_short_side
+from .images import ImageError, read_image, resize_short_side, short_side_size
 from .manifest import SPLITS, manifest_sha256, read_manifest
 
 FOLDER = "store"
 SHORT_SIDE = 128        # stored short side: covers training at 96 px, and 128 px
 RELEASE_EVERY = 512     # reads between hints to the kernel that mapped pages may be dropped
-
-
-def stored_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) after ``images.resize_short_side``: shrink to the short side, never enlarge."""
-    short = min(width, height)
-    if short <= short_side:
-        return width, height
-    w = max(1, round(width * short_side / short))
-    h = max(1, round(height * short_side / short))
-    return (short_side, h) if width == short else (w, short_side)
 
 
 def write_store(processed, short_side: int = SHORT_SIDE, progress: bool = True) -> dict:
@@ -66,7 +56,7 @@ def write_store(processed, short_side: int = SHORT_SIDE, progress: bool = True) 
     bar = tqdm(total=len(df), desc="store", unit="img", disable=not progress)
     for split in SPLITS:
         rows = df[df["split"] == split]
-        sizes = [stored_size(int(w), int(h), short_side) for w, h in zip(rows["width"], rows["height"])]
+        sizes = [short_side_size(int(w), int(h), short_side) for w, h in zip(rows["width"], rows["height"])]
         index = np.zeros((len(rows), 3), np.int64)
         if len(rows):
             nbytes = np.array([w * h * 3 for w, h in sizes], np.int64)

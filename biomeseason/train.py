@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from . import __version__, files
+from . import __version__, files, store
 from . import calibration as C
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -473,13 +473,15 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
     if progress and not cache:
         print(f"images need more than --cache-gb {cfg.cache_gb}: reading them from disk each epoch")
     parts = {}
+    found = store.locate(cfg.data, short)  # once for all splits: it reads the manifest and the indexes
     for split in SPLITS:
         rows = df[df["split"] == split]
         if split == "train" and cfg.limit:
             rows = rows.sample(n=min(cfg.limit, len(rows)), random_state=cfg.seed).sort_index()
         tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment) if split == "train"
               else eval_transform(short, IMAGENET_MEAN, IMAGENET_STD))
-        parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress)
+        parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress,
+                                       found=found)
     return parts
 
 
