@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import shutil
@@ -144,7 +145,7 @@ def write_rows(path, rows: Iterable[dict], fieldnames: list[str] | None = None) 
         writer = csv.DictWriter(f, fieldnames=fieldnames or list(first), extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
-        for row in _chain(first, rows):
+        for row in itertools.chain([first], rows):
             writer.writerow(row)
             count += 1
 
@@ -173,11 +174,6 @@ def publish(partial, path) -> Path:
     """Replace ``path`` by the finished file ``partial`` (same folder) in one atomic rename."""
     os.replace(partial, path)
     return Path(path)
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def save_image(path, image, format: str | None = None, **options) -> Path:
