@@ -88,6 +88,19 @@ def clean_file(settings: Settings, index: int, source: str, dest: str) -> Outcom
                    thumb=thumb, note="; ".join(notes), exif_month=month, exif_lat=lat)
 
 
+_SETTINGS: Settings | None = None   # in each worker process, set by start_worker
+
+
+def start_worker(settings: Settings) -> None:
+    global _SETTINGS
+    _SETTINGS = settings
+
+
+def clean_chunk(chunk) -> list[Outcome]:
+    """``clean_file`` over (index, source, dest) jobs, in a worker started with ``start_worker``."""
+    return [clean_file(_SETTINGS, *job) for job in chunk]
+
+
 def fingerprint(im: Image.Image) -> tuple[int, bytes]:
     """(64-bit perceptual hash, THUMB_SIZE^2 RGB thumbnail bytes) of an RGB image."""
     grey = np.asarray(im.convert("L").resize((_N, _N), Image.Resampling.LANCZOS), dtype=np.float64)

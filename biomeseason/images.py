@@ -114,7 +114,7 @@ def read_image(source, *, min_size: int | None = None, max_pixels: int = MAX_PIX
     ``min_side``: a smaller original is refused as too small.
     Raises ImageError for anything that cannot be used.
     """
-    name = _name_of(source)
+    name = name_of(source)
     if isinstance(source, np.ndarray):
         return _finish(_from_array(source, name), name, "", min_size, keep_alpha, reduce, [])
     if isinstance(source, Image.Image):
@@ -329,7 +329,7 @@ def resize_short_side(im: Image.Image, size: int) -> Image.Image:
     return im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _name_of(source) -> str:
+def name_of(source) -> str:
     if isinstance(source, (str, Path)):
         return str(source)
     if isinstance(source, (bytes, bytearray)):

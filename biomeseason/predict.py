@@ -37,12 +37,8 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
-import hashlib
-import itertools
 import os
-import signal
 import sys
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,15 +54,13 @@ from .images import ImageError, check_paths_exist, find_images
 from .labels import MONTH_ABBR, SEASONS, season_of
 from .model import build_model, select_device
 from .presets import dihedral, eval_transform
-from .scene import find_scene
-from .workers import process_pool
+from .scene import Prepared, ordered_map, prepare
 
 # Where a model is looked for when none is named: the user's own, then the demo's.
 MODEL_CANDIDATES = (Path("models/best.pt"), Path("runs/demo/model/best.pt"))
 ROOT = Path(__file__).resolve().parents[1]   # the repository, for an editable install
 TOP_K = 3
 WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
-SCENE_SIZE = 256   # short side (at least) at which the scene is looked for
 UNFAMILIAR_WARNING = ("this image does not look like anything the model was trained on; "
                       "treat the answer with care")
 REQUIRED_META = ("arch", "biomes", "months", "hemisphere", "image_size", "mean", "std")
@@ -131,83 +125,6 @@ COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p",
            *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
              for p in ("", "_p")), "sha256"]
 OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every version
-
-
-# --------------------------------------------------------------------------- images
-
-@dataclass
-class Prepared:
-    """One image made ready for the model, by a worker process or in this one: small and
-    picklable, no torch. ``error`` (the reason) or ``done`` (resume) mean no image."""
-
-    name: str
-    image: np.ndarray | None = None              # (h, w, 3) uint8: the scene, decoded small
-    box: tuple[int, int, int, int] | None = None # the scene in the upright full-size image
-    size: tuple[int, int] | None = None          # (w, h) of the upright full-size image
-    sha256: str = ""
-    notes: list[str] = field(default_factory=list)
-    error: str = ""
-    done: bool = False
-
-
-_DONE: frozenset = frozenset()   # (path, sha256) already predicted; set in each worker for --resume
-
-
-def _start_worker(done) -> None:
-    """In each worker: what --resume skips, and the default SIGTERM, so that stopping a worker
-    ends it quietly (a handler inherited from the parent would raise in it instead)."""
-    global _DONE
-    _DONE = frozenset(done)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def prepare(source, image_size: int, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
-            done=None) -> Prepared:
-    """Read (at reduced scale), find the scene, crop. Never raises for a bad image: the
-    reason is in ``error``. A file whose (path, sha256) is in ``done`` is not decoded."""
-    name = _name_of(source)
-    sha, data = "", source
-    if isinstance(source, (str, Path)):
-        try:
-            data = Path(source).read_bytes()
-        except OSError:
-            data = source   # let the reader say why in its words (no such file, a folder, ...)
-        else:
-            sha = hashlib.sha256(data).hexdigest()
-            if (name, sha) in (_DONE if done is None else done):
-                return Prepared(name, sha256=sha, done=True)
-    try:
-        # The scene finder needs more pixels than a small model: margins and captions must show.
-        size = max(image_size, SCENE_SIZE) if scene else image_size
-        record = images.read_image(data, min_size=size, reduce=True, max_pixels=max_pixels)
-    except ImageError as e:
-        return Prepared(name, sha256=sha, error=e.reason)
-    img = record.image
-    w, h = img.size
-    ow, oh = record.original_size
-    size = (ow, oh) if (ow >= oh) == (w >= h) else (oh, ow)   # upright, as the decoded image
-    box, notes = ((0, 0, w, h), [])
-    if scene:
-        box, notes = find_scene(img)
-        img = img.crop(box)
-    full_box = (round(box[0] * size[0] / w), round(box[1] * size[1] / h),
-                round(box[2] * size[0] / w), round(box[3] * size[1] / h))
-    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes])
-
-
-def _ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:
-    """``map(fn, items)`` in order, in worker processes when ``workers`` > 1, with at most
-    ``window`` items in flight, so memory stays bounded however many items there are."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    items = iter(items)
-    with process_pool(workers, initializer=_start_worker, initargs=(frozenset(done),)) as pool:
-        pending = deque(pool.submit(fn, item) for item in itertools.islice(items, window))
-        while pending:
-            result = pending.popleft().result()
-            pending.extend(pool.submit(fn, item) for item in itertools.islice(items, 1))
-            yield result
 
 
 # --------------------------------------------------------------------------- model
@@ -375,8 +292,9 @@ class Predictor:
                                 done=None if workers > 1 else frozenset(done))
         bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
         batch: list[Prepared] = []
+        stream = ordered_map(job, sources, workers, 4 * batch_size, done)
         try:
-            for source, ready in zip(sources, _ordered_map(job, sources, workers, 4 * batch_size, done)):
+            for source, ready in zip(sources, stream):
                 if ready.error:
                     bar.update(1)
                     error = ImageError(ready.name, ready.error)
@@ -395,6 +313,7 @@ class Predictor:
                 yield self._results(batch, tta)
                 bar.update(len(batch))
         finally:
+            stream.close()   # an interrupt between two images still stops the workers at once
             bar.close()
 
     def iter_predict(self, sources, *args, **kwargs) -> Iterator[Prediction]:
@@ -449,12 +368,6 @@ def _familiarity(payload: dict):
 
 def _top(probs: dict, k: int = TOP_K) -> list[tuple]:
     return sorted(probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
-
-
-def _name_of(source) -> str:
-    if isinstance(source, (str, Path)):
-        return str(source)
-    return getattr(source, "filename", "") or "<image>"
 
 
 # --------------------------------------------------------------------------- CSV and CLI

@@ -325,18 +325,6 @@ def output_paths(sources: list[str]) -> list[str]:
     return paths
 
 
-_SETTINGS: clean.Settings | None = None
-
-
-def _init_worker(settings: clean.Settings):
-    global _SETTINGS
-    _SETTINGS = settings
-
-
-def _clean_chunk(chunk):
-    return [clean.clean_file(_SETTINGS, *job) for job in chunk]
-
-
 def run_jobs(jobs, n: int, settings: clean.Settings, workers: int, progress: bool):
     """clean_file over (index, source, dest) jobs, yielding outcomes in job order.
 
@@ -352,12 +340,12 @@ def run_jobs(jobs, n: int, settings: clean.Settings, workers: int, progress: boo
                 bar.update()
             return
         chunk = max(1, min(64, n // (workers * 8)))
-        with process_pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        with process_pool(workers, initializer=clean.start_worker, initargs=(settings,)) as pool:
             pending = collections.deque()
             batches = iter(lambda: list(itertools.islice(jobs, chunk)), [])
             for batch in itertools.chain(batches, [None]):
                 if batch is not None:
-                    pending.append(pool.submit(_clean_chunk, batch))
+                    pending.append(pool.submit(clean.clean_chunk, batch))
                 while pending and (batch is None or len(pending) >= workers * 4):
                     outcomes = pending.popleft().result()
                     yield from outcomes
@@ -382,8 +370,9 @@ def clean_all(labelled: dict, settings: clean.Settings, tmp: Path, workers: int,
     sha, notes, failed = [""] * n, [""] * n, {}
     jobs = ((i, s, d) for i, (s, d) in enumerate(zip(sources, dests)))
     blank = bytes(clean.THUMB_BYTES)
-    with open(thumbs_path, "wb") as thumbs:
-        for o in run_jobs(jobs, n, settings, workers, progress):
+    # closing: an interrupt here, between two outcomes, still stops the workers at once.
+    with open(thumbs_path, "wb") as thumbs, contextlib.closing(run_jobs(jobs, n, settings, workers, progress)) as outs:
+        for o in outs:
             thumbs.write(o.thumb or blank)
             if o.reason:
                 failed[sources[o.index]] = o.reason

@@ -25,12 +25,28 @@ so prediction crops them away first. The steps, on a copy at most
 
 An image with nothing to remove, or where less than ``MIN_EARTH`` of it would
 remain, gives the whole image.
+
+``prepare`` is what a decoding worker of ``predict`` does with one file: read
+it at reduced scale, find the scene, crop; ``ordered_map`` runs it in worker
+processes. Nothing here imports torch, so the workers start light.
 """
 from __future__ import annotations
+
+import hashlib
+import itertools
+import signal
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+
+from . import images
+from .images import ImageError
+from .workers import process_pool
 
 WORK_SIDE = 256     # the finder works on a copy this size (long side); boxes are scaled back
 BLACK = 20          # brightest channel at most this (0..255), grain or not: space, margins
@@ -181,3 +197,83 @@ def _trim(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> tup
         else:
             right -= 1
     return top, bottom, left, right
+
+
+# --------------------------------------------------------------------------- images made ready
+
+SCENE_SIZE = 256   # short side (at least) at which the scene is looked for
+
+
+@dataclass
+class Prepared:
+    """One image made ready for the model, by a worker process or in this one: small and
+    picklable, no torch. ``error`` (the reason) or ``done`` (resume) mean no image."""
+
+    name: str
+    image: np.ndarray | None = None              # (h, w, 3) uint8: the scene, decoded small
+    box: tuple[int, int, int, int] | None = None # the scene in the upright full-size image
+    size: tuple[int, int] | None = None          # (w, h) of the upright full-size image
+    sha256: str = ""
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+    done: bool = False
+
+
+_DONE: frozenset = frozenset()   # (path, sha256) already predicted; set in each worker for --resume
+
+
+def start_worker(done) -> None:
+    """In each worker: what --resume skips, and the default SIGTERM, so that stopping a worker
+    ends it quietly (a handler inherited from the parent would raise in it instead)."""
+    global _DONE
+    _DONE = frozenset(done)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def prepare(source, image_size: int, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
+            done=None) -> Prepared:
+    """Read (at reduced scale), find the scene, crop. Never raises for a bad image: the
+    reason is in ``error``. A file whose (path, sha256) is in ``done`` is not decoded."""
+    name = images.name_of(source)
+    sha, data = "", source
+    if isinstance(source, (str, Path)):
+        try:
+            data = Path(source).read_bytes()
+        except OSError:
+            data = source   # let the reader say why in its words (no such file, a folder, ...)
+        else:
+            sha = hashlib.sha256(data).hexdigest()
+            if (name, sha) in (_DONE if done is None else done):
+                return Prepared(name, sha256=sha, done=True)
+    try:
+        # The scene finder needs more pixels than a small model: margins and captions must show.
+        size = max(image_size, SCENE_SIZE) if scene else image_size
+        record = images.read_image(data, min_size=size, reduce=True, max_pixels=max_pixels)
+    except ImageError as e:
+        return Prepared(name, sha256=sha, error=e.reason)
+    img = record.image
+    w, h = img.size
+    ow, oh = record.original_size
+    size = (ow, oh) if (ow >= oh) == (w >= h) else (oh, ow)   # upright, as the decoded image
+    box, notes = ((0, 0, w, h), [])
+    if scene:
+        box, notes = find_scene(img)
+        img = img.crop(box)
+    full_box = (round(box[0] * size[0] / w), round(box[1] * size[1] / h),
+                round(box[2] * size[0] / w), round(box[3] * size[1] / h))
+    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes])
+
+
+def ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:
+    """``map(fn, items)`` in order, in worker processes when ``workers`` > 1, with at most
+    ``window`` items in flight, so memory stays bounded however many items there are."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    items = iter(items)
+    with process_pool(workers, initializer=start_worker, initargs=(frozenset(done),)) as pool:
+        pending = deque(pool.submit(fn, item) for item in itertools.islice(items, window))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in itertools.islice(items, 1))
+            yield result

@@ -5,11 +5,20 @@
         for result in pool.map(work, jobs, chunksize=8):
             ...
 
+Workers are started by a fork server (on Linux): a small single-threaded
+process, started once, that has imported the modules whose functions the
+workers run (``PRELOAD``) and forks a worker on request. Forking the caller
+itself would copy whatever threads it has at that moment (PyTorch's, a
+progress bar's, a notebook kernel's) together with any lock one of them held,
+and a worker can then wait for ever on a lock nobody will release; the fork
+server has no threads to copy. Worker functions must live in modules that
+do not import torch, so the server stays small and starts in a second.
+
 On Ctrl-C or ``kill`` the parent alone handles the signal (workers ignore
 SIGINT, so there is one message, not one per worker), cancels what is queued
-and stops the workers; on Linux each worker is also told by the kernel to
-exit if its parent dies without cleaning up (``PR_SET_PDEATHSIG``), so no
-orphan keeps running after ``kill -9``.
+and stops the workers. On Linux each worker is also told by the kernel to
+exit when the fork server does (``PR_SET_PDEATHSIG``), and the fork server
+exits when its last client does, so no worker outlives ``kill -9`` either.
 """
 from __future__ import annotations
 
@@ -22,23 +31,64 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 _PR_SET_PDEATHSIG = 1
+# The modules whose functions run in workers: imported once, by the fork server.
+PRELOAD = ["biomeseason.clean", "biomeseason.scene", "biomeseason.synthetic"]
 
 
-def _init_worker(parent: int, initializer=None, initargs=()):
+def _context() -> multiprocessing.context.BaseContext:
+    if sys.platform.startswith("linux"):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)   # only read when the server starts
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _init_worker(client: int, initializer=None, initargs=()):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A fork inherits the parent's handlers; the parent's SIGTERM-as-Ctrl-C would
-    # make a stopped worker print a traceback instead of just ending.
+    # Stopping a worker must end it, whatever the process that started the fork
+    # server held or ignored; a handler inherited from it would print a traceback.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    if not _alive(client):   # the process that asked for us died before prctl took effect
         os._exit(1)
     if initializer is not None:
         initializer(*initargs)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """SIGINT and SIGTERM wait until the block ends, then act as they would have."""
+    caught = []
+    try:
+        previous = {sig: signal.signal(sig, lambda signum, _: caught.append(signum))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:   # not the main thread: signals are not ours to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:   # None: set outside Python, nothing of ours to restore
+                signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 @contextlib.contextmanager
@@ -48,11 +98,16 @@ def process_pool(workers: int, initializer=None, initargs=()):
     Leaving the block by an exception (KeyboardInterrupt included) cancels
     pending work and terminates the workers at once instead of waiting.
     """
-    # fork is cheap and keeps imported modules; torch is never used in our workers.
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
                                initargs=(os.getpid(), initializer, initargs))
     try:
+        # All workers now, not one per submitted job, with Ctrl-C and kill held until each
+        # has its process id: a worker left half-started would be out of reach of terminate
+        # and would print a traceback once this process had gone.
+        launch = getattr(pool, "_launch_processes", None)
+        if launch is not None:
+            with _interrupts_held():
+                launch()
         yield pool
     except BaseException:
         for process in list((getattr(pool, "_processes", None) or {}).values()):

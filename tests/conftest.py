@@ -1,6 +1,10 @@
 """Shared fixtures: a tiny processed data set made by the real pipeline."""
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,3 +28,28 @@ def tiny_processed(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
+
+
+def _signals_as_in_a_terminal() -> None:
+    """In the child before exec: Ctrl-C and kill act as they do in a terminal, even when
+    whatever started the tests ignored SIGINT (a background job) or blocked SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+@pytest.fixture
+def spawn():
+    """``spawn(cmd, **popen_kwargs)`` starts a command in a session of its own; whatever is
+    still running of it (workers included) is killed when the test ends, pass or fail."""
+    started = []
+
+    def start(cmd, **kwargs) -> subprocess.Popen:
+        process = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_signals_as_in_a_terminal, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)

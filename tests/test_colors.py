@@ -290,7 +290,8 @@ def test_names_are_fitted_once_per_process_and_nothing_is_stored(tmp_path, monke
 
 def test_the_colours_module_does_not_import_torch():
     code = "import sys, biomeseason.colors; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         timeout=300)
     assert out.stdout.strip() == "False"
 
 
@@ -430,7 +431,7 @@ def test_hex2name_notebook_runs_with_papermill_parameters(tmp_path):
     papermill.execute_notebook(
         str(REPO / "hex2name.ipynb"), str(tmp_path / "hex2name.out.ipynb"),
         parameters={"IMAGE_PATH": str(image), "K": 3, "OUT_CSV": str(out_csv)},
-        kernel_name="python3", cwd=str(REPO), progress_bar=False)
+        kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300)
     rows = list(csv.DictReader(out_csv.open()))
     assert {Path(r["path"]).name for r in rows} == {"Boreal_Jun.jpg", "DV_Sept.png"}
     assert len(rows) == 6
@@ -447,7 +448,7 @@ def test_hex2name_notebook_says_one_sentence_for_a_wrong_path(tmp_path):
         papermill.execute_notebook(
             str(REPO / "hex2name.ipynb"), str(out),
             parameters={"IMAGE_PATH": str(image), "OUT_CSV": str(tmp_path / "c.csv")},
-            kernel_name="python3", cwd=str(REPO), progress_bar=False)
+            kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300)
         outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
         text = "".join(o.get("text", "") for o in outputs)
         assert f"cannot use IMAGE_PATH: {image}" in text

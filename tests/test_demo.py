@@ -15,7 +15,7 @@ def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path, python):
     with pytest.raises(UsageError, match="--force"):
         demo.prepare_out(tmp_path)
     run = subprocess.run([python, "-m", "biomeseason", "demo", "--out", str(tmp_path), "--smoke"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "--force" in run.stderr
     assert (tmp_path / "thesis.docx").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.docx"]
@@ -38,7 +38,7 @@ def test_a_second_run_deletes_only_its_own_generated_folders(tmp_path):
 def test_bad_settings_are_refused_before_any_work(tmp_path, python, flag):
     out = tmp_path / "demo"
     run = subprocess.run([python, "-m", "biomeseason", "demo", "--out", str(out), flag],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert flag.split("=")[0] in run.stderr
     assert not out.exists()

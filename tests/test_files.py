@@ -140,13 +140,13 @@ def test_make_clean_command_keeps_a_users_folder(tmp_path, python):
     (theirs / "notes.txt").write_text("mine")
     ours = files.claim_dir(tmp_path / "demo")
     run = subprocess.run([python, "-m", "biomeseason", "clean", str(ours), str(theirs)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 2
     assert not ours.exists() and (theirs / "notes.txt").read_text() == "mine"
     assert "Traceback" not in run.stderr and "not written by biomeseason" in run.stderr
 
 
-def test_sigterm_runs_cleanup_and_leaves_no_temporary_file(tmp_path):
+def test_sigterm_runs_cleanup_and_leaves_no_temporary_file(tmp_path, spawn):
     script = textwrap.dedent(f"""
         import sys, time
         from biomeseason import files
@@ -160,7 +160,7 @@ def test_sigterm_runs_cleanup_and_leaves_no_temporary_file(tmp_path):
                 print("cleaned up", flush=True)
                 sys.exit(130)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = spawn([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)
@@ -169,5 +169,6 @@ def test_sigterm_runs_cleanup_and_leaves_no_temporary_file(tmp_path):
 
 
 def test_cli_turns_usage_errors_into_one_sentence(tmp_path, python):
-    run = subprocess.run([python, "-m", "biomeseason", "clean", str(tmp_path)], capture_output=True, text=True)
+    run = subprocess.run([python, "-m", "biomeseason", "clean", str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stderr

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from biomeseason import explain, predict
+from biomeseason import explain, predict, scene
 from biomeseason.__main__ import main as cli
 from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from biomeseason.images import ImageError
@@ -229,7 +229,7 @@ def test_a_big_jpeg_is_decoded_at_reduced_scale(predictor, tmp_path):
     path = save(random_image(2000, 1500), tmp_path / "big.jpg", quality=80)
     small = predictor.open(path, scene=False)
     assert SIZE <= min(small.size) < 2 * SIZE
-    assert predict.SCENE_SIZE <= min(predictor.open(path).size) < 2 * predict.SCENE_SIZE
+    assert scene.SCENE_SIZE <= min(predictor.open(path).size) < 2 * scene.SCENE_SIZE
     assert predictor.predict(path)[0].biome in BIOMES
 
 
@@ -435,7 +435,8 @@ def test_a_too_large_image_is_skipped_with_its_reason(checkpoint, tmp_path, caps
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_keeps_the_previous_csv_and_leaves_no_temporary_file(checkpoint, tmp_path, sig):
+def test_an_interrupted_run_keeps_the_previous_csv_and_leaves_no_temporary_file(checkpoint, tmp_path, sig,
+                                                                                  spawn):
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(300):
@@ -445,7 +446,7 @@ def test_an_interrupted_run_keeps_the_previous_csv_and_leaves_no_temporary_file(
     out = results / "pred.csv"
     out.write_text(",".join(CSV_HEAD) + "\nprevious,run,0,1,0,winter\n")
     before = out.read_bytes()
-    process = subprocess.Popen([sys.executable, "-m", "biomeseason", "predict", str(folder), "--model",
+    process = spawn([sys.executable, "-m", "biomeseason", "predict", str(folder), "--model",
                                 str(checkpoint), "--out", str(out), "--batch-size", "1", "--device", "cpu"],
                                stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 60
@@ -501,7 +502,7 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
 
     papermill.execute_notebook(str(source), str(out), kernel_name="python3", cwd=str(ROOT),
                                parameters={"IMAGE_PATH": str(photo), "MODEL_PATH": str(checkpoint), "TTA": True},
-                               progress_bar=False)
+                               progress_bar=False, execution_timeout=300)
     done = nbformat.read(out, as_version=4)
     first_run, second_run = done.cells[:-3], done.cells[-2:]
     assert predictor.predict(photo, tta=True)[0].summary() in notebook_text(first_run)
@@ -523,7 +524,7 @@ def test_predict_notebook_says_one_sentence_for_a_wrong_image_or_model(checkpoin
     for parameters, words in cases:
         out = tmp_path / "out.ipynb"
         papermill.execute_notebook(str(ROOT / "predict.ipynb"), str(out), kernel_name="python3", cwd=str(ROOT),
-                                   parameters=parameters, progress_bar=False)
+                                   parameters=parameters, progress_bar=False, execution_timeout=300)
         outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"]
         assert words in "".join(o.get("text", "") for o in outputs)

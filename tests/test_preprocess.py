@@ -577,7 +577,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def test_sigterm_ends_the_workers_and_leaves_the_previous_output(tmp_path):
+def test_sigterm_ends_the_workers_and_leaves_the_previous_output(tmp_path, spawn):
     psutil = pytest.importorskip("psutil")
     raw, out = tmp_path / "raw", tmp_path / "processed"
     for i in range(400):
@@ -585,7 +585,7 @@ def test_sigterm_ends_the_workers_and_leaves_the_previous_output(tmp_path):
     pp.preprocess(raw, out, **{**RUN, "workers": 2})
     before = tree_hashes(out)
     save(photo(2000), raw / "Tundra_Jan_new.png")
-    process = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(raw), str(out)], cwd=ROOT)
+    process = spawn([sys.executable, "-c", SIGTERM_SCRIPT, str(raw), str(out)], cwd=ROOT)
     workers = []
     for _ in range(600):                     # wait until the pool is at work
         workers = _children(process.pid)

@@ -227,7 +227,7 @@ def test_train_notebook_runs(tiny_processed, tmp_path):
     pm.execute_notebook(str(ROOT / "train.ipynb"), str(tmp_path / "train.out.ipynb"), cwd=str(ROOT),
                         kernel_name="python3", progress_bar=False,
                         parameters=dict(DATA_DIR=str(tiny_processed), OUT_DIR=str(tmp_path / "model"),
-                                        IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=16, SMOKE=True))
+                                        IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=16, SMOKE=True), execution_timeout=300)
     assert (tmp_path / "model" / "best.pt").is_file()
     text = (tmp_path / "train.out.ipynb").read_text()
     assert "image/png" in text  # the curves and images were drawn
@@ -297,20 +297,21 @@ def test_each_bad_setting_is_one_sentence_naming_its_flag(tiny_processed, tmp_pa
 def test_command_line_refuses_bad_settings_before_any_work(tiny_processed, tmp_path, python):
     out = tmp_path / "m"
     run = subprocess.run([python, "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
-                          "--epochs", "0"], capture_output=True, text=True)
+                          "--epochs", "0"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and run.stderr.startswith("error: --epochs")
     assert "Traceback" not in run.stderr and not out.exists()
     run = subprocess.run([python, "-m", "biomeseason", "train", "--data", str(tmp_path), "--out", str(out)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "dataset_preproc" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
 
 
-def test_sigterm_leaves_valid_checkpoints_no_temp_files_and_says_how_to_resume(tiny_processed, tmp_path, python):
+def test_sigterm_leaves_valid_checkpoints_no_temp_files_and_says_how_to_resume(tiny_processed, tmp_path, python,
+                                                                                   spawn):
     out = tmp_path / "run"
     cmd = [python, "-m", "biomeseason", "train", "--data", str(tiny_processed), "--out", str(out),
            "--image-size", "32", "--epochs", "200", "--batch-size", "16", "--device", "cpu", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.monotonic() + 240
@@ -341,7 +342,7 @@ def test_train_notebook_answers_a_wrong_data_path_in_one_sentence(tmp_path):
     with pytest.raises(pm.PapermillExecutionError):
         pm.execute_notebook(str(ROOT / "train.ipynb"), str(result), cwd=str(ROOT), kernel_name="python3",
                             progress_bar=False, parameters=dict(DATA_DIR=str(tmp_path / "nowhere"),
-                                                                OUT_DIR=str(tmp_path / "model")))
+                                                                OUT_DIR=str(tmp_path / "model")), execution_timeout=300)
     outputs = json.dumps([o for c in json.loads(result.read_text())["cells"] for o in c.get("outputs", [])])
     assert "nowhere is not a folder" in outputs
     assert "Traceback" not in outputs and "File " not in outputs
