@@ -88,6 +88,22 @@ def clean_file(settings: Settings, index: int, source: str, dest: str) -> Outcom
                    thumb=thumb, note="; ".join(notes), exif_month=month, exif_lat=lat)
 
 
+def store_pixels(jobs) -> list[tuple[bytes, str]]:
+    """For the memory-mapped store: each (path, short_side, (w, h)) job's pixels at exactly
+    that size, as (RGB bytes, "") or (b"", what is wrong)."""
+    done = []
+    for path, short_side, size in jobs:
+        try:
+            image = resize_short_side(read_image(path, min_size=short_side).image, short_side)
+        except ImageError as e:
+            done.append((b"", f"{e.source} cannot be read ({e.reason})"))
+            continue
+        if image.size != tuple(size):  # a JPEG draft may land a pixel off the planned size
+            image = image.resize(tuple(size))
+        done.append((image.tobytes(), ""))
+    return done
+
+
 _SETTINGS: Settings | None = None   # in each worker process, set by start_worker
 
 

@@ -60,7 +60,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import itertools
 import json
@@ -86,7 +85,7 @@ from .files import UsageError
 from .images import MAX_PIXELS
 from .labels import HEMISPHERES, LabelError, Vocabulary, season_of
 from .splits import SPLITS, assign_splits
-from .workers import process_pool
+from .workers import bounded_map, process_pool
 
 # ---- defaults --------------------------------------------------------------
 RAW = "data/raw"
@@ -152,7 +151,8 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
                     notices.append(f"warning: {len(unused)} row(s) of the labels CSV name no file "
                                    f"under raw/, e.g. {unused[0]!r}")
             settings = clean.Settings(str(raw), str(tmp), size, min_side, max_pixels)
-            table, failed = clean_all(labelled, settings, tmp, workers or os.cpu_count() or 1, progress)
+            workers = workers or os.cpu_count() or 1
+            table, failed = clean_all(labelled, settings, tmp, workers, progress)
             rejected.update(failed)
             table, dropped = group_duplicates(table, tmp, drop_near_duplicates)
             rejected.update(dropped)
@@ -163,7 +163,7 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
             summary = make_summary(table, rejected_table, vocabulary, len(sources) + len(listing.unreadable),
                                    raw, out, size, notices)
             write_outputs(tmp, table, rejected_table, vocabulary, hemisphere, summary, store, size,
-                          progress)
+                          progress, workers)
             swap_into_place(tmp, out, claim)
         finally:
             if tmp.exists():
@@ -341,15 +341,10 @@ def run_jobs(jobs, n: int, settings: clean.Settings, workers: int, progress: boo
             return
         chunk = max(1, min(64, n // (workers * 8)))
         with process_pool(workers, initializer=clean.start_worker, initargs=(settings,)) as pool:
-            pending = collections.deque()
             batches = iter(lambda: list(itertools.islice(jobs, chunk)), [])
-            for batch in itertools.chain(batches, [None]):
-                if batch is not None:
-                    pending.append(pool.submit(clean.clean_chunk, batch))
-                while pending and (batch is None or len(pending) >= workers * 4):
-                    outcomes = pending.popleft().result()
-                    yield from outcomes
-                    bar.update(len(outcomes))
+            for outcomes in bounded_map(pool, clean.clean_chunk, batches):
+                yield from outcomes
+                bar.update(len(outcomes))
     finally:
         bar.close()
 
@@ -519,7 +514,7 @@ def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, see
 # ---- writing and reporting -------------------------------------------------------
 
 def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: str, summary: str,
-                  store: str = STORE, size: int = SIZE, progress: bool = False):
+                  store: str = STORE, size: int = SIZE, progress: bool = False, workers: int = 1):
     manifest.write_manifest(folder, table)
     files.write_csv(folder / "rejected.csv", rejected)
     files.write_json(folder / "labels.json", {"biomes": vocab.biomes, "months": list(range(1, 13)),
@@ -530,7 +525,7 @@ def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: 
     if store in ("npy", "both"):
         # At the stored size, capped: training at 96-128 px needs no more, and the
         # store of a million photos stays on a laptop's disk.
-        stores.write_store(folder, short_side=min(size, stores.SHORT_SIDE), progress=progress)
+        stores.write_store(folder, short_side=min(size, stores.SHORT_SIDE), progress=progress, workers=workers)
     else:
         files.claim_dir(folder / "store")  # empty: training decodes images/ instead
     if store == "npy":

@@ -33,9 +33,7 @@ processes. Nothing here imports torch, so the workers start light.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import signal
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +44,7 @@ from scipy import ndimage
 
 from . import images
 from .images import ImageError
-from .workers import process_pool
+from .workers import bounded_map, process_pool
 
 WORK_SIDE = 256     # the finder works on a copy this size (long side); boxes are scaled back
 BLACK = 20          # brightest channel at most this (0..255), grain or not: space, margins
@@ -270,10 +268,5 @@ def ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:
     if workers <= 1:
         yield from map(fn, items)
         return
-    items = iter(items)
     with process_pool(workers, initializer=start_worker, initargs=(frozenset(done),)) as pool:
-        pending = deque(pool.submit(fn, item) for item in itertools.islice(items, window))
-        while pending:
-            result = pending.popleft().result()
-            pending.extend(pool.submit(fn, item) for item in itertools.islice(items, 1))
-            yield result
+        yield from bounded_map(pool, fn, items, window)

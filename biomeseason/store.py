@@ -27,6 +27,8 @@ resident (``bench/train.py`` measures it).
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import mmap
 from pathlib import Path
@@ -35,17 +37,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import files
-from .images import ImageError, read_image, resize_short_side, short_side_size
+from . import clean, files
+from .images import short_side_size
 from .manifest import SPLITS, manifest_sha256, read_manifest
+from .workers import bounded_map, process_pool
 
 FOLDER = "store"
 SHORT_SIDE = 128        # stored short side: covers training at 96 px, and 128 px
 RELEASE_EVERY = 512     # reads between hints to the kernel that mapped pages may be dropped
+PARALLEL_FROM = 2000    # images: below this, starting worker processes costs more than it saves
+CHUNK = 64              # images decoded per job in a worker
 
 
-def write_store(processed, short_side: int = SHORT_SIDE, progress: bool = True) -> dict:
-    """Write ``processed/store/`` from the processed images and the manifest; returns store.json."""
+def write_store(processed, short_side: int = SHORT_SIDE, progress: bool = True, workers: int = 1) -> dict:
+    """Write ``processed/store/`` from the processed images and the manifest; returns store.json.
+
+    With ``workers`` > 1 the images are decoded in that many worker processes.
+    """
     processed = Path(processed)
     if short_side < 8:
         raise files.UsageError(f"store short side must be at least 8 px, not {short_side}")
@@ -54,41 +62,43 @@ def write_store(processed, short_side: int = SHORT_SIDE, progress: bool = True) 
     (folder / "store.json").unlink(missing_ok=True)  # incomplete until written again, last
     info = {"short_side": short_side, "manifest_sha256": manifest_sha256(processed), "splits": {}}
     bar = tqdm(total=len(df), desc="store", unit="img", disable=not progress)
-    for split in SPLITS:
-        rows = df[df["split"] == split]
-        sizes = [short_side_size(int(w), int(h), short_side) for w, h in zip(rows["width"], rows["height"])]
-        index = np.zeros((len(rows), 3), np.int64)
-        if len(rows):
-            nbytes = np.array([w * h * 3 for w, h in sizes], np.int64)
-            index[:, 0] = np.concatenate([[0], np.cumsum(nbytes)[:-1]])
-            index[:, 1] = [h for _, h in sizes]
-            index[:, 2] = [w for w, _ in sizes]
-        total = int(index[-1, 0] + index[-1, 1] * index[-1, 2] * 3) if len(rows) else 0
-        with files.atomic_path(folder / f"{split}.npy") as tmp:
-            flat = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total,))
-            for (offset, h, w), rel in zip(index, rows["path"]):
-                flat[offset:offset + h * w * 3] = _pixels(processed / rel, short_side, (w, h)).reshape(-1)
-                bar.update()
-            flat.flush()
-            del flat
-        with files.atomic_path(folder / f"{split}.index.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, index)
-        info["splits"][split] = {"count": len(rows), "bytes": total}
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(process_pool(workers)) if workers > 1 and len(df) >= PARALLEL_FROM else None
+        for split in SPLITS:
+            rows = df[df["split"] == split]
+            info["splits"][split] = _write_split(processed, folder, split, rows, short_side, pool, bar)
     bar.close()
     files.write_json(folder / "store.json", info)
     return info
 
 
-def _pixels(path: Path, short_side: int, size: tuple[int, int]) -> np.ndarray:
-    try:
-        image = resize_short_side(read_image(path, min_size=short_side).image, short_side)
-    except ImageError as e:
-        raise files.UsageError(f"processed image {e.source} cannot be read ({e.reason}); "
-                               "run the preprocessing again") from None
-    if image.size != size:  # a JPEG draft may land a pixel off the planned size
-        image = image.resize(size)
-    return np.asarray(image, dtype=np.uint8)
+def _write_split(processed: Path, folder: Path, split: str, rows, short_side: int, pool, bar) -> dict:
+    """One split's flat pixel file and its index; decoding in ``pool``'s workers if there is one."""
+    sizes = [short_side_size(int(w), int(h), short_side) for w, h in zip(rows["width"], rows["height"])]
+    index = np.zeros((len(rows), 3), np.int64)
+    if len(rows):
+        nbytes = np.array([w * h * 3 for w, h in sizes], np.int64)
+        index[:, 0] = np.concatenate([[0], np.cumsum(nbytes)[:-1]])
+        index[:, 1] = [h for _, h in sizes]
+        index[:, 2] = [w for w, _ in sizes]
+    total = int(index[-1, 0] + index[-1, 1] * index[-1, 2] * 3) if len(rows) else 0
+    with files.atomic_path(folder / f"{split}.npy") as tmp:
+        flat = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total,))
+        jobs = ((str(processed / rel), short_side, (int(w), int(h))) for (_, h, w), rel in zip(index, rows["path"]))
+        chunks = iter(lambda: list(itertools.islice(jobs, CHUNK)), [])
+        decoded = itertools.chain.from_iterable(
+            map(clean.store_pixels, chunks) if pool is None else bounded_map(pool, clean.store_pixels, chunks))
+        for (offset, h, w), (pixels, problem) in zip(index, decoded):
+            if problem:
+                raise files.UsageError(f"processed image {problem}; run the preprocessing again")
+            flat[offset:offset + h * w * 3] = np.frombuffer(pixels, np.uint8)
+            bar.update()
+        flat.flush()
+        del flat
+    with files.atomic_path(folder / f"{split}.index.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, index)
+    return {"count": len(rows), "bytes": total}
 
 
 def read_info(processed) -> dict | None:

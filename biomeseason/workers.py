@@ -22,8 +22,11 @@ exits when its last client does, so no worker outlives ``kill -9`` either.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
+import importlib.machinery
+import itertools
 import multiprocessing
 import os
 import signal
@@ -92,6 +95,27 @@ def _interrupts_held():
 
 
 @contextlib.contextmanager
+def _main_not_rerun():
+    """Workers are told that the caller's ``__main__`` is nothing to import.
+
+    A started worker normally runs the caller's script again (as ``__mp_main__``)
+    so that functions defined there can be found; a script without an
+    ``if __name__ == "__main__":`` guard would then start the whole job again in
+    every worker. Our workers run functions of biomeseason only, so they skip
+    it, and a plain script calling ``preprocess(...)`` works as it always did.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        yield   # run with -m, or an interactive session: nothing is run again
+        return
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = None
+
+
+@contextlib.contextmanager
 def process_pool(workers: int, initializer=None, initargs=()):
     """A ProcessPoolExecutor whose workers never outlive this process.
 
@@ -106,7 +130,7 @@ def process_pool(workers: int, initializer=None, initargs=()):
         # and would print a traceback once this process had gone.
         launch = getattr(pool, "_launch_processes", None)
         if launch is not None:
-            with _interrupts_held():
+            with _interrupts_held(), _main_not_rerun():
                 launch()
         yield pool
     except BaseException:
@@ -117,3 +141,15 @@ def process_pool(workers: int, initializer=None, initargs=()):
         raise
     else:
         pool.shutdown(wait=True)
+
+
+def bounded_map(pool, fn, items, window: int | None = None):
+    """``map(fn, items)`` through ``pool``, in order, with at most ``window`` items in flight
+    (default: 4 per worker), so a million items never sit in memory as futures."""
+    window = window or 4 * max(1, getattr(pool, "_max_workers", 1))
+    items = iter(items)
+    pending = collections.deque(pool.submit(fn, item) for item in itertools.islice(items, window))
+    while pending:
+        result = pending.popleft().result()
+        pending.extend(pool.submit(fn, item) for item in itertools.islice(items, 1))
+        yield result

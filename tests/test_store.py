@@ -107,3 +107,13 @@ def test_preprocessing_writes_the_store_unless_asked_not_to(tmp_path):
     assert found is not None and len(found[1]) == 3
     assert store.locate(tmp_path / "png") is None
     assert len(list((tmp_path / "png" / "images").iterdir())) == 3
+
+
+def test_decoding_in_worker_processes_writes_the_same_store(tiny_processed, tmp_path, monkeypatch):
+    one, two = _copy(tiny_processed, tmp_path / "one"), _copy(tiny_processed, tmp_path / "two")
+    store.write_store(one, short_side=40, progress=False, workers=1)
+    monkeypatch.setattr(store, "PARALLEL_FROM", 0)   # workers even for a tiny data set
+    monkeypatch.setattr(store, "CHUNK", 5)            # several jobs per split, and a short last one
+    store.write_store(two, short_side=40, progress=False, workers=2)
+    for name in ("train.npy", "train.index.npy", "val.npy", "test.npy", "test.index.npy"):
+        assert (one / "store" / name).read_bytes() == (two / "store" / name).read_bytes(), name
