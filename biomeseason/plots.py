@@ -91,7 +91,7 @@ def plot_reliability(curves: dict, title: str = "") -> Figure:
             e = c.get(f"ece_{key}")
             label = f"{key} (ECE {e:.3f})" if e is not None else key
             if key == "after":
-                label += f", T={c['temperature']:.2f}"
+                label += f", T={c['temperature']:.2f}" + (" (median)" if c.get("varies") else "")
             ax.plot(r["confidence"][used], r["accuracy"][used], "o-", color=colour, ms=4, label=label)
         ax.set(title=f"{head} {title}".strip(), xlabel="confidence", ylabel="accuracy",
                xlim=(0, 1), ylim=(0, 1.02), aspect="equal")

@@ -48,6 +48,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from . import calibration as C
 from . import files, images, presets
 from .checkpoint import CheckpointError, load_checkpoint
 from .images import ImageError, check_paths_exist, find_images
@@ -201,8 +202,8 @@ class Predictor:
         self.image_size: int = int(meta["image_size"])
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
         calibration = meta.get("calibration") or {}
-        self.temperatures = {head: float((calibration.get(head) or {}).get("temperature", 1.0))
-                             for head in ("biome", "month")}
+        self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
+        self.temperatures = {head: C.temperature_at(c) for head, c in self.calibration.items()}   # nearby images
         # Test-time views follow training: an upright photo is never seen upside down.
         self.view = meta.get("view") or (meta.get("config") or {}).get("view") or "overhead"
         self.tta_views = _tta_views(self.view)
@@ -235,24 +236,31 @@ class Predictor:
 
     # -- tensors to probabilities
     @torch.inference_mode()
-    def _forward(self, batch: torch.Tensor, tta: bool = False) -> tuple[dict[str, torch.Tensor], np.ndarray]:
-        """(calibrated softmax of each head {"biome": (B, nb), "month": (B, 12)}, pooled features (B, C)).
+    def _forward(self, batch: torch.Tensor, tta: bool = False) -> tuple[dict[str, torch.Tensor], np.ndarray | None]:
+        """(calibrated softmax of each head {"biome": (B, nb), "month": (B, 12)}, familiarity scores (B,)).
 
-        With ``tta``, the mean softmax over the views valid for the model's
-        training view (``presets.tta_views``); features are of the plain view.
+        The temperature of each image grows with its familiarity score (see the
+        calibration module). With ``tta``, the mean softmax over the views valid
+        for the model's training view (``presets.tta_views``); the familiarity
+        is of the plain view. Scores are None when the checkpoint has none.
         """
         batch = batch.to(self.device)
         views = self.tta_views if tta else [0]
-        total, embedding = None, None
+        total, scores, temperatures = None, None, self.temperatures
         for k in views:
             features = self.model.forward_features(dihedral(batch, k))          # (B, C, h, w)
-            if embedding is None:
+            if k == views[0] and self.familiarity is not None:
+                # Features and plain image statistics: a black frame or a bare wall can
+                # land near a class in feature space, never in image statistics.
                 embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
+                scores = self.familiarity.score(embedding, batch.cpu().numpy())
+                distances = scores / max(self.familiarity.threshold or 1.0, 1e-12)
+                temperatures = {head: C.temperature_at(c, distances) for head, c in self.calibration.items()}
             logits = self.model.forward_head(features)
-            probs = {task: (out.float() / self.temperatures.get(task, 1.0)).softmax(dim=1).cpu()
+            probs = {task: (out.float() / _per_row(temperatures.get(task, 1.0), out)).softmax(dim=1).cpu()
                      for task, out in logits.items()}
             total = probs if total is None else {t: total[t] + probs[t] for t in total}
-        return {task: p / len(views) for task, p in total.items()}, embedding
+        return {task: p / len(views) for task, p in total.items()}, scores
 
     def probabilities(self, batch: torch.Tensor, tta: bool = False) -> dict[str, torch.Tensor]:
         """Calibrated softmax of each head for a (B, 3, S, S) batch."""
@@ -323,13 +331,12 @@ class Predictor:
 
     def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
         tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
-        probs, embedding = self._forward(tensors, tta)
+        probs, scores = self._forward(tensors, tta)
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
-        scores = flags = [None] * len(batch)
-        if self.familiarity is not None:
-            # Features and plain image statistics: a black frame or a bare wall can
-            # land near a class in feature space, never in image statistics.
-            scores = self.familiarity.score(embedding, tensors.numpy())   # (B,)
+        flags = [None] * len(batch)
+        if scores is None:
+            scores = flags
+        else:
             flags = self.familiarity.flags(scores)
         return [self._prediction(p, probs["biome"][i], probs["month"][i], seasons[i],
                                  None if flags[i] is None else bool(flags[i]),
@@ -349,6 +356,12 @@ class Predictor:
                           season, season_probs[season], biome_top, month_top,
                           biome_probs, month_probs, season_probs, unfamiliar, score,
                           prepared.box, prepared.size, prepared.sha256, prepared.notes)
+
+
+def _per_row(temperature, like: torch.Tensor) -> torch.Tensor:
+    """A temperature (float) or one per row ((B,) array) as a tensor that divides (B, C) logits."""
+    t = torch.as_tensor(np.asarray(temperature), dtype=like.dtype, device=like.device)
+    return t[:, None] if t.ndim == 1 else t
 
 
 def _tta_views(view: str) -> list[int]:

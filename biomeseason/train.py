@@ -412,11 +412,15 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
 
 
 @torch.no_grad()
-def predict_loader(model, loader, device, show=False) -> dict:
-    """Logits, pooled features, image statistics and targets of every image in the loader, in order (numpy)."""
+def predict_loader(model, loader, device, show=False, alter=None) -> dict:
+    """Logits, pooled features, image statistics and targets of every image in the loader, in order (numpy).
+
+    ``alter``, if given, changes each normalised batch before the model sees it."""
     model.eval()
     parts = {k: [] for k in ("logits_biome", "logits_month", "embed", "image_stats", "true_biome", "true_month")}
     for images, biome, month in tqdm(loader, desc="evaluating", leave=False, disable=not show):
+        if alter is not None:
+            images = alter(images)
         features = model.forward_features(images.to(device))  # (B, C, h, w)
         out = model.forward_head(features)
         parts["embed"].append(model.pool(features).flatten(1).float().cpu())  # (B, C), as model.embed
@@ -428,7 +432,8 @@ def predict_loader(model, loader, device, show=False) -> dict:
 
 
 def split_metrics(raw: dict, classes: ClassLists, temperatures: dict | None = None) -> dict:
-    """Metrics of one split from ``predict_loader`` output; with temperatures, ECE before and after too."""
+    """Metrics of one split from ``predict_loader`` output; with temperatures (per head: one, or
+    one per image), ECE before and after too."""
     if len(raw["true_biome"]) == 0:
         return {}
     pred_b, pred_m = raw["logits_biome"].argmax(1), raw["logits_month"].argmax(1)
@@ -668,27 +673,55 @@ def _resume(payload: dict, model, optimizer, scheduler, scaler) -> tuple[int, li
 
 def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int, batch_size: int,
                     image_size: int, show: bool = False) -> tuple[dict, Familiarity]:
-    """Temperatures per head (fitted on val) and the familiarity score (fitted on train features).
+    """The familiarity score (fitted on train features) and the calibration per head (fitted on val).
 
     The familiarity threshold flags 5% of the validation images; without a
     val split it is set on the training images, which flags more new images.
+    The temperatures are fitted on the validation images as they are and at
+    each ``calibration.DRIFT_LEVELS`` (see the calibration module), so that
+    the probabilities soften as images grow unlike the training data.
     """
-    calibration = {}
-    if val_raw is not None:
-        for head in ("biome", "month"):
-            calibration[head] = C.calibrate_head(val_raw[f"logits_{head}"], val_raw[f"true_{head}"])
     plain = ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD))
     train_raw = predict_loader(model, _loader(plain, batch_size, workers, device=device), device, show)
     familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"], train_raw["image_stats"],
                                     IMAGENET_MEAN, IMAGENET_STD)
     reference = val_raw if val_raw is not None else train_raw
     familiarity.set_threshold(reference["embed"], reference["image_stats"])
+    calibration = {}
+    if val_raw is not None:
+        val = _loader(ds["val"], batch_size, workers, device=device)
+        raws = [val_raw] + [predict_loader(model, val, device, show, alter=_drifter(level))
+                            for level in C.DRIFT_LEVELS]
+        levels = np.concatenate([np.full(len(r["true_biome"]), level)
+                                 for r, level in zip(raws, (0, *C.DRIFT_LEVELS))])
+        distances = np.concatenate([relative_familiarity(familiarity, r) for r in raws])
+        for head in ("biome", "month"):
+            calibration[head] = C.calibrate_head(np.concatenate([r[f"logits_{head}"] for r in raws]),
+                                                 np.concatenate([r[f"true_{head}"] for r in raws]),
+                                                 distances, levels)
     return calibration, familiarity
 
 
-def _temperatures(meta: dict) -> dict:
+def _drifter(level: int, seed: int = 0):
+    """Normalised batch -> the same batch at drift ``level`` (seeded: the same at every run)."""
+    generator = torch.Generator().manual_seed(seed + level)
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    return lambda images: (C.drift(images * std + mean, level, generator) - mean) / std
+
+
+def relative_familiarity(familiarity: Familiarity | None, raw: dict) -> np.ndarray | None:
+    """Each image's familiarity score over the flag's threshold (1 = the edge); None without a score."""
+    if familiarity is None or familiarity.threshold is None:
+        return None
+    return familiarity.score(raw["embed"], raw["image_stats"]) / max(familiarity.threshold, 1e-12)
+
+
+def _temperatures(meta: dict, familiarity: Familiarity | None, raw: dict) -> dict:
+    """Per head, the temperature of each image of ``raw`` (or one for all)."""
     stored = meta.get("calibration") or {}
-    return {head: float(stored.get(head, {}).get("temperature", 1.0)) for head in ("biome", "month")}
+    distances = relative_familiarity(familiarity, raw)
+    return {head: C.temperature_at(stored.get(head) or {}, distances) for head in ("biome", "month")}
 
 
 def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: bool) -> RunResult:
@@ -712,8 +745,8 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
         save_checkpoint(out / "best.pt", payload["model"], meta, extra=fam_tensors)
     else:
         familiarity = Familiarity.from_checkpoint(payload)
-    temperatures = _temperatures(meta)
-    results = {split: split_metrics(raw, classes, temperatures) for split, raw in raws.items()}
+    temperatures = {split: _temperatures(meta, familiarity, raw) for split, raw in raws.items()}
+    results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
     if familiarity is not None:
         for split, raw in raws.items():
             flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
@@ -728,8 +761,8 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
     split = "test" if "test" in raws else ("val" if "val" in raws else None)
     reliability = {}
     if split:
-        written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures, familiarity))
-        reliability = _reliability(raws[split], temperatures)
+        written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity))
+        reliability = _reliability(raws[split], temperatures[split])
         if reliability:
             written["reliability"] = files.save_figure(
                 out / "reliability.png", plots.plot_reliability(reliability, f"({split} split)"))
@@ -737,14 +770,17 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
         print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
     for head, c in (meta.get("calibration") or {}).items():
         if c.get("ece_before") is not None:
+            drift = (f"; drifted val ECE {c['ece_drifted_before']:.3f} -> {c['ece_drifted_after']:.3f}, "
+                     f"T grows as (distance / {c['drift_start']:.2f})^{c['drift_power']:.2f} beyond that distance"
+                     if c.get("drift_power") and c.get("ece_drifted_before") is not None else "")
             print(f"calibration of {head} on val: T={c['temperature']:.2f}, "
-                  f"ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}")
+                  f"ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}{drift}")
     print(f"model and reports in {out}/", flush=True)
     return RunResult(out, metrics, hist, written, meta.get("calibration") or {}, reliability)
 
 
 def _reliability(raw: dict, temperatures: dict) -> dict:
-    """Per labelled head: reliability before and after its temperature, with the ECEs."""
+    """Per labelled head: reliability before and after its temperature(s), with the ECEs."""
     curves = {}
     for head, t in temperatures.items():
         logits, true = raw[f"logits_{head}"], raw[f"true_{head}"]
@@ -752,7 +788,9 @@ def _reliability(raw: dict, temperatures: dict) -> dict:
             continue
         before, after = C.softmax(logits), C.softmax(logits, t)
         curves[head] = {"before": C.reliability(before, true), "after": C.reliability(after, true),
-                        "temperature": t, "ece_before": C.ece(before, true), "ece_after": C.ece(after, true)}
+                        # one number for the legend: the median over images when it varies
+                        "temperature": float(np.median(t)), "varies": bool(np.ndim(t) > 0),
+                        "ece_before": C.ece(before, true), "ece_after": C.ece(after, true)}
     return curves
 
 

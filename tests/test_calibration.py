@@ -77,3 +77,51 @@ def test_a_handful_of_validation_images_pull_the_temperature_less_far_from_one(m
     assert data_alone < with_prior < 1
     big_logits, big_labels = overconfident(n=3000, sharpness=0.3, seed=3)
     assert C.fit_temperature(big_logits, big_labels) == pytest.approx(0.3, rel=0.15)  # enough data: the truth
+
+
+def drifting(n=3000, classes=6, seed=0, start=1.0, power=1.5):
+    """Logits equally sure of themselves near and far, but whose truth softens with the
+    distance: labels drawn from softmax(z / T(d)), T(d) = max(1, d / start) ** power."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 3.0, (n, classes))
+    d = rng.uniform(0.2, 3.0, n)
+    t = np.maximum(1.0, d / start) ** power
+    p = np.exp(z / t[:, None])
+    p /= p.sum(1, keepdims=True)
+    labels = np.array([rng.choice(classes, p=row) for row in p])
+    return z, labels, d
+
+
+def test_the_temperature_grows_with_the_distance_as_the_truth_does():
+    z, labels, d = drifting()
+    head = C.calibrate_head(z, labels, d, levels=(d > 1).astype(int))
+    assert head["temperature"] == pytest.approx(1.0, abs=0.15)
+    assert head["drift_start"] == pytest.approx(1.0, abs=0.3) and head["drift_power"] == pytest.approx(1.5, abs=0.3)
+    # Far images: one temperature for all leaves them over-confident; the distance fixes that.
+    plain = C.calibrate_head(z, labels)
+    far = d > 2
+    t = C.temperature_at(head, d)
+    assert C.ece(C.softmax(z[far], t[far]), labels[far]) < 0.5 * C.ece(C.softmax(z[far], plain["temperature"]),
+                                                                         labels[far])
+    assert np.array_equal(C.softmax(z, t).argmax(1), z.argmax(1))   # no answer changes
+    assert head["ece_drifted_after"] < head["ece_drifted_before"]
+
+
+def test_a_head_without_drift_has_one_temperature_for_every_image():
+    head = {"temperature": 1.7, "drift_start": None, "drift_power": None}
+    assert C.temperature_at(head, np.array([0.1, 5.0])) == 1.7
+    assert C.temperature_at({"temperature": 1.7, "drift_start": 0.5, "drift_power": 2.0}) == 1.7   # no distances
+    t = C.temperature_at({"temperature": 1.0, "drift_start": 0.5, "drift_power": 2.0}, np.array([0.25, 1.0]))
+    assert t.tolist() == [1.0, 4.0]
+
+
+def test_drift_leaves_level_0_alone_and_moves_images_further_at_each_level():
+    import torch
+
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(C.drift(images, 0), images)
+    changes = [float((C.drift(images, level, torch.Generator().manual_seed(1)) - images).abs().mean())
+               for level in (1, 2, 3, 4)]
+    assert changes == sorted(changes) and changes[0] > 0.01
+    out = C.drift(images, 4, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and float(out.min()) >= 0 and float(out.max()) <= 1

@@ -86,7 +86,11 @@ def test_best_pt_carries_a_temperature_per_head_and_the_run_draws_their_reliabil
         fitted = meta["calibration"][head]
         assert fitted["temperature"] > 0 and fitted["n"] > 0
         assert 0 <= fitted["ece_after"] <= 1 and 0 <= fitted["ece_before"] <= 1
-        assert trained.reliability[head]["temperature"] == fitted["temperature"]
+        # Fitted on clean and drifted validation images: the temperature grows with the distance...
+        assert fitted["drift_start"] > 0 and fitted["drift_power"] > 0
+        assert fitted["ece_drifted_before"] is not None and fitted["ece_drifted_after"] is not None
+        # ...so the test images' temperatures (median in the diagram) are never below it.
+        assert trained.reliability[head]["temperature"] >= fitted["temperature"] - 1e-9
     assert (trained.out / "reliability.png").is_file()
     assert {"biome_ece", "biome_ece_uncalibrated", "unfamiliar_share"} <= set(trained.metrics["test"])
 
