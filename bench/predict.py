@@ -6,7 +6,7 @@ N 4000 x 3000 (12-megapixel) JPEGs are written once into a temporary folder
 (8 distinct photo-like images, copied), and a resnet18 checkpoint with random
 weights is made. Each approach runs in a fresh process, and the figures are
 its wall time (model load included), images/s and peak resident memory
-(ru_maxrss of the process, and of its largest worker):
+(of the largest process, main or worker, sampled with psutil):
 
 - ours: ``python -m biomeseason predict FOLDER --out preds.csv`` as a user runs
   it: worker processes decode at reduced JPEG scale and find the scene, the
@@ -84,20 +84,23 @@ with open(out, "w", newline="") as f:
     csv.writer(f).writerows(rows)
 """
 
-# Runs a command and reports its peak memory and that of its largest child (the workers).
+# Runs a command and reports its time and the peak memory of its largest process (itself or a worker).
 LAUNCHER = """
-import resource, subprocess, sys, time
+import subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from _machine import Peak
 start = time.perf_counter()
-code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+with Peak(include_self=False) as peak:
+    code = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 seconds = time.perf_counter() - start
-children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(code, seconds, children)
+print(code, seconds, peak.largest // 1024)
 """
 
 
 def run(command: list[str], cwd: Path) -> tuple[float, float]:
     """(seconds, peak MB of the largest process) of a command in a fresh process tree."""
-    out = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", LAUNCHER, str(Path(__file__).resolve().parent), *command],
+                         capture_output=True, text=True,
                          check=True, cwd=cwd)
     code, seconds, peak_kb = out.stdout.split()
     if code != "0":

@@ -69,31 +69,21 @@ def make_tiny(folder: Path, n: int, workers: int) -> None:
 
 
 RUN_ONE = """
-import json, resource, sys, threading, time
-import psutil
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[4])
+from _machine import Peak
 from biomeseason.preprocess import preprocess
 
-# Workers are started by a fork server, so they are grandchildren: their peak resident
-# memory is sampled (every 0.2 s) over all descendants, not read from RUSAGE_CHILDREN.
-peaks, done = {}, threading.Event()
-def sample():
-    me = psutil.Process()
-    while not done.wait(0.2):
-        for p in me.children(recursive=True):
-            try:
-                peaks[p.pid] = max(peaks.get(p.pid, 0), p.memory_info().rss)
-            except psutil.Error:
-                pass
-threading.Thread(target=sample, daemon=True).start()
 start = time.perf_counter()
-r = preprocess(sys.argv[1], sys.argv[2], size=32, min_side=16, workers=int(sys.argv[3]), progress=False,
-               labels_csv=None)
+# Workers are started by a fork server, so they are grandchildren: sampled, not RUSAGE_CHILDREN.
+with Peak(every=0.2, include_self=False) as workers:
+    r = preprocess(sys.argv[1], sys.argv[2], size=32, min_side=16, workers=int(sys.argv[3]), progress=False,
+                   labels_csv=None)
 seconds = time.perf_counter() - start
-done.set()
 print(json.dumps({"seconds": seconds, "kept": len(r.manifest), "rejected": len(r.rejected),
                   "groups": int(r.manifest["group"].duplicated(keep=False).sum()),
                   "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "worker_mb": max(peaks.values(), default=0) / 2**20}))
+                  "worker_mb": workers.largest / 2**20}))
 """
 
 
@@ -113,7 +103,8 @@ def run_scale(args) -> int:
             for name in names[:n]:
                 os.link(data / "all" / name, raw / name)
         out = data / f"out{n}"
-        done = subprocess.run([sys.executable, "-c", RUN_ONE, str(raw), str(out), str(args.workers)],
+        done = subprocess.run([sys.executable, "-c", RUN_ONE, str(raw), str(out), str(args.workers),
+                               str(Path(__file__).resolve().parent)],
                               capture_output=True, text=True, cwd=ROOT)
         if done.returncode:
             print(done.stderr[-2000:])

@@ -38,10 +38,12 @@ import pandas as pd  # noqa: E402
 from _machine import machine  # noqa: E402  (bench/ is on the path: the script's folder)
 
 from biomeseason import files, realstats  # noqa: E402
+from biomeseason.checkpoint import load_checkpoint  # noqa: E402
 from biomeseason.labels import season_of  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "real.md"
+FIGURE = RESULTS.with_name("real_reliability.png")
 DEMO = {"per_class": 20, "image_size": 96, "epochs": 20, "scene_size": 256}    # biomeseason/demo.py
 QUICK = {"per_class": 8, "image_size": 64, "epochs": 8, "scene_size": 128}
 TARGETS = {"biome accuracy": 0.50, "month within +-1": 0.50}
@@ -120,7 +122,12 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
     held = labels[~labels["region"].isin(realstats.CALIBRATION_REGIONS)].reset_index(drop=True)
     regions = sorted(held["region"].unique())
     predictor = load_model(model)
-    preds = predictor.predict([data / p for p in held["path"]], batch_size=64)
+    paths = [data / p for p in held["path"]]
+    preds = predictor.predict(paths, batch_size=64)
+    # The same network with no calibration at all (T = 1 for every image): the "before" of the diagram.
+    predictor.calibration = {head: {} for head in predictor.calibration}
+    predictor.temperatures = {head: 1.0 for head in predictor.temperatures}
+    plain = predictor.predict(paths, batch_size=64)
     vocab = Vocabulary.load()
     df = held.assign(
         true_biome=[vocab.resolve(b).biome for b in held["biome"]],
@@ -128,6 +135,10 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
         month_pred=[p.month for p in preds], month_p=[p.month_p for p in preds],
         season_pred=[p.season for p in preds],
         unfamiliar=[getattr(p, "unfamiliar", None) for p in preds])
+    df.attrs["probs"] = {
+        "before": np.array([[p.biome_probs[b] for b in predictor.biomes] for p in plain]),
+        "after": np.array([[p.biome_probs[b] for b in predictor.biomes] for p in preds]),
+        "labels": np.array([predictor.biomes.index(b) if b in predictor.biomes else -1 for b in df["true_biome"]])}
     df["true_season"] = [season_of(m, "south" if lat < 0 else "north") for m, lat in zip(df["month"], df["lat"])]
     d = np.abs(df["month"] - df["month_pred"]) % 12
     df["month_dist"] = np.minimum(d, 12 - d)
@@ -142,6 +153,7 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
         "month within +-1": (df["month_dist"] <= 1).mean(),
         "season": (df["season_pred"] == df["true_season"]).mean(),
         "ECE biome": ece(df["biome_p"].to_numpy(), df["biome_ok"].to_numpy()),
+        "ECE biome, uncalibrated (T = 1)": ece(df.attrs["probs"]["before"].max(1), df["biome_ok"].to_numpy()),
         "ECE month": ece(df["month_p"].to_numpy(), (df["month_dist"] == 0).to_numpy()),
         "flagged unfamiliar": flagged.mean() if has_flag else "n/a",
         "wrong biome, p > 0.9, not flagged": (~df["biome_ok"] & (df["biome_p"] > CONFIDENT) & ~flagged).mean(),
@@ -174,10 +186,34 @@ def report(m: dict, df: pd.DataFrame, regions: list[str], s: dict, model: Path, 
     for (b, r), g in df.groupby(["biome", "region"]):
         lines.append(f"| {b} | {r} | {g['lat'].mean():.0f} | {len(g)} | {g['biome_ok'].mean():.2f} | "
                      f"{(g['month_dist'] <= 1).mean():.2f} | {(g['season_pred'] == g['true_season']).mean():.2f} |")
+    calibration = (load_checkpoint(model)["meta"].get("calibration") or {})
+    if calibration:
+        lines += ["", "## Calibration stored in the model (fitted on synthetic validation images, clean and drifted)",
+                  "", "| head | T0 | grows beyond distance | power | val ECE before -> after | drifted val ECE before "
+                  "-> after |", "|---|---|---|---|---|---|"]
+        for head, c in calibration.items():
+            lines.append(f"| {head} | {_fmt(c.get('temperature'))} | {_fmt(c.get('drift_start'))} | "
+                         f"{_fmt(c.get('drift_power'))} | {_fmt(c.get('ece_before'))} -> {_fmt(c.get('ece_after'))} | "
+                         f"{_fmt(c.get('ece_drifted_before'))} -> {_fmt(c.get('ece_drifted_after'))} |")
+        lines += ["", f"Reliability of the biome answers on the real tiles: `{FIGURE.relative_to(ROOT)}`."]
     cm = pd.crosstab(df["biome"], df["biome_pred"])
     lines += ["", "## Biome confusion (rows true, columns predicted; real)", "",
               "```", cm.to_string(), "```", ""]
     return "\n".join(lines)
+
+
+def save_reliability(df: pd.DataFrame) -> None:
+    """The reliability diagram of the biome head on the real tiles, uncalibrated and calibrated."""
+    from biomeseason import calibration as C
+    from biomeseason import plots
+
+    probs = df.attrs["probs"]
+    curve = {"before": C.reliability(probs["before"], probs["labels"]),
+             "after": C.reliability(probs["after"], probs["labels"]),
+             "ece_before": C.ece(probs["before"], probs["labels"]), "ece_after": C.ece(probs["after"], probs["labels"]),
+             "temperature": None}   # one per tile: it grows with the tile's familiarity distance
+    fig = plots.plot_reliability({"biome": curve}, f"(real tiles, {len(df)} held out)")
+    files.save_figure(FIGURE, fig)
 
 
 def main() -> int:
@@ -201,6 +237,8 @@ def main() -> int:
         model = args.model
     m, df, regions = score(model, args.data)
     text = report(m, df, regions, s, model, synthetic_test)
+    if not args.quick:
+        save_reliability(df)
     print(text)
     out = args.out or (RESULTS.with_name("real_quick.md") if args.quick else RESULTS)
     files.write_text(out, text)

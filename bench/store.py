@@ -21,53 +21,23 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _machine import Peak  # noqa: E402  (bench/ is on the path: the script's folder)
+
 from biomeseason import files, store  # noqa: E402
 from biomeseason.data import ClassLists, ProcessedImages, encode_targets  # noqa: E402
 from biomeseason.model import BiomeSeasonNet  # noqa: E402
 from biomeseason.presets import eval_transform, train_transform  # noqa: E402
 
 BIOMES = ["boreal_forest", "desert", "tundra"]
-
-
-class Peak:
-    """Peak RSS of this process and its children, sampled in a thread."""
-
-    def __init__(self):
-        self.largest = self.total = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            rss = []
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    rss.append(p.memory_info().rss)
-                except psutil.Error:
-                    pass
-            self.largest = max(self.largest, max(rss))
-            self.total = max(self.total, sum(rss))
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def make_processed(folder: Path, n: int) -> pd.DataFrame:

@@ -126,6 +126,8 @@ def _thumb_test(pairs: np.ndarray, phash, thumbs, max_diff: float) -> np.ndarray
         keep = np.abs(ta - tb).mean(axis=1) <= max_diff
         distance = np.bitwise_count(phash[a[keep]] ^ phash[b[keep]]).astype(np.int64)
         out.append(np.stack([a[keep], b[keep], distance], axis=1).astype(np.int64))
+        if hasattr(thumbs, "release"):   # a memory map: its pages read so far may leave memory
+            thumbs.release()
     found = np.concatenate(out)
     return found[np.lexsort((found[:, 1], found[:, 0]))]
 

@@ -90,7 +90,7 @@ def plot_reliability(curves: dict, title: str = "") -> Figure:
             used = r["count"] > 0
             e = c.get(f"ece_{key}")
             label = f"{key} (ECE {e:.3f})" if e is not None else key
-            if key == "after":
+            if key == "after" and c.get("temperature") is not None:
                 label += f", T={c['temperature']:.2f}" + (" (median)" if c.get("varies") else "")
             ax.plot(r["confidence"][used], r["accuracy"][used], "o-", color=colour, ms=4, label=label)
         ax.set(title=f"{head} {title}".strip(), xlabel="confidence", ylabel="accuracy",

@@ -457,6 +457,9 @@ class _Rows:
     def __getitem__(self, i):
         return self.array[self.rows[i]]
 
+    def release(self) -> None:
+        stores.drop_mapped_pages(self.array)
+
 
 def _compatible(a, b) -> bool:
     """Whether two copies say the same, where both say anything."""

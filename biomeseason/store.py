@@ -57,7 +57,7 @@ def write_store(processed, short_side: int = SHORT_SIDE, progress: bool = True, 
     processed = Path(processed)
     if short_side < 8:
         raise files.UsageError(f"store short side must be at least 8 px, not {short_side}")
-    df = read_manifest(processed)
+    df = read_manifest(processed, columns=["path", "split", "width", "height"])
     folder = files.claim_dir(processed / FOLDER)
     (folder / "store.json").unlink(missing_ok=True)  # incomplete until written again, last
     info = {"short_side": short_side, "manifest_sha256": manifest_sha256(processed), "splits": {}}
@@ -82,19 +82,19 @@ def _write_split(processed: Path, folder: Path, split: str, rows, short_side: in
         index[:, 1] = [h for _, h in sizes]
         index[:, 2] = [w for w, _ in sizes]
     total = int(index[-1, 0] + index[-1, 1] * index[-1, 2] * 3) if len(rows) else 0
-    with files.atomic_path(folder / f"{split}.npy") as tmp:
-        flat = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total,))
+    # Written in order through a plain file, not a writable map: the pages of a map being
+    # filled count as this process's resident memory until the kernel writes them out.
+    with files.atomic_path(folder / f"{split}.npy") as tmp, open(tmp, "wb") as flat:
+        np.lib.format.write_array_header_2_0(flat, {"descr": "|u1", "fortran_order": False, "shape": (total,)})
         jobs = ((str(processed / rel), short_side, (int(w), int(h))) for (_, h, w), rel in zip(index, rows["path"]))
         chunks = iter(lambda: list(itertools.islice(jobs, CHUNK)), [])
         decoded = itertools.chain.from_iterable(
             map(clean.store_pixels, chunks) if pool is None else bounded_map(pool, clean.store_pixels, chunks))
-        for (offset, h, w), (pixels, problem) in zip(index, decoded):
+        for pixels, problem in decoded:
             if problem:
                 raise files.UsageError(f"processed image {problem}; run the preprocessing again")
-            flat[offset:offset + h * w * 3] = np.frombuffer(pixels, np.uint8)
+            flat.write(pixels)
             bar.update()
-        flat.flush()
-        del flat
     with files.atomic_path(folder / f"{split}.index.npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, index)
@@ -145,9 +145,15 @@ class StoreSplit:
 
     def release(self) -> None:
         """Let the kernel drop this process's mapped pages (they stay in the page cache)."""
-        mm = getattr(self._flat, "_mmap", None)
-        if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            mm.madvise(mmap.MADV_DONTNEED)
+        drop_mapped_pages(self._flat)
+
+
+def drop_mapped_pages(array) -> None:
+    """Tell the kernel that the pages of a read-only ``np.memmap`` that this process touched
+    may leave its resident memory; they stay in the page cache. No-op for other arrays."""
+    mm = getattr(array, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
 
 
 def open_split(processed, split: str, short_side: int | None = None) -> StoreSplit | None:
