@@ -84,9 +84,12 @@ def near_duplicate_array(phash: np.ndarray, thumbs, max_distance: int = PHASH_MA
                 a, b = _expand(probes[lo_p:hi_p], owner[lo_p:hi_p], count[lo_p:hi_p], starts, order)
                 close = np.bitwise_count(phash[a] ^ phash[b]) <= max_distance
                 found.append(a[close].astype(np.int64) * n + b[close])
+        # A pair close in several bands is found in each: keep one of each after every band,
+        # so memory holds the distinct pairs, not one copy per band.
+        found = [np.unique(np.concatenate(found))] if found else []
     if not found:
         return np.zeros((0, 3), np.int64)
-    codes = np.unique(np.concatenate(found))  # a pair close in several bands is found in each
+    codes = found[0]
     return _thumb_test(np.stack([codes // n, codes % n], axis=1), phash, thumbs, max_diff)
 
 

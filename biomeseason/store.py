@@ -34,7 +34,6 @@ import mmap
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from . import clean, files
@@ -132,7 +131,10 @@ class StoreSplit:
     def __getstate__(self):
         return {**self.__dict__, "_flat": None, "_reads": 0}
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int):
+        """(3, h, w) uint8 tensor of image ``i``."""
+        import torch  # here, not at the top: preprocessing writes stores without loading torch (0.5 GB)
+
         if self._flat is None:
             self._flat = np.load(self.path, mmap_mode="r")
         offset, h, w = (int(v) for v in self.index[i])
