@@ -33,7 +33,7 @@ THUMB_MAX_DIFF = 10.0       # mean absolute difference of the RGB thumbnails, 0.
 BANDS = 3                   # 22 + 21 + 21 bits: probes within 2 bits, tables of 4M entries
 _CHUNK = 4096               # images probed at once, and
 _CANDIDATES = 1 << 22       # candidate pairs compared at once: both bound the arrays in memory
-_PAIRS = 1 << 16            # pairs whose thumbnails are compared at once
+_PAIRS = 1 << 14            # pairs whose thumbnails are compared at once (about 25 MB per array)
 
 
 def near_duplicate_pairs(phash: np.ndarray, thumbs: np.ndarray,
@@ -126,7 +126,10 @@ def _thumb_test(pairs: np.ndarray, phash, thumbs, max_diff: float) -> np.ndarray
         a, b = pairs[lo:lo + _PAIRS, 0], pairs[lo:lo + _PAIRS, 1]
         ta = np.asarray(thumbs[a], np.int16).reshape(len(a), -1)
         tb = np.asarray(thumbs[b], np.int16).reshape(len(b), -1)
-        keep = np.abs(ta - tb).mean(axis=1) <= max_diff
+        diff = ta - tb
+        np.abs(diff, out=diff)
+        # An integer sum, not .mean(): the mean would first make a float64 copy of the block.
+        keep = diff.sum(axis=1, dtype=np.int64) <= max_diff * diff.shape[1]
         distance = np.bitwise_count(phash[a[keep]] ^ phash[b[keep]]).astype(np.int64)
         out.append(np.stack([a[keep], b[keep], distance], axis=1).astype(np.int64))
         if hasattr(thumbs, "release"):   # a memory map: its pages read so far may leave memory
