@@ -181,6 +181,12 @@ class Familiarity:
         self.threshold = float(np.quantile(self.score(features, images), self.quantile))
         return self.threshold
 
+    def relative(self, scores) -> np.ndarray:
+        """Scores over the threshold: 1 is the flag's edge (the distance calibration uses)."""
+        if self.threshold is None:
+            raise ValueError("the familiarity threshold is not set")
+        return np.asarray(scores) / max(self.threshold, 1e-12)
+
     def flags(self, scores) -> np.ndarray:
         """(N,) bool: True where the image looks unlike the training data."""
         if self.threshold is None:

@@ -254,7 +254,7 @@ class Predictor:
                 # land near a class in feature space, never in image statistics.
                 embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
                 scores = self.familiarity.score(embedding, batch.cpu().numpy())
-                distances = scores / max(self.familiarity.threshold or 1.0, 1e-12)
+                distances = self.familiarity.relative(scores)
                 temperatures = {head: C.temperature_at(c, distances) for head, c in self.calibration.items()}
             logits = self.model.forward_head(features)
             probs = {task: (out.float() / _per_row(temperatures.get(task, 1.0), out)).softmax(dim=1).cpu()

@@ -85,7 +85,7 @@ from .files import UsageError
 from .images import MAX_PIXELS
 from .labels import HEMISPHERES, LabelError, Vocabulary, season_of
 from .splits import SPLITS, assign_splits
-from .workers import bounded_map, process_pool
+from .workers import alive, bounded_map, process_pool
 
 # ---- defaults --------------------------------------------------------------
 RAW = "data/raw"
@@ -244,7 +244,7 @@ def clean_leftovers(out: Path) -> list[str]:
     pattern = re.compile(re.escape(out.name) + r"\.(tmp|old)-(\d+)-")
     for path in sorted(out.parent.iterdir()):
         match = pattern.match(path.name)
-        if not match or not path.is_dir() or _alive(int(match.group(2))):
+        if not match or not path.is_dir() or alive(int(match.group(2))):
             continue
         if files.is_ours(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -253,16 +253,6 @@ def clean_leftovers(out: Path) -> list[str]:
             notices.append(f"warning: {path} looks left by an interrupted run but carries no marker; "
                            "left alone")
     return notices
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---- labels --------------------------------------------------------------------------

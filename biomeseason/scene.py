@@ -33,7 +33,6 @@ processes. Nothing here imports torch, so the workers start light.
 from __future__ import annotations
 
 import hashlib
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,11 +220,9 @@ _DONE: frozenset = frozenset()   # (path, sha256) already predicted; set in each
 
 
 def start_worker(done) -> None:
-    """In each worker: what --resume skips, and the default SIGTERM, so that stopping a worker
-    ends it quietly (a handler inherited from the parent would raise in it instead)."""
+    """In each worker: what --resume skips (signals are set by ``workers.process_pool``)."""
     global _DONE
     _DONE = frozenset(done)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def prepare(source, image_size: int, scene: bool = True, max_pixels: int = images.MAX_PIXELS,

@@ -714,7 +714,7 @@ def relative_familiarity(familiarity: Familiarity | None, raw: dict) -> np.ndarr
     """Each image's familiarity score over the flag's threshold (1 = the edge); None without a score."""
     if familiarity is None or familiarity.threshold is None:
         return None
-    return familiarity.score(raw["embed"], raw["image_stats"]) / max(familiarity.threshold, 1e-12)
+    return familiarity.relative(familiarity.score(raw["embed"], raw["image_stats"]))
 
 
 def _temperatures(meta: dict, familiarity: Familiarity | None, raw: dict) -> dict:

@@ -46,7 +46,8 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,7 +69,7 @@ def _init_worker(client: int, initializer=None, initargs=()):
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):
             pass
-    if not _alive(client):   # the process that asked for us died before prctl took effect
+    if not alive(client):   # the process that asked for us died before prctl took effect
         os._exit(1)
     if initializer is not None:
         initializer(*initargs)
