@@ -13,9 +13,10 @@ Prints, and writes to bench/results/real.md (with the date, the machine, the
 settings and the regions scored): biome accuracy and macro-F1, month exact
 and within +-1, season, ECE of each head, the share of tiles flagged
 unfamiliar, and the share of all tiles whose answer is wrong with p > 0.9 and
-not flagged. Season: the model's season (the northern-hemisphere season of
-its month, i.e. what the scene looks like) against the tile's true season at
-its latitude (shifted by six months south of the equator). Chance: biome
+not flagged. Each tile is predicted with its hemisphere (from its ``lat``),
+as a user gives it with ``predict --hemisphere`` or a photo's EXIF GPS does:
+the model answers the northern month a tile looks like and prediction turns
+it into the tile's calendar month and season. Chance: biome
 1/7 = 0.14, month within +-1 3/12 = 0.25, season 0.25.
 
 Targets (real, held-out regions): biome accuracy >= 0.50, month within +-1 >= 0.50.
@@ -123,11 +124,12 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
     regions = sorted(held["region"].unique())
     predictor = load_model(model)
     paths = [data / p for p in held["path"]]
-    preds = predictor.predict(paths, batch_size=64)
+    hemispheres = ["south" if lat < 0 else "north" for lat in held["lat"]]
+    preds = predictor.predict(paths, batch_size=64, hemisphere=hemispheres)
     # The same network with no calibration at all (T = 1 for every image): the "before" of the diagram.
     predictor.calibration = {head: {} for head in predictor.calibration}
     predictor.temperatures = {head: 1.0 for head in predictor.temperatures}
-    plain = predictor.predict(paths, batch_size=64)
+    plain = predictor.predict(paths, batch_size=64, hemisphere=hemispheres)
     vocab = Vocabulary.load()
     df = held.assign(
         true_biome=[vocab.resolve(b).biome for b in held["biome"]],

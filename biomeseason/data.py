@@ -28,6 +28,7 @@ from torchvision.transforms import v2
 from . import store
 from .files import UsageError
 from .images import ImageError, read_image
+from .labels import north_month
 from .manifest import SPLITS, manifest_sha256, read_manifest  # noqa: F401  (manifest_sha256: re-exported)
 from .presets import resize_short_side
 
@@ -81,14 +82,20 @@ def carve_validation(df: pd.DataFrame, share: float, seed: int) -> tuple[pd.Data
 
 
 def encode_targets(df: pd.DataFrame, classes: ClassLists) -> tuple[torch.Tensor, torch.Tensor]:
-    """(biome index, month index) per row; -1 where the label is missing."""
+    """(biome index, month index) per row; -1 where the label is missing.
+
+    The month target is the northern-equivalent month (``labels.north_month``):
+    an image from south of the equator (the manifest's ``hemisphere``) is
+    labelled six months on, so one look has one label in either hemisphere."""
     biome_index = {b: i for i, b in enumerate(classes.biomes)}
     month_index = {m: i for i, m in enumerate(classes.months)}
     unknown = sorted(set(df["biome"].dropna()) - set(biome_index) - {""})
     if unknown:
         raise ValueError(f"manifest has biomes not in labels.json: {unknown}")
     biome = [biome_index.get(b, MISSING) if isinstance(b, str) else MISSING for b in df["biome"]]
-    month = [MISSING if pd.isna(m) else month_index[int(m)] for m in df["month"]]
+    hemispheres = df["hemisphere"] if "hemisphere" in df else pd.Series("north", index=df.index)
+    month = [MISSING if pd.isna(m) else month_index.get(north_month(int(m), h or "north"), MISSING)
+             for m, h in zip(df["month"], hemispheres)]
     return torch.tensor(biome, dtype=torch.long), torch.tensor(month, dtype=torch.long)
 
 
@@ -119,6 +126,7 @@ class ProcessedImages(Dataset):
         self.root = Path(processed)
         self.paths = [self.root / p for p in df["path"]]
         self.sources = list(df["source"])
+        self.hemispheres = list(df["hemisphere"]) if "hemisphere" in df else ["north"] * len(df)
         self.biome, self.month = encode_targets(df, classes)
         self.short_side = short_side
         self.transform = transform

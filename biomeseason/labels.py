@@ -157,6 +157,23 @@ def season_of(month: int | None, hemisphere: str = "north") -> str:
     return SEASONS[index]
 
 
+def north_month(month: int, hemisphere: str = "north") -> int:
+    """The month in which a northern place looks as this place does in ``month``.
+
+    Six months on south of the equator (a southern July looks like a northern
+    January); the month itself in the north. Its own inverse. The month head of
+    a model learns and answers these months, so one look has one month label
+    whichever hemisphere an image came from; a prediction is turned back into
+    the image's calendar month with the image's hemisphere.
+    """
+    if hemisphere not in HEMISPHERES:
+        raise ValueError(f"hemisphere must be one of {HEMISPHERES}, got {hemisphere!r}")
+    month = int(month)
+    if not 1 <= month <= 12:
+        raise ValueError(f"month must be 1..12, got {month}")
+    return month if hemisphere == "north" else (month + 5) % 12 + 1
+
+
 @dataclass(frozen=True)
 class FileLabel:
     biome: str | None

@@ -52,7 +52,7 @@ from . import calibration as C
 from . import files, images, presets
 from .checkpoint import CheckpointError, load_checkpoint
 from .images import ImageError, check_paths_exist, find_images
-from .labels import MONTH_ABBR, SEASONS, season_of
+from .labels import HEMISPHERES, MONTH_ABBR, SEASONS, north_month, season_of
 from .model import build_model, select_device
 from .presets import dihedral, eval_transform
 from .scene import Prepared, ordered_map, prepare
@@ -82,7 +82,7 @@ class Prediction:
     biome_p: float
     month: int                                   # 1..12
     month_p: float
-    season: str                                  # from the predicted month
+    season: str                                  # of the predicted month in the image's hemisphere
     season_p: float                              # sum of that season's month probabilities
     biome_top: list[tuple[str, float]]           # best TOP_K, most probable first
     month_top: list[tuple[int, float]]
@@ -95,6 +95,7 @@ class Prediction:
     image_size: tuple[int, int] | None = None    # (w, h) of the upright image the box refers to
     sha256: str = ""                             # of the file's bytes (files only)
     notes: list[str] = field(default_factory=list, repr=False)
+    hemisphere: str = "north"                    # the image's, which its months and season are in
 
     @property
     def month_name(self) -> str:
@@ -109,7 +110,7 @@ class Prediction:
         """The CSV row (``COLUMNS``)."""
         row = {"path": self.path, "biome": self.biome, "biome_p": round(self.biome_p, 4),
                "month": self.month, "month_p": round(self.month_p, 4), "season": self.season,
-               "season_p": round(self.season_p, 4),
+               "season_p": round(self.season_p, 4), "hemisphere": self.hemisphere,
                "unfamiliar": "" if self.unfamiliar is None else self.unfamiliar,
                "familiarity": "" if self.familiarity_score is None else round(self.familiarity_score, 3),
                "scene_box": ",".join(map(str, self.scene_box)) if self.scene_box else "",
@@ -121,7 +122,7 @@ class Prediction:
         return row
 
 
-COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p",
+COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p", "hemisphere",
            "unfamiliar", "familiarity", "scene_box",
            *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
              for p in ("", "_p")), "sha256"]
@@ -198,7 +199,11 @@ class Predictor:
         self.familiarity = familiarity
         self.biomes: list[str] = list(meta["biomes"])
         self.months: list[int] = [int(m) for m in meta["months"]]
+        # The hemisphere of an image that does not say (EXIF GPS) and is not told (``hemisphere=``).
         self.hemisphere: str = meta["hemisphere"]
+        # "north": the month head answers northern-equivalent months (labels.north_month), turned
+        # into each image's calendar months; older models answer calendar months of self.hemisphere.
+        self.month_frame: str | None = meta.get("month_frame")
         self.image_size: int = int(meta["image_size"])
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
         calibration = meta.get("calibration") or {}
@@ -209,7 +214,7 @@ class Predictor:
         self.tta_views = _tta_views(self.view)
         # Which season each month-head output belongs to, for season probabilities.
         self._season_of_output = torch.tensor(
-            [SEASONS.index(season_of(m, self.hemisphere)) for m in self.months])
+            [SEASONS.index(season_of(m, self.month_frame or self.hemisphere)) for m in self.months])
 
     def __repr__(self) -> str:
         metrics = self.meta.get("metrics") or {}
@@ -280,7 +285,9 @@ class Predictor:
         An image that cannot be used raises images.ImageError, unless ``on_error``
         is given: then it is called with (source, error) and the image is skipped.
         ``options``: scene (crop to the Earth part, default True), max_pixels,
-        workers (decoding processes, default 0: this one), done (see iter_batches).
+        workers (decoding processes, default 0: this one), done (see iter_batches),
+        hemisphere ("north" or "south" for every image, or one per source; default:
+        each image's EXIF GPS latitude, else the model's ``hemisphere``).
         """
         return [r for batch in self.iter_batches(sources, tta, batch_size, on_error, progress, **options)
                 for r in batch]
@@ -288,7 +295,7 @@ class Predictor:
     def iter_batches(self, sources, tta: bool = False, batch_size: int = 32,
                      on_error: Callable[[object, ImageError], None] | None = None,
                      progress: bool = False, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
-                     workers: int = 0, done=()) -> Iterator[list[Prediction]]:
+                     workers: int = 0, done=(), hemisphere=None) -> Iterator[list[Prediction]]:
         """Like predict, yielding one list of results per batch (memory stays bounded).
 
         Files whose (path, sha256) is in ``done`` are skipped unread beyond their bytes.
@@ -296,13 +303,15 @@ class Predictor:
         if isinstance(sources, (str, Path, Image.Image, np.ndarray)):
             sources = [sources]
         sources = list(sources)
+        told = _hemispheres(hemisphere, len(sources))
         job = functools.partial(prepare, image_size=self.image_size, scene=scene, max_pixels=max_pixels,
                                 done=None if workers > 1 else frozenset(done))
         bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
         batch: list[Prepared] = []
         stream = ordered_map(job, sources, workers, 4 * batch_size, done)
         try:
-            for source, ready in zip(sources, stream):
+            for source, ready, given in zip(sources, stream, told):
+                ready.hemisphere = given or _hemisphere_of(ready.lat) or self.hemisphere
                 if ready.error:
                     bar.update(1)
                     error = ImageError(ready.name, ready.error)
@@ -346,16 +355,33 @@ class Predictor:
     def _prediction(self, prepared: Prepared, biome_p: torch.Tensor, month_p: torch.Tensor,
                     season_p: torch.Tensor, unfamiliar: bool | None, score: float | None) -> Prediction:
         biome_probs = dict(zip(self.biomes, biome_p.tolist()))
-        month_probs = dict(zip(self.months, month_p.tolist()))
+        hemisphere = prepared.hemisphere if self.month_frame else self.hemisphere
+        months = [north_month(m, hemisphere) for m in self.months] if self.month_frame else self.months
+        month_probs = dict(sorted(zip(months, month_p.tolist())))
         season_probs = dict(zip(SEASONS, season_p.tolist()))
         biome_top = _top(biome_probs)
         month_top = _top(month_probs)
         month = month_top[0][0]
-        season = season_of(month, self.hemisphere)
+        season = season_of(month, hemisphere)
         return Prediction(prepared.name, biome_top[0][0], biome_top[0][1], month, month_top[0][1],
                           season, season_probs[season], biome_top, month_top,
                           biome_probs, month_probs, season_probs, unfamiliar, score,
-                          prepared.box, prepared.size, prepared.sha256, prepared.notes)
+                          prepared.box, prepared.size, prepared.sha256, prepared.notes, hemisphere)
+
+
+def _hemispheres(hemisphere, n: int) -> list[str | None]:
+    """The ``hemisphere=`` option as one entry per source (None: the image's own, else the model's)."""
+    given = [hemisphere] * n if hemisphere is None or isinstance(hemisphere, str) else list(hemisphere)
+    if len(given) != n:
+        raise ValueError(f"hemisphere: {len(given)} values for {n} images")
+    bad = sorted({h for h in given if h is not None and h not in HEMISPHERES})
+    if bad:
+        raise ValueError(f"hemisphere must be one of {HEMISPHERES}, not {bad[0]!r}")
+    return given
+
+
+def _hemisphere_of(lat: float | None) -> str | None:
+    return None if lat is None else ("south" if lat < 0 else "north")
 
 
 def _per_row(temperature, like: torch.Tensor) -> torch.Tensor:
@@ -409,6 +435,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "trained with (default: off)")
     parser.add_argument("--no-scene", dest="scene", action="store_false",
                         help="predict on the whole image, without cropping to the Earth part (default: crop)")
+    parser.add_argument("--hemisphere", choices=HEMISPHERES, default=None,
+                        help="where the images were taken, for their months and seasons (a southern "
+                             "January looks like a northern July); default: each image's EXIF GPS "
+                             "latitude, else the hemisphere of the model's training data")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
@@ -481,7 +511,8 @@ def main(args: argparse.Namespace) -> int:
             with files.appending_rows(partial, COLUMNS) as append:
                 for batch in predictor.iter_batches(found, tta=args.tta, batch_size=args.batch_size,
                                                     on_error=report, progress=True, scene=args.scene,
-                                                    max_pixels=args.max_pixels, workers=args.workers, done=done):
+                                                    max_pixels=args.max_pixels, workers=args.workers, done=done,
+                                                    hemisphere=args.hemisphere):
                     append(r.to_row() for r in batch)
                     new += len(batch)
         except BaseException:

@@ -12,6 +12,10 @@ second region where the biome's looks differ strongly with its seasons in
 phase (red Australian and beige Saharan desert; Canadian and Siberian taiga;
 Appalachian and north-east Chinese forest).
 
+Months are northern-equivalent (``labels.north_month``): a tile south of the
+equator (``lat`` < 0) counts six months on, so a southern July joins the
+northern Januaries it looks like, as the synthetic scenes' labels do.
+
 Per (biome, month) the table holds, over the tiles of that biome and month:
 
 - ``lab``: mean of the tiles' mean CIELAB L*, a*, b*
@@ -79,10 +83,13 @@ def measure(folder, regions=CALIBRATION_REGIONS) -> dict:
     import pandas as pd
 
     from .images import read_image
+    from .labels import north_month
 
     folder = Path(folder)
     labels = pd.read_csv(folder / "labels.csv")
-    labels = labels[labels["region"].isin(regions)]
+    labels = labels[labels["region"].isin(regions)].copy()
+    labels["month"] = [north_month(m, "south" if lat < 0 else "north")
+                       for m, lat in zip(labels["month"], labels["lat"])]
     missing = sorted(set(regions) - set(labels["region"]))
     if missing:
         raise ValueError(f"regions {missing} are not in {folder / 'labels.csv'}")

@@ -42,6 +42,7 @@ from PIL import Image
 from scipy import ndimage
 
 from . import images
+from .clean import exif_month_and_latitude
 from .images import ImageError
 from .workers import bounded_map, process_pool
 
@@ -214,6 +215,8 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     error: str = ""
     done: bool = False
+    lat: float | None = None                     # EXIF GPS latitude, when the file has one
+    hemisphere: str = ""                         # set by the predictor: told, from lat, or its default
 
 
 _DONE: frozenset = frozenset()   # (path, sha256) already predicted; set in each worker for --resume
@@ -256,7 +259,8 @@ def prepare(source, image_size: int, scene: bool = True, max_pixels: int = image
         img = img.crop(box)
     full_box = (round(box[0] * size[0] / w), round(box[1] * size[1] / h),
                 round(box[2] * size[0] / w), round(box[3] * size[1] / h))
-    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes])
+    _, lat = exif_month_and_latitude(record.image)
+    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes], lat=lat)
 
 
 def ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:

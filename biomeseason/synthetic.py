@@ -24,6 +24,13 @@ rotation (ridges, rivers, fields), cover shares, relief, exposure and every
 colour anchor vary per image, so a classifier has to learn more than one
 mean colour.
 
+Months in the file names are northern-equivalent (``labels.north_month``): a
+scene of a biome whose reference place lies south of the equator (the
+Serengeti) is that place six months on, so ``TropGrass_Jan`` shows its July
+dry season, as the Sahel looks in January. One look has one month label
+whichever hemisphere it comes from; prediction turns the month back into a
+southern image's calendar month.
+
 Each image draws a day in its month; the month tables in ``BIOMES`` hold
 mid-month values and are interpolated to that day (the land's calendar
 also shifts by an early or late year), so neighbouring months look alike
@@ -149,7 +156,7 @@ from scipy.special import ndtri
 
 from . import files
 from . import synthetic_looks as looks
-from .labels import MONTH_ABBR
+from .labels import MONTH_ABBR, north_month
 from .workers import process_pool
 
 FILE_PREFIX = {
@@ -414,7 +421,7 @@ def render_scene(biome: str, month: int, seed, size: int = 256, look: str = "mix
     # Colours as measured on real imagery of this biome and month; the sun lights the
     # relief after that, so the season's sun height (long winter shadows, flat summer
     # light) survives the colour match. Flat ground and water keep their brightness.
-    img = looks.match_colours(img, *looks.colour_target(FILE_PREFIX[biome], st["pday"], rng))
+    img = looks.match_colours(img, *looks.colour_target(FILE_PREFIX[biome], st["north_pday"], rng))
     light = _hillshade(h + 0.03 * tex, spec["slope"] * rng.uniform(0.1, 1.0), st["elev"], rng)
     light[water] = 1
     img *= light
@@ -428,14 +435,19 @@ def render_scene(biome: str, month: int, seed, size: int = 256, look: str = "mix
 
 
 def _month_state(spec: dict, month: int, rng) -> dict:
-    """Scalars for one image: day, sun elevation, and the month tables read at that day, jittered."""
-    day = (month - 1) * 30.44 + rng.uniform(0, 30.44)
+    """Scalars for one image: day, sun elevation, and the month tables read at that day, jittered.
+
+    ``month`` is northern-equivalent: the tables and the sun are read at the reference place's own
+    calendar month; ``north_pday`` is the day a northern place looks like this (the colour table's)."""
+    south = spec["lat"] < 0
+    day = (north_month(month, "south" if south else "north") - 1) * 30.44 + rng.uniform(0, 30.44)
     pday = day + rng.normal(0, DAY_JITTER)        # early or late year for the land
     # A place a little nearer the pole (or the equator) than the reference one: lower
     # sun, and snow and ice that come earlier and stay longer (or the reverse).
     poleward = rng.normal(0, LAT_JITTER)
     lat = spec["lat"] + np.sign(spec["lat"]) * poleward
-    st = {"day": day, "pday": pday, "lat": lat, "elev": _solar_elevation(lat, day)}
+    st = {"day": day, "pday": pday, "north_pday": pday + 182.6 * south, "lat": lat,
+          "elev": _solar_elevation(lat, day)}
     for key in TABLE_KEYS:
         v = _interp(spec[key], pday) / 100.0 if key in spec else 0.0
         # Jitter in logit space keeps 0 at 0 (no July snow in Death Valley) and 1 at 1.

@@ -51,7 +51,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import ClassLists, ProcessedImages, carve_validation, encode_targets, estimate_cache_bytes, read_class_lists
 from .familiarity import Familiarity, image_statistics
 from .files import UsageError
-from .labels import MONTH_ABBR
+from .labels import MONTH_ABBR, north_month
 from .manifest import SPLITS, manifest_sha256, read_manifest
 from .model import ARCHS, BiomeSeasonNet, build_model, load_backbone_weights, load_matching, select_device
 from .presets import IMAGENET_MEAN, IMAGENET_STD, VIEWS, augmentation_settings, eval_transform, train_transform
@@ -438,7 +438,8 @@ def split_metrics(raw: dict, classes: ClassLists, temperatures: dict | None = No
         return {}
     pred_b, pred_m = raw["logits_biome"].argmax(1), raw["logits_month"].argmax(1)
     metrics = {**M.biome_metrics(raw["true_biome"], pred_b, len(classes.biomes)),
-               **M.month_metrics(raw["true_month"], pred_m, classes.months, classes.hemisphere)}
+               # Targets and answers are northern-equivalent months (data.encode_targets): their season is the north's.
+               **M.month_metrics(raw["true_month"], pred_m, classes.months, "north")}
     metrics["score"] = M.score(metrics)
     for head, t in (temperatures or {}).items():
         logits, true = raw[f"logits_{head}"], raw[f"true_{head}"]
@@ -649,7 +650,9 @@ def _epoch_line(row: dict) -> str:
 
 def _meta(cfg: TrainConfig, classes, inputs: Inputs) -> dict:
     return {"arch": cfg.arch, "biomes": classes.biomes, "months": classes.months,
-            "hemisphere": classes.hemisphere, "image_size": cfg.image_size,
+            # The default hemisphere of an image at prediction; the month head answers
+            # northern-equivalent months (labels.north_month), turned back per image.
+            "hemisphere": classes.hemisphere, "month_frame": "north", "image_size": cfg.image_size,
             # ImageNet statistics either way: right for pretrained weights, harmless from scratch.
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             # The view decides which test-time views prediction may average (presets.tta_views).
@@ -822,6 +825,12 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperat
         rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
                                   f"pred_{task}": [names[j] for j in p],
                                   f"p_{task}": probs[task].max(1).round(4)}))
+    # Months in the table are each image's calendar months (the head's are northern-equivalent).
+    calendar = rows[1].copy()
+    for column in ("true_month", "pred_month"):
+        calendar[column] = [north_month(m, h or "north") if m != "" else ""
+                            for m, h in zip(calendar[column], ds.hemispheres)]
+    rows[1] = calendar
     if familiarity is not None:
         scores = familiarity.score(raw["embed"], raw["image_stats"])
         rows.append(pd.DataFrame({"familiarity": scores.round(3), "unfamiliar": familiarity.flags(scores)}))

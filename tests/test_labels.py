@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from biomeseason.labels import LabelError, Vocabulary, parse_filename, parse_month, season_of
+from biomeseason.labels import LabelError, Vocabulary, north_month, parse_filename, parse_month, season_of
 
 DEFAULT_BIOMES = ["boreal_forest", "temperate_deciduous_forest", "desert", "tropical_rainforest",
                   "tropical_grassland", "tundra", "temperate_grassland"]
@@ -75,6 +75,16 @@ def test_bare_numbers_can_be_switched_off(vocab):
 ])
 def test_parse_month(text, month):
     assert parse_month(text) == month
+
+
+def test_a_southern_month_is_the_northern_month_it_looks_like():
+    assert [north_month(m, "south") for m in (1, 7, 12)] == [7, 1, 6]
+    assert [north_month(m) for m in range(1, 13)] == list(range(1, 13))
+    assert all(north_month(north_month(m, "south"), "south") == m for m in range(1, 13))
+    # The season of the northern-equivalent month is the southern image's own season.
+    assert all(season_of(north_month(m, "south")) == season_of(m, "south") for m in range(1, 13))
+    with pytest.raises(ValueError, match="hemisphere"):
+        north_month(1, "east")
 
 
 def test_seasons_are_meteorological_and_flip_in_the_south():

@@ -21,7 +21,7 @@ from biomeseason import explain, predict, scene
 from biomeseason.__main__ import main as cli
 from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from biomeseason.images import ImageError
-from biomeseason.labels import Vocabulary, season_of
+from biomeseason.labels import Vocabulary, north_month, season_of
 from biomeseason.model import BiomeSeasonNet
 from biomeseason.predict import ModelNotFoundError, Predictor, default_model_path, load_model
 from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD, dihedral, eval_transform
@@ -96,6 +96,49 @@ def test_southern_hemisphere_shifts_the_season(predictor, photo):
     assert south.month == north.month
     assert south.season == season_of(north.month, "south") != north.season
     assert south.season_probs["summer"] == pytest.approx(north.season_probs["winter"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def north_frame(tmp_path_factory) -> Predictor:
+    """A model whose month head answers northern-equivalent months (as training now writes)."""
+    return load_model(make_checkpoint(tmp_path_factory.mktemp("frame") / "best.pt", month_frame="north"))
+
+
+def test_a_southern_image_gets_its_own_calendar_month(north_frame, photo):
+    north = north_frame.predict(photo)[0]
+    south = north_frame.predict(photo, hemisphere="south")[0]
+    assert (north.hemisphere, south.hemisphere) == ("north", "south")
+    assert south.month == north_month(north.month, "south") != north.month
+    assert south.month_p == pytest.approx(north.month_p)
+    assert south.month_probs[north_month(3, "south")] == pytest.approx(north.month_probs[3])
+    assert south.season == north.season == season_of(south.month, "south")   # one look, one season
+    assert [m for m, _ in south.month_top] == [north_month(m, "south") for m, _ in north.month_top]
+    # One hemisphere per source, too.
+    mixed = north_frame.predict([photo, photo], hemisphere=["north", "south"])
+    assert [r.month for r in mixed] == [north.month, south.month]
+    with pytest.raises(ValueError, match="hemisphere"):
+        north_frame.predict(photo, hemisphere="east")
+
+
+def test_the_hemisphere_comes_from_exif_gps_when_not_told(north_frame, tmp_path):
+    for name, latitude in (("south.jpg", -33.5), ("north.jpg", 48.0)):
+        exif = Image.Exif()
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[2] = ("S" if latitude < 0 else "N"), (abs(latitude), 0.0, 0.0)
+        random_image().save(tmp_path / name, exif=exif.tobytes(), quality=95)
+    south, north = north_frame.predict([tmp_path / "south.jpg", tmp_path / "north.jpg"])
+    assert (south.hemisphere, north.hemisphere) == ("south", "north")
+    told = north_frame.predict(tmp_path / "south.jpg", hemisphere="north")[0]
+    assert told.hemisphere == "north" and south.month == north_month(told.month, "south")
+
+
+def test_predict_hemisphere_option_reaches_the_csv(north_frame, photo, tmp_path):
+    out = tmp_path / "p.csv"
+    assert cli(["predict", str(photo), "--model", str(north_frame.path), "--out", str(out),
+                "--hemisphere", "south", "--workers", "0"]) == 0
+    row = read_csv(out)[0]
+    plain = north_frame.predict(photo)[0]
+    assert row["hemisphere"] == "south" and int(row["month"]) == north_month(plain.month, "south")
 
 
 def test_batches_keep_order_and_values(predictor):
@@ -673,7 +716,7 @@ def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_o
     assert cli([*base, "--out", str(complete)]) == 0
 
     out = tmp_path / "p.csv"
-    out.write_text(",".join(predict.COLUMNS) + "\nprevious,run,0,1,0,winter" + "," * 17 + "\n")
+    out.write_text(",".join(predict.COLUMNS) + "\nprevious,run,0,1,0,winter" + "," * (len(predict.COLUMNS) - 6) + "\n")
     before = out.read_bytes()
     forward, calls = predict.Predictor._forward, []
 

@@ -14,7 +14,7 @@ import torch
 
 from biomeseason import train
 from biomeseason.checkpoint import load_checkpoint
-from biomeseason.data import ClassLists
+from biomeseason.data import ClassLists, encode_targets
 from biomeseason.files import UsageError, is_ours
 from biomeseason.manifest import manifest_sha256, read_manifest
 from biomeseason.train import TrainConfig, fit
@@ -78,6 +78,19 @@ def test_without_a_val_split_one_is_carved_out_of_train_by_group(tiny_processed,
     assert (df["split"] == "test").sum() == (manifest["split"] == "test").sum()
     again = train.check_inputs(cfg(data, tmp_path / "out"))
     assert again.df["split"].equals(df["split"])  # the same hold-out on every run (resume, eval-only)
+
+
+def test_a_southern_image_is_labelled_with_the_northern_month_it_looks_like():
+    df = pd.DataFrame({"biome": ["desert", "desert", "desert"], "month": pd.array([7, 7, None], dtype="Int64"),
+                       "hemisphere": ["north", "south", "south"]})
+    classes = ClassLists(["desert"], list(range(1, 13)))
+    biome, month = encode_targets(df, classes)
+    assert biome.tolist() == [0, 0, 0]
+    assert month.tolist() == [6, 0, -1]    # July; a southern July looks like January; unknown
+
+
+def test_checkpoints_say_their_months_are_northern_equivalent(trained):
+    assert load_checkpoint(trained.out / "best.pt")["meta"]["month_frame"] == "north"
 
 
 def test_best_pt_carries_a_temperature_per_head_and_the_run_draws_their_reliability(trained):
