@@ -1,14 +1,21 @@
-"""The whole chain on synthetic data, headless: what ``make demo`` runs.
+"""The whole chain on synthetic scenes and real tiles, headless: what ``make demo`` runs.
 
     python -m biomeseason demo --out runs/demo [--per-class N] [--epochs E] [--image-size S] [--smoke]
+    python -m biomeseason demo --no-real ...      # synthetic scenes alone
 
-1. synthetic scenes          -> out/raw/                (biomeseason.synthetic)
+1. training data             -> out/raw/, out/labels.csv
+   synthetic scenes (biomeseason.synthetic) and the real Blue Marble tiles
+   shipped in data/bluemarble/: the regions the scenes' colours were
+   measured on train (15% of their places validate); the other regions,
+   whole, are the real test split, so the real test figures are on places
+   never trained on.
 2. preprocessing             -> out/processed/          (biomeseason.preprocess)
 3. train.ipynb               -> out/model/best.pt, plots, metrics
 4. a held-out scene          -> out/heldout/            (a seed no training image used)
 5. predict.ipynb on it       -> out/notebooks/predict.ipynb
 6. hex2name.ipynb on it      -> out/notebooks/hex2name.ipynb (if the notebook exists)
-7. predictions on the test split with the predict library -> out/predictions.csv
+7. predictions on the test split with the predict library -> out/predictions.csv,
+   figures per domain (synthetic, real)                   -> out/test_by_domain.csv
 
 Notebooks are executed with papermill (kernel ``python3``, working directory
 the repository root) into out/notebooks/, where they can be opened in Jupyter
@@ -29,21 +36,26 @@ KERNEL = "python3"
 STEPS = 7
 GENERATED = ("raw", "processed", "model", "notebooks", "heldout", "plots")
 
-# Demo settings, measured on a 2-core CPU: about 9 minutes of training at 96 px
-# reach test biome accuracy >= 0.95 and month within +-1 >= 0.85.
-PER_CLASS = 20             # scenes per (biome, month): 7 x 12 x 20 = 1,680 images
-EPOCHS = 20
+# Demo settings, sized for 10 minutes on a 2-core CPU. With the real tiles (the default):
+# 840 synthetic scenes and 2,076 training/validation tiles at 64 px (the tiles are 32 px).
+# Synthetic scenes alone (--no-real): 1,680 scenes at train.ipynb's 96 px.
+SETTINGS = {"real": {"per_class": 10, "epochs": 15, "image_size": 64},
+            "synthetic": {"per_class": 20, "epochs": 20, "image_size": None}}   # None: the notebook's
 HELDOUT = ("temperate_deciduous_forest", 10)   # October: autumn colours, a clear seasonal cue
 HELDOUT_SEED = 1_000_003   # an integer seed; training scenes are seeded by SeedSequence([seed, ...])
 SMOKE = {"per_class": 1, "epochs": 1, "image_size": 64}
+REAL = ROOT / "data" / "bluemarble"   # NASA Blue Marble tiles (public domain), see its README.md
+REAL_VAL = 0.15            # share of the training regions' places that validate
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Run the whole chain on synthetic data.", add_help=add_help)
     parser.add_argument("--out", default="runs/demo", help="run folder (default: %(default)s)")
     parser.add_argument("--per-class", type=int, default=None,
-                        help=f"synthetic scenes per biome and month (default: {PER_CLASS})")
-    parser.add_argument("--epochs", type=int, default=None, help=f"training epochs (default: {EPOCHS})")
+                        help="synthetic scenes per biome and month (default: "
+                             f"{SETTINGS['real']['per_class']}, {SETTINGS['synthetic']['per_class']} with --no-real)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: "
+                        f"{SETTINGS['real']['epochs']}, {SETTINGS['synthetic']['epochs']} with --no-real)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="network input size (default: train.ipynb's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of scenes, splits and training (default: 0)")
@@ -51,6 +63,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="write into an existing --out that biomeseason did not make, "
                              "keeping what is in it (default: refuse)")
+    parser.add_argument("--no-real", dest="real", action="store_false",
+                        help=f"train on synthetic scenes alone, without the real tiles of {REAL.relative_to(ROOT)}")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny everything, to check the chain runs (1 scene per class, 1 epoch, 64 px)")
     return parser
@@ -110,23 +124,97 @@ def write_heldout(out: Path, size: int = 256) -> Path:
     return save_image(path, Image.fromarray(render_scene(biome, month, HELDOUT_SEED, size)), quality=92)
 
 
-def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) -> str:
-    """Predictions of the library on the test split, next to the true labels; returns a summary line."""
+def write_training_data(out: Path, per_class: int, seed: int, real: bool, smoke: bool) -> Path | None:
+    """Synthetic scenes into out/raw/, the real tiles into out/raw/bluemarble/, and, with the
+    real tiles, out/labels.csv naming both (domain, split by region, place groups, latitude).
+    Returns the labels CSV (None without the real tiles: the scenes' names are their labels)."""
     import pandas as pd
 
-    from .files import write_rows
+    from . import realstats, synthetic
+    from .files import atomic_write, write_csv
+    from .labels import Vocabulary, parse_filename
+
+    scenes = synthetic.write_scenes(out / "raw", per_class=per_class, seed=seed, workers=os.cpu_count() or 1)
+    print(f"   {len(scenes)} synthetic scenes in {out / 'raw'}")
+    if not real:
+        return None
+    if not (REAL / "labels.csv").is_file():
+        raise FileNotFoundError(f"{REAL / 'labels.csv'} is missing: restore data/bluemarble/ from the "
+                                "repository, or run the demo with --no-real")
+    vocab = Vocabulary.load()
+    labels = [parse_filename(path.name, vocab) for path in scenes]
+    rows = [pd.DataFrame({"path": [str(path.relative_to(out / "raw").as_posix()) for path in scenes],
+                          "biome": [label.biome for label in labels],
+                          "month": [label.month for label in labels], "domain": "synthetic"})]
+    tiles = real_split(pd.read_csv(REAL / "labels.csv", dtype={"month": int}), seed, smoke)
+    for path in tiles["path"]:
+        atomic_write(out / "raw" / "bluemarble" / path, (REAL / path).read_bytes())
+    rows.append(tiles.assign(path="bluemarble/" + tiles["path"], domain="real")[
+        ["path", "biome", "month", "domain", "group", "split", "lat", "region"]])
+    table = pd.concat(rows, ignore_index=True)
+    counts = tiles.groupby("split")["path"].size().to_dict()
+    print(f"   {len(tiles)} real tiles in {out / 'raw' / 'bluemarble'}: "
+          + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("train", "val", "test"))
+          + f" (test: the {tiles.loc[tiles['split'] == 'test', 'region'].nunique()} regions outside "
+          f"{len(realstats.CALIBRATION_REGIONS)} training regions)")
+    return write_csv(out / "labels.csv", table)
+
+
+def real_split(tiles, seed: int, smoke: bool = False):
+    """train / val / test for the real tiles: regions of ``realstats.CALIBRATION_REGIONS`` train,
+    REAL_VAL of their places (whole, all twelve months) validate, every other region is test.
+    ``smoke``: one place per region."""
+    import numpy as np
+
+    from .realstats import CALIBRATION_REGIONS
+
+    if smoke:
+        first = tiles.groupby("region")["group"].transform("min")
+        tiles = tiles[tiles["group"] == first]
+    tiles = tiles.copy()
+    training = tiles["region"].isin(CALIBRATION_REGIONS)
+    places = np.sort(tiles.loc[training, "group"].unique())
+    rng = np.random.default_rng(seed)
+    val = set(rng.choice(places, size=int(round(REAL_VAL * len(places))), replace=False))
+    tiles["split"] = np.where(~training, "test", np.where(tiles["group"].isin(val), "val", "train"))
+    return tiles.reset_index(drop=True)
+
+
+def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) -> list[str]:
+    """Predictions of the library on the test split, next to the true labels, each image in its
+    hemisphere; writes the figures per domain (synthetic, real) beside the CSV and returns one
+    summary line per domain."""
+    import pandas as pd
+
+    from .files import write_csv, write_rows
+    from .labels import season_of
     from .manifest import read_manifest
+    from .metrics import circular_distance
 
     test = read_manifest(processed)
-    test = test[test["split"] == "test"]
-    results = predictor.predict([processed / p for p in test["path"]], tta=tta, batch_size=64, progress=True)
-    rows = [{**r.to_row(), "true_biome": b, "true_month": "" if pd.isna(m) else int(m)}
-            for r, b, m in zip(results, test["biome"], test["month"])]
+    test = test[test["split"] == "test"].reset_index(drop=True)
+    domain = test["domain"] if "domain" in test else pd.Series("synthetic", index=test.index)
+    results = predictor.predict([processed / p for p in test["path"]], tta=tta, batch_size=64, progress=True,
+                                hemisphere=list(test["hemisphere"].replace("", predictor.hemisphere)))
+    rows = [{**r.to_row(), "true_biome": b, "true_month": "" if pd.isna(m) else int(m), "domain": d}
+            for r, b, m, d in zip(results, test["biome"], test["month"], domain)]
     write_rows(csv_path, rows)
-    biome_ok = [r["biome"] == r["true_biome"] for r in rows if r["true_biome"]]
-    month_ok = [r["month"] == r["true_month"] for r in rows if r["true_month"] != ""]
-    return (f"{len(rows)} test images; biome accuracy {_share(biome_ok)}, "
-            f"month accuracy {_share(month_ok)}")
+    table = pd.DataFrame(rows)
+    figures = []
+    for name, g in table.groupby("domain", sort=True):
+        labelled, dated = g[g["true_biome"] != ""], g[g["true_month"] != ""]
+        d = circular_distance(dated["month"].astype(int), dated["true_month"].astype(int))
+        true_season = [season_of(int(m), h) for m, h in zip(dated["true_month"], dated["hemisphere"])]
+        figures.append({"domain": name, "images": len(g),
+                        "biome_accuracy": _mean(labelled["biome"] == labelled["true_biome"]),
+                        "month_accuracy": _mean(d == 0), "month_within1": _mean(d <= 1),
+                        "season_accuracy": _mean(dated["season"] == true_season),
+                        "unfamiliar_share": _mean(g["unfamiliar"].map(lambda v: v is True))})
+    figures = pd.DataFrame(figures)
+    write_csv(csv_path.with_name("test_by_domain.csv"), figures)
+    return [f"{f.domain}: {f.images} test images; biome accuracy {_fmt(f.biome_accuracy)}, month "
+            f"{_fmt(f.month_accuracy)}, within +-1 {_fmt(f.month_within1)}, season {_fmt(f.season_accuracy)}"
+            for f in figures.itertuples()]
 
 
 def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path:
@@ -142,25 +230,30 @@ def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path
     return save_figure(target, fig, dpi=100)
 
 
-def _share(flags: list[bool]) -> str:
-    return f"{sum(flags) / len(flags):.3f}" if flags else "n/a"
+def _mean(flags) -> float:
+    return float(flags.mean()) if len(flags) else float("nan")
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value != value else f"{value:.3f}"
 
 
 def main(args: argparse.Namespace) -> int:
     from papermill.exceptions import PapermillExecutionError
 
-    from . import preprocess, synthetic
+    from . import preprocess
     from .files import UsageError
     from .predict import load_model
 
     out = Path(args.out).resolve()
-    per_class = args.per_class or (SMOKE["per_class"] if args.smoke else PER_CLASS)
-    # Synthetic scenes are nadir views: all eight rotations/flips are the same scene.
+    settings = SMOKE if args.smoke else SETTINGS["real" if args.real else "synthetic"]
+    per_class = args.per_class or settings["per_class"]
+    # Synthetic scenes and the north-up tiles are nadir views: all eight rotations/flips are the same scene.
     training = {"DATA_DIR": str(out / "processed"), "OUT_DIR": str(out / "model"),
                 "SEED": args.seed, "SMOKE": bool(args.smoke), "VIEW": "overhead",
-                "EPOCHS": args.epochs or (SMOKE["epochs"] if args.smoke else EPOCHS)}
-    # The image size is passed on only when asked for, so train.ipynb's default (96) stays the one source.
-    image_size = args.image_size or (SMOKE["image_size"] if args.smoke else None)
+                "EPOCHS": args.epochs or settings["epochs"]}
+    # Without a size of the demo's own, train.ipynb's default (96) stays the one source.
+    image_size = args.image_size or settings["image_size"]
     if image_size:
         training["IMAGE_SIZE"] = image_size
     model = out / "model" / "best.pt"
@@ -171,12 +264,11 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     prepare_out(out, force=args.force)
     try:
-        with step(1, f"synthetic scenes ({per_class} per biome and month)"):
-            scenes = synthetic.write_scenes(out / "raw", per_class=per_class, seed=args.seed,
-                                            workers=os.cpu_count() or 1)
-            print(f"   {len(scenes)} scenes in {out / 'raw'}")
+        with step(1, f"training data: synthetic scenes ({per_class} per biome and month)"
+                     + (" and real Blue Marble tiles" if args.real else "")):
+            labels_csv = write_training_data(out, per_class, args.seed, args.real, args.smoke)
         with step(2, "preprocessing"):
-            result = preprocess.preprocess(out / "raw", out / "processed", seed=args.seed)
+            result = preprocess.preprocess(out / "raw", out / "processed", seed=args.seed, labels_csv=labels_csv)
             print(result.summary)
         with step(3, "training: train.ipynb"):
             run_notebook("train.ipynb", out, training)
@@ -195,7 +287,8 @@ def main(args: argparse.Namespace) -> int:
         with step(7, "predictions on the test split"):
             csv_path = out / "predictions.csv"  # the test split, with the true labels beside
             predictor = load_model(model)  # once, for both the CSV and the figure
-            print("   " + predict_test_split(out / "processed", predictor, csv_path, args.tta))
+            for line in predict_test_split(out / "processed", predictor, csv_path, args.tta):
+                print("   " + line)
             figure = save_heldout_figure(heldout, predictor, out / "plots" / "heldout_prediction.png", args.tta)
     except PapermillExecutionError as e:
         print(f"\nerror: a notebook failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "

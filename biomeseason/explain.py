@@ -186,19 +186,25 @@ def _scaled(box, size, to_size) -> tuple[int, int, int, int]:
     return (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
 
 
-def show_prediction(predictor: Predictor | None, image, tta: bool = False) -> Prediction | None:
+def show_prediction(predictor: Predictor | None, image, tta: bool = False,
+                    hemisphere: str | None = None) -> Prediction | None:
     """Print the verdict and draw the figure of one image, for a notebook cell.
 
-    An image that cannot be used, or no model, is one printed sentence, not a
-    traceback; returns the Prediction, or None then.
+    ``hemisphere``: where the photo was taken, "north" or "south" (None: its
+    EXIF GPS latitude, else the model's). An image that cannot be used, a bad
+    setting, or no model is one printed sentence, not a traceback; returns the
+    Prediction, or None then.
     """
     if predictor is None:
         print("no model is loaded: see the message of the cell that loads it")
         return None
     try:
-        result = predictor.predict(image, tta=tta)[0]
+        result = predictor.predict(image, tta=tta, hemisphere=hemisphere)[0]
     except (ImageError, FileNotFoundError) as e:
         print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
+        return None
+    except ValueError as e:   # a hemisphere that is neither north nor south
+        print(f"{e}; edit HEMISPHERE and run again")
         return None
     print(result.summary())
     if result.unfamiliar:

@@ -102,9 +102,11 @@ class Prediction:
         return MONTH_ABBR[self.month - 1].capitalize()
 
     def summary(self) -> str:
-        """One line for people: 'tundra (0.91), Jul (0.62), summer (0.85)'."""
+        """One line for people: 'tundra (0.91), Jul (0.62), summer (0.85)', and ', southern
+        hemisphere' when the months and season are a southern image's."""
         return (f"{self.biome} ({self.biome_p:.2f}), {self.month_name} ({self.month_p:.2f}), "
-                f"{self.season} ({self.season_p:.2f})")
+                f"{self.season} ({self.season_p:.2f})" + (", southern hemisphere" if self.hemisphere == "south"
+                                                          else ""))
 
     def to_row(self) -> dict:
         """The CSV row (``COLUMNS``)."""

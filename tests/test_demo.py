@@ -57,6 +57,32 @@ def test_the_heldout_scene_is_named_by_its_labels_and_not_a_training_scene(tmp_p
     assert Image.open(path).tobytes() != Image.open(training).tobytes()
 
 
+def test_real_tiles_split_by_region_and_place_with_whole_regions_held_out_for_test():
+    import pandas as pd
+
+    from biomeseason.realstats import CALIBRATION_REGIONS
+
+    tiles = pd.read_csv(demo.REAL / "labels.csv")
+    split = demo.real_split(tiles, seed=0)
+    assert len(split) == len(tiles) == 3516                        # every shipped tile is used
+    assert split.groupby("group")["split"].nunique().max() == 1     # a place never straddles two splits
+    assert split.groupby("region")["split"].apply(lambda s: set(s) <= {"train", "val"} or set(s) == {"test"}).all()
+    test_regions = set(split.loc[split["split"] == "test", "region"])
+    assert test_regions and not test_regions & set(CALIBRATION_REGIONS)
+    assert 0.10 < (split.loc[split["region"].isin(CALIBRATION_REGIONS), "split"] == "val").mean() < 0.20
+    assert split.equals(demo.real_split(tiles, seed=0))             # the same split every run
+    smoke = demo.real_split(tiles, seed=0, smoke=True)
+    assert smoke.groupby("region")["group"].nunique().eq(1).all() and len(smoke) == 12 * tiles["region"].nunique()
+
+
+def test_the_shipped_tiles_are_all_there_and_small():
+    import pandas as pd
+
+    tiles = pd.read_csv(demo.REAL / "labels.csv")
+    assert all((demo.REAL / p).is_file() for p in tiles["path"])
+    assert sum(f.stat().st_size for f in demo.REAL.rglob("*") if f.is_file()) < 15e6
+
+
 @pytest.mark.slow
 def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
     out = tmp_path / "demo"
@@ -74,6 +100,17 @@ def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     manifest = read_manifest(out / "processed")
     assert len(rows) == (manifest["split"] == "test").sum() > 0
-    assert {"true_biome", "true_month", "biome", "month"} <= set(rows[0])
+    assert {"true_biome", "true_month", "biome", "month", "domain"} <= set(rows[0])
+    # Real tiles train beside the scenes; whole regions of them are the real test split.
+    real = manifest[manifest["domain"] == "real"]
+    assert set(real["split"]) == {"train", "val", "test"}
+    held = set(real.loc[real["split"] == "test", "region"])
+    assert held and not held & set(real.loc[real["split"] != "test", "region"])
+    assert (real["hemisphere"] == "south").any() and (manifest["domain"] == "synthetic").any()
+    with open(out / "test_by_domain.csv", newline="") as f:
+        by_domain = {row["domain"]: row for row in csv.DictReader(f)}
+    assert set(by_domain) == {"real", "synthetic"}
+    assert int(by_domain["real"]["images"]) == (real["split"] == "test").sum()
+    assert "real: " in printed and "synthetic: " in printed
     for where in ("executed notebooks:", "model:", "plots:", "predictions:"):
         assert where in printed

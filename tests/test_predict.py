@@ -637,6 +637,17 @@ def test_a_flagged_image_gets_no_bold_answer_and_a_warning(tmp_path, capsys):
         assert (predict.UNFAMILIAR_WARNING.split()[0] in title.get_text()) is flagged
 
 
+def test_the_notebook_cell_says_a_bad_hemisphere_in_one_sentence(north_frame, photo, capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    assert explain.show_prediction(north_frame, photo, hemisphere="east") is None
+    printed = capsys.readouterr().out.strip()
+    assert "HEMISPHERE" in printed and len(printed.splitlines()) == 1
+    result = explain.show_prediction(north_frame, photo, hemisphere="south")
+    assert result.hemisphere == "south" and capsys.readouterr().out.startswith(result.summary())
+    assert result.summary().endswith("southern hemisphere")
+
+
 @pytest.mark.parametrize("view, expected", [("upright", [0, 4]), ("overhead", list(range(8)))])
 def test_tta_uses_only_the_views_the_model_was_trained_with(tmp_path, view, expected):
     path = make_checkpoint(tmp_path / f"{view}.pt", view=view)
