@@ -37,9 +37,9 @@ STEPS = 7
 GENERATED = ("raw", "processed", "model", "notebooks", "heldout", "plots")
 
 # Demo settings, sized for 10 minutes on a 2-core CPU. With the real tiles (the default):
-# 840 synthetic scenes and 2,076 training/validation tiles at 64 px (the tiles are 32 px).
+# 672 synthetic scenes and 2,076 training/validation tiles at 64 px (the tiles are 32 px).
 # Synthetic scenes alone (--no-real): 1,680 scenes at train.ipynb's 96 px.
-SETTINGS = {"real": {"per_class": 10, "epochs": 15, "image_size": 64},
+SETTINGS = {"real": {"per_class": 8, "epochs": 10, "image_size": 64},
             "synthetic": {"per_class": 20, "epochs": 20, "image_size": None}}   # None: the notebook's
 HELDOUT = ("temperate_deciduous_forest", 10)   # October: autumn colours, a clear seasonal cue
 HELDOUT_SEED = 1_000_003   # an integer seed; training scenes are seeded by SeedSequence([seed, ...])

@@ -89,6 +89,15 @@ def test_a_southern_image_is_labelled_with_the_northern_month_it_looks_like():
     assert month.tolist() == [6, 0, -1]    # July; a southern July looks like January; unknown
 
 
+def test_test_metrics_by_a_manifest_column_agree_with_the_run_metrics(trained, tiny_processed):
+    assert train.test_metrics_by(trained.out, tiny_processed, "no_such_column") is None
+    by_split = train.test_metrics_by(trained.out, tiny_processed, "split")
+    test = trained.metrics["test"]
+    assert list(by_split.index) == ["test"] and by_split.loc["test", "images"] == test["biome_n"]
+    assert by_split.loc["test", "biome_acc"] == pytest.approx(test["biome_acc"])
+    assert by_split.loc["test", "month_within1"] == pytest.approx(test["month_within1"])
+
+
 def test_checkpoints_say_their_months_are_northern_equivalent(trained):
     assert load_checkpoint(trained.out / "best.pt")["meta"]["month_frame"] == "north"
 
