@@ -1,6 +1,7 @@
 """Astronaut-style photos made from real tiles: how models do on oblique, framed views of real places.
 
-    python bench/astronaut.py --model runs/demo/model/best.pt --model runs/bench-real/model/best.pt
+    python bench/astronaut.py          # the demo model and bench/real.py's synthetic-only model
+    python bench/astronaut.py --model models/best.pt --model other.pt
 
 No real astronaut photo collection is available offline, so this makes
 astronaut-style photos out of REAL imagery: each is one Blue Marble tile
@@ -41,13 +42,15 @@ from biomeseason.metrics import circular_distance  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "astronaut.md"
+MODELS = [ROOT / "runs" / "demo" / "model" / "best.pt", ROOT / "runs" / "bench-real" / "model" / "best.pt"]
 PHOTO = 320                 # side of the oblique view
 CANVAS = (440, 400)         # the framed photo (w, h): margins and a caption band around the view
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, action="append", required=True, help="a checkpoint; repeatable")
+    p.add_argument("--model", type=Path, action="append",
+                   help="a checkpoint; repeatable (default: those of make demo and bench/real.py)")
     p.add_argument("--places", type=int, default=2, help="places per held-out region, x 12 months (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the places and the views (default: 0)")
     p.add_argument("--data", type=Path, default=DATA, help=f"Blue Marble folder (default: {DATA})")
@@ -81,6 +84,7 @@ def inside(box, photo) -> float:
 
 def main() -> int:
     args = get_args_parser().parse_args()
+    args.model = args.model or MODELS
     missing = [m for m in args.model if not m.is_file()]
     if missing or not (args.data / "labels.csv").is_file():
         print(f"error: not found: {missing or args.data / 'labels.csv'}", file=sys.stderr)
