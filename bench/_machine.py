@@ -9,6 +9,13 @@ from pathlib import Path
 import psutil
 
 
+def settings(base: dict, args, keys) -> dict:
+    """A copy of ``base`` with each of ``keys`` replaced by the command-line value given for it."""
+    s = dict(base)
+    s.update({key: getattr(args, key) for key in keys if getattr(args, key) is not None})
+    return s
+
+
 def machine() -> str:
     """Cores, CPU model, load, system and Python: enough to compare figures across runs."""
     cpu = platform.processor() or "unknown CPU"

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _machine import machine  # noqa: E402  (bench/ is on the path: the script's folder)
+from _machine import machine, settings  # noqa: E402  (bench/ is on the path: the script's folder)
 
 from biomeseason import files, realstats  # noqa: E402
 from biomeseason.checkpoint import load_checkpoint  # noqa: E402
@@ -45,7 +45,7 @@ from biomeseason.labels import season_of  # noqa: E402
 DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "real.md"
 FIGURE = RESULTS.with_name("real_reliability.png")
-DEMO = {"per_class": 20, "image_size": 96, "epochs": 20, "scene_size": 256}    # biomeseason/demo.py
+DEMO = {"per_class": 20, "image_size": 96, "epochs": 20, "scene_size": 256}    # demo --no-real
 QUICK = {"per_class": 8, "image_size": 64, "epochs": 8, "scene_size": 128}
 TARGETS = {"biome accuracy": 0.50, "month within +-1": 0.50}
 CONFIDENT = 0.9
@@ -71,10 +71,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args) -> dict:
-    s = dict(QUICK if args.quick else DEMO)
-    for key in ("per_class", "epochs", "image_size"):
-        if getattr(args, key) is not None:
-            s[key] = getattr(args, key)
+    s = settings(QUICK if args.quick else DEMO, args, ("per_class", "epochs", "image_size"))
     s["look"], s["seed"] = args.look, args.seed
     return s
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
-from _machine import machine  # noqa: E402
+from _machine import machine, settings  # noqa: E402
 from recipe import key_of, measure, run_ours, run_plain  # noqa: E402
 
 from biomeseason import demo, files  # noqa: E402
@@ -70,10 +70,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args) -> dict:
-    s = dict(QUICK if args.quick else DEFAULTS)
-    for key in ("epochs", "size", "seeds"):
-        if getattr(args, key) is not None:
-            s[key] = getattr(args, key)
+    s = settings(QUICK if args.quick else DEFAULTS, args, ("epochs", "size", "seeds"))
     if s["epochs"] < 1 or s["size"] < 32:
         raise UsageError("--epochs must be at least 1 and --size at least 32")
     if not (args.data / "labels.csv").is_file():

@@ -94,7 +94,7 @@ def encode_targets(df: pd.DataFrame, classes: ClassLists) -> tuple[torch.Tensor,
         raise ValueError(f"manifest has biomes not in labels.json: {unknown}")
     biome = [biome_index.get(b, MISSING) if isinstance(b, str) else MISSING for b in df["biome"]]
     hemispheres = df["hemisphere"] if "hemisphere" in df else pd.Series("north", index=df.index)
-    month = [MISSING if pd.isna(m) else month_index.get(north_month(int(m), h or "north"), MISSING)
+    month = [MISSING if pd.isna(m) else month_index[north_month(int(m), h or "north")]
              for m, h in zip(df["month"], hemispheres)]
     return torch.tensor(biome, dtype=torch.long), torch.tensor(month, dtype=torch.long)
 

@@ -189,7 +189,7 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     from .files import write_csv, write_rows
     from .labels import season_of
     from .manifest import read_manifest
-    from .metrics import circular_distance
+    from .metrics import scores_by
 
     test = read_manifest(processed)
     test = test[test["split"] == "test"].reset_index(drop=True)
@@ -200,21 +200,14 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
             for r, b, m, d in zip(results, test["biome"], test["month"], domain)]
     write_rows(csv_path, rows)
     table = pd.DataFrame(rows)
-    figures = []
-    for name, g in table.groupby("domain", sort=True):
-        labelled, dated = g[g["true_biome"] != ""], g[g["true_month"] != ""]
-        d = circular_distance(dated["month"].astype(int), dated["true_month"].astype(int))
-        true_season = [season_of(int(m), h) for m, h in zip(dated["true_month"], dated["hemisphere"])]
-        figures.append({"domain": name, "images": len(g),
-                        "biome_accuracy": _mean(labelled["biome"] == labelled["true_biome"]),
-                        "month_accuracy": _mean(d == 0), "month_within1": _mean(d <= 1),
-                        "season_accuracy": _mean(dated["season"] == true_season),
-                        "unfamiliar_share": _mean(g["unfamiliar"].map(lambda v: v is True))})
-    figures = pd.DataFrame(figures)
-    write_csv(csv_path.with_name("test_by_domain.csv"), figures)
-    return [f"{f.domain}: {f.images} test images; biome accuracy {_fmt(f.biome_accuracy)}, month "
-            f"{_fmt(f.month_accuracy)}, within +-1 {_fmt(f.month_within1)}, season {_fmt(f.season_accuracy)}"
-            for f in figures.itertuples()]
+    figures = scores_by(table, "domain", pred=("biome", "month"))
+    dated = table[table["true_month"] != ""]
+    right_season = dated["season"] == [season_of(int(m), h) for m, h in zip(dated["true_month"], dated["hemisphere"])]
+    figures["season_acc"] = right_season.groupby(dated["domain"]).mean()
+    figures["unfamiliar_share"] = table["unfamiliar"].map(lambda v: v is True).groupby(table["domain"]).mean()
+    write_csv(csv_path.with_name("test_by_domain.csv"), figures.reset_index())
+    return [f"{f.Index}: {f.images} test images; biome accuracy {_fmt(f.biome_acc)}, month {_fmt(f.month_acc)}, "
+            f"within +-1 {_fmt(f.month_within1)}, season {_fmt(f.season_acc)}" for f in figures.itertuples()]
 
 
 def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path:
@@ -228,10 +221,6 @@ def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path
     fig = explain.plot_prediction(image, result, explain.grad_cams(predictor, image, result))
     claim_dir(target.parent)
     return save_figure(target, fig, dpi=100)
-
-
-def _mean(flags) -> float:
-    return float(flags.mean()) if len(flags) else float("nan")
 
 
 def _fmt(value: float) -> str:

@@ -46,6 +46,22 @@ def month_metrics(true: np.ndarray, pred: np.ndarray, months: list[int], hemisph
             "month_n": int(keep.sum())}
 
 
+def scores_by(table: pd.DataFrame, column: str, pred: tuple[str, str] = ("pred_biome", "pred_month")) -> pd.DataFrame:
+    """Per value of ``column``: images, biome accuracy, month exact and within +-1 (circular).
+
+    ``table`` holds ``true_biome``, ``true_month`` ('' where unknown) and the predicted columns
+    ``pred`` (biome, month); months as 1..12. NaN where a group has no such label."""
+    rows = []
+    for value, g in table.groupby(column, sort=True):
+        labelled, dated = g[g["true_biome"] != ""], g[g["true_month"] != ""]
+        d = circular_distance(dated[pred[1]].astype(int), dated["true_month"].astype(int))
+        rows.append({column: value, "images": len(g),
+                     "biome_acc": (labelled[pred[0]] == labelled["true_biome"]).mean() if len(labelled) else np.nan,
+                     "month_acc": (d == 0).mean() if len(d) else np.nan,
+                     "month_within1": (d <= 1).mean() if len(d) else np.nan})
+    return pd.DataFrame(rows).set_index(column)
+
+
 def score(metrics: dict) -> float | None:
     """One number to pick the best epoch: mean of biome accuracy and month within +-1."""
     parts = [metrics.get(k) for k in ("biome_acc", "month_within1")]

@@ -905,14 +905,4 @@ def test_metrics_by(out: str | Path, data: str | Path, column: str = "domain") -
     if column not in manifest:
         return None
     pred = pd.read_csv(Path(out) / "test_predictions.csv", keep_default_na=False, dtype=str)
-    pred = pred.merge(manifest[["path", column]], on="path", how="left")
-    rows = []
-    for value, g in pred.groupby(column, sort=True):
-        biome = g[g["true_biome"] != ""]
-        month = g[g["true_month"] != ""]
-        d = M.circular_distance(month["true_month"].astype(int).to_numpy(), month["pred_month"].astype(int).to_numpy())
-        rows.append({column: value, "images": len(g),
-                     "biome_acc": (biome["true_biome"] == biome["pred_biome"]).mean() if len(biome) else np.nan,
-                     "month_acc": (d == 0).mean() if len(d) else np.nan,
-                     "month_within1": (d <= 1).mean() if len(d) else np.nan})
-    return pd.DataFrame(rows).set_index(column)
+    return M.scores_by(pred.merge(manifest[["path", column]], on="path", how="left"), column)
