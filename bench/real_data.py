@@ -20,6 +20,10 @@ its split. Methods, each with the same epochs and input size, per seed:
     by validation).
 (c) ours with ``--init`` from a model trained on synthetic scenes alone (by
     default the one ``bench/real.py`` trains, ``runs/bench-real/model/best.pt``).
+(d) ours from scratch on the real tiles and ``--per-class`` synthetic scenes
+    per biome-month together, as ``make demo`` trains (``demo.write_training_data``:
+    the same split of the tiles; the scenes split by preprocess); scored on the
+    same held-out real tiles only.
 
 Prints and writes bench/results/real_data.md: mean +- sd over the seeds of
 biome accuracy and month within +-1 on the held-out regions, each run, the
@@ -49,8 +53,8 @@ DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "real_data.md"
 WORK = ROOT / "runs" / "bench-real-data"
 INIT = ROOT / "runs" / "bench-real" / "model" / "best.pt"
-DEFAULTS = {"epochs": 10, "size": 64, "seeds": [0, 1, 2]}
-QUICK = {"epochs": 1, "size": 32, "seeds": [0]}
+DEFAULTS = {"epochs": 10, "size": 64, "seeds": [0, 1, 2], "per_class": 8}
+QUICK = {"epochs": 1, "size": 32, "seeds": [0], "per_class": 1}
 TARGET_POINTS = 5
 
 
@@ -59,6 +63,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help=f"epochs of every run (default: {DEFAULTS['epochs']})")
     p.add_argument("--size", type=int, help=f"network input side in px (default: {DEFAULTS['size']})")
     p.add_argument("--seeds", type=int, nargs="+", help=f"seeds (default: {DEFAULTS['seeds']})")
+    p.add_argument("--per-class", type=int, help="synthetic scenes per biome-month for (d) (default: "
+                   f"{DEFAULTS['per_class']}, as make demo)")
     p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
     p.add_argument("--init", type=Path, default=INIT,
                    help=f"checkpoint for (c) (default: {INIT.relative_to(ROOT)}, written by bench/real.py)")
@@ -70,9 +76,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args) -> dict:
-    s = settings(QUICK if args.quick else DEFAULTS, args, ("epochs", "size", "seeds"))
-    if s["epochs"] < 1 or s["size"] < 32:
-        raise UsageError("--epochs must be at least 1 and --size at least 32")
+    s = settings(QUICK if args.quick else DEFAULTS, args, ("epochs", "size", "seeds", "per_class"))
+    if s["epochs"] < 1 or s["size"] < 32 or s["per_class"] < 1:
+        raise UsageError("--epochs and --per-class must be at least 1 and --size at least 32")
     if not (args.data / "labels.csv").is_file():
         raise UsageError(f"no labels.csv in {args.data}; pass --data with the Blue Marble folder")
     if not args.init.is_file():
@@ -99,6 +105,21 @@ def prepare(data: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
     test_regions = set(m.loc[m["split"] == "test", "region"])
     assert not test_regions & set(m.loc[m["split"] != "test", "region"]), "a test region also trains"
     return tmp / "real", m
+
+
+def prepare_mixed(data: Path, tmp: Path, per_class: int) -> Path:
+    """The tiles (split as in ``prepare``) and synthetic scenes together, as the demo writes them."""
+    from biomeseason.preprocess import preprocess
+
+    labels_csv = demo.write_training_data(tmp / "mixed", per_class, seed=0, real=True, smoke=False,
+                                          tiles_dir=data)
+    m = preprocess(raw=tmp / "mixed" / "raw", out=tmp / "mixed" / "processed", labels_csv=labels_csv, seed=0,
+                   progress=False).manifest
+    real = m[m["domain"] == "real"]
+    assert len(real) == len(pd.read_csv(data / "labels.csv")), f"preprocessing kept {len(real)} tiles"
+    assert not set(real.loc[real["split"] == "test", "region"]) & set(real.loc[real["split"] != "test", "region"])
+    print(m.groupby(["domain", "split"]).size().to_string(), flush=True)
+    return tmp / "mixed" / "processed"
 
 
 def markdown(df: pd.DataFrame, index: bool = True) -> str:
@@ -154,6 +175,8 @@ def report(rows: pd.DataFrame, s: dict, m: pd.DataFrame, init: Path) -> str:
         "- (b) ours from scratch: `train.fit` with the defaults (view upright, augmentation on, AdamW "
         "one-cycle, best epoch by validation, northern-equivalent months from each tile's latitude).",
         f"- (c) ours with `--init {init}`: a model trained on synthetic scenes alone (bench/real.py).",
+        f"- (d) ours from scratch on the same real tiles and {s['per_class']} synthetic scenes per biome-month "
+        "(672 for 8) together, as `make demo` trains; scored on the same held-out real tiles only.",
         "", "## Held-out regions (test), mean ± sd over seeds", "",
         markdown(summary(rows).rename_axis('method')), "", *verdict(rows), "",
         "Chance: biome 1/7 = 0.14, month within ±1 3/12 = 0.25.", "",
@@ -174,6 +197,13 @@ def main() -> int:
             tmp = Path(tmp_name)
             real, m = prepare(args.data, tmp)
             print(m.groupby("split").size().to_string(), flush=True)
+            mixed = None
+
+            def run_mixed(run):
+                nonlocal mixed
+                mixed = mixed or prepare_mixed(args.data, tmp, s["per_class"])
+                return run_ours(mixed, tmp / f"d{run['seed']}", run, {}, domain="real")
+
             for seed in s["seeds"]:
                 run = {"epochs": s["epochs"], "size": s["size"], "seed": seed}
                 methods = [
@@ -182,6 +212,8 @@ def main() -> int:
                     ("(b) ours from scratch", "ours", functools.partial(run_ours, real, tmp / f"b{seed}", run, {})),
                     ("(c) ours --init synthetic model", "ours init",
                      functools.partial(run_ours, real, tmp / f"c{seed}", run, {"init": str(args.init)})),
+                    ("(d) ours, real tiles + synthetic scenes", f"ours + {s['per_class']} scenes per biome-month",
+                     functools.partial(run_mixed, run)),
                 ]
                 for method, name, fn in methods:
                     result = measure(key_of("held-out regions", name, run), args.work, set(), fn)

@@ -124,9 +124,11 @@ def write_heldout(out: Path, size: int = 256) -> Path:
     return save_image(path, Image.fromarray(render_scene(biome, month, HELDOUT_SEED, size)), quality=92)
 
 
-def write_training_data(out: Path, per_class: int, seed: int, real: bool, smoke: bool) -> Path | None:
+def write_training_data(out: Path, per_class: int, seed: int, real: bool, smoke: bool,
+                        tiles_dir: Path = REAL) -> Path | None:
     """Synthetic scenes into out/raw/, the real tiles into out/raw/bluemarble/, and, with the
     real tiles, out/labels.csv naming both (domain, split by region, place groups, latitude).
+    ``tiles_dir``: the Blue Marble tiles (labels.csv and the PNGs; default: the copy shipped in data/).
     Returns the labels CSV (None without the real tiles: the scenes' names are their labels)."""
     import pandas as pd
 
@@ -138,17 +140,17 @@ def write_training_data(out: Path, per_class: int, seed: int, real: bool, smoke:
     print(f"   {len(scenes)} synthetic scenes in {out / 'raw'}")
     if not real:
         return None
-    if not (REAL / "labels.csv").is_file():
-        raise FileNotFoundError(f"{REAL / 'labels.csv'} is missing: restore data/bluemarble/ from the "
+    if not (tiles_dir / "labels.csv").is_file():
+        raise FileNotFoundError(f"{tiles_dir / 'labels.csv'} is missing: restore data/bluemarble/ from the "
                                 "repository, or run the demo with --no-real")
     vocab = Vocabulary.load()
     labels = [parse_filename(path.name, vocab) for path in scenes]
     rows = [pd.DataFrame({"path": [str(path.relative_to(out / "raw").as_posix()) for path in scenes],
                           "biome": [label.biome for label in labels],
                           "month": [label.month for label in labels], "domain": "synthetic"})]
-    tiles = real_split(pd.read_csv(REAL / "labels.csv", dtype={"month": int}), seed, smoke)
+    tiles = real_split(pd.read_csv(tiles_dir / "labels.csv", dtype={"month": int}), seed, smoke)
     for path in tiles["path"]:
-        atomic_write(out / "raw" / "bluemarble" / path, (REAL / path).read_bytes())
+        atomic_write(out / "raw" / "bluemarble" / path, (tiles_dir / path).read_bytes())
     rows.append(tiles.assign(path="bluemarble/" + tiles["path"], domain="real")[
         ["path", "biome", "month", "domain", "group", "split", "lat", "region"]])
     table = pd.concat(rows, ignore_index=True)

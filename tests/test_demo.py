@@ -83,6 +83,40 @@ def test_the_shipped_tiles_are_all_there_and_small():
     assert sum(f.stat().st_size for f in demo.REAL.rglob("*") if f.is_file()) < 15e6
 
 
+def test_training_data_takes_the_tiles_from_the_folder_given(tmp_path, monkeypatch):
+    """The real tiles are copied from ``tiles_dir`` (a bench passes ../shared's), labelled with their
+    domain, region split and place; the folder given is left as it was."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from biomeseason import synthetic
+
+    tiles = tmp_path / "tiles"
+    rows = []
+    for region, lat in (("congo", 0.5), ("amazon", -3.0)):        # a calibration region and a test one
+        for place in range(2):
+            for month in (1, 7):
+                path = f"{region}/{region}_{place}_{month:02d}.png"
+                (tiles / region).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((8, 8, 3), 40 * place + month, np.uint8)).save(tiles / path)
+                rows.append({"path": path, "biome": "tropical_rainforest", "month": month, "region": region,
+                             "group": f"{region}-{place}", "tile_id": f"{region}-{place}", "lat": lat, "lon": 0})
+    pd.DataFrame(rows).to_csv(tiles / "labels.csv", index=False)
+    before = {p: p.read_bytes() for p in tiles.rglob("*") if p.is_file()}
+    monkeypatch.setattr(synthetic, "write_scenes", lambda out, **kw: [])   # the tiles are what is tested
+    labels_csv = demo.write_training_data(tmp_path / "out", per_class=1, seed=0, real=True, smoke=False,
+                                          tiles_dir=tiles)
+    table = pd.read_csv(labels_csv)
+    assert sorted(table["path"]) == sorted("bluemarble/" + r["path"] for r in rows)
+    assert set(table["domain"]) == {"real"}
+    assert set(table.loc[table["region"] == "amazon", "split"]) == {"test"}
+    assert set(table.loc[table["region"] == "congo", "split"]) <= {"train", "val"}
+    for r in rows:
+        assert (tmp_path / "out" / "raw" / "bluemarble" / r["path"]).read_bytes() == (tiles / r["path"]).read_bytes()
+    assert before == {p: p.read_bytes() for p in tiles.rglob("*") if p.is_file()}
+
+
 @pytest.mark.slow
 def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
     out = tmp_path / "demo"
