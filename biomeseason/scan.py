@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .files import UsageError
+from .files import UsageError, is_ours
 from .labels import FileLabel, LabelError, Vocabulary, parse_filename, parse_month
 
 # Folder names that fix a split, compared case-blind.
@@ -109,7 +109,9 @@ def ignore_reason(source: str, labels_csv: Path | None, raw: Path) -> str:
         return "ignored: system file (in a hidden or system folder)"
     if len(parts) == 1 and name.lower() in READMES:
         return "ignored: read-me file"
-    if len(parts) == 1 and name.startswith("contact_sheet_") and name.endswith(".png"):
+    # `synth` writes one beside its scenes: at the top of raw/, or in a folder of ours below it.
+    if name.startswith("contact_sheet_") and name.endswith(".png") and \
+            (len(parts) == 1 or is_ours(raw / PurePosixPath(source).parent)):
         return "ignored: contact sheet of synthetic scenes"
     if labels_csv is not None and os.path.realpath(raw / source) == os.path.realpath(labels_csv):
         return "ignored: the labels CSV"

@@ -173,3 +173,20 @@ def test_labels_csv_groups_splits_latitude_and_other_columns(tmp_path):
     assert table.set_index("source").loc["t13.png", "tile_id"] == "tile2"
     south_jan = table[(table["group"] == "place2") & (table["month"] == 1)]
     assert list(south_jan["season"]) == ["summer"]
+
+
+def test_synthetic_scenes_in_a_subfolder_join_the_data_and_their_contact_sheet_is_set_aside(tmp_path):
+    """`synth --out data/raw/synthetic` beside a user's images: the scenes are labelled by their names, the
+    contact sheet synth wrote is ignored (said so in rejected.csv), a user's file of that name is not."""
+    from biomeseason import synthetic
+
+    raw = tmp_path / "raw"
+    synthetic.write_scenes(raw / "synthetic", per_class=1, size=32, biomes=["tundra"], months=[1, 7],
+                           progress=False)
+    save(photo(1), raw / "mine" / "contact_sheet_mine.png")
+    pp.preprocess(raw=raw, out=tmp_path / "out", size=32, workers=1, progress=False)
+    m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False)
+    r = pd.read_csv(tmp_path / "out" / "rejected.csv", dtype=str, keep_default_na=False).set_index("source")
+    assert len(m) == 2 and set(m["biome"]) == {"tundra"} and sorted(m["month"]) == ["1", "7"]
+    assert r.loc["synthetic/contact_sheet_mixed.png", "reason"] == "ignored: contact sheet of synthetic scenes"
+    assert r.loc["mine/contact_sheet_mine.png", "reason"].startswith("label:")
