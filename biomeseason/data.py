@@ -127,6 +127,9 @@ class ProcessedImages(Dataset):
         self.paths = [self.root / p for p in df["path"]]
         self.sources = list(df["source"])
         self.hemispheres = list(df["hemisphere"]) if "hemisphere" in df else ["north"] * len(df)
+        # Degrees north, NaN where unknown (the labels CSV's lat column, carried in the manifest).
+        self.lats = (pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float) if "lat" in df
+                     else np.full(len(df), np.nan))
         self.biome, self.month = encode_targets(df, classes)
         self.short_side = short_side
         self.transform = transform

@@ -187,11 +187,13 @@ def _scaled(box, size, to_size) -> tuple[int, int, int, int]:
 
 
 def show_prediction(predictor: Predictor | None, image, tta: bool = False,
-                    hemisphere: str | None = None) -> Prediction | None:
+                    hemisphere: str | None = None, lat: float | None = None) -> Prediction | None:
     """Print the verdict and draw the figure of one image, for a notebook cell.
 
     ``hemisphere``: where the photo was taken, "north" or "south" (None: its
-    EXIF GPS latitude, else the model's). An image that cannot be used, a bad
+    EXIF GPS latitude, else the model's); ``lat``: its latitude in degrees north
+    (None: its EXIF GPS latitude, if any), which a model trained with latitudes
+    gives the biome too. An image that cannot be used, a bad
     setting, or no model is one printed sentence, not a traceback; returns the
     Prediction, or None then.
     """
@@ -199,12 +201,12 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
         print("no model is loaded: see the message of the cell that loads it")
         return None
     try:
-        result = predictor.predict(image, tta=tta, hemisphere=hemisphere)[0]
+        result = predictor.predict(image, tta=tta, hemisphere=hemisphere, lat=lat)[0]
     except (ImageError, FileNotFoundError) as e:
         print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
         return None
-    except ValueError as e:   # a hemisphere that is neither north nor south
-        print(f"{e}; edit HEMISPHERE and run again")
+    except ValueError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90
+        print(f"{e}; edit {'LAT' if 'lat' in str(e) else 'HEMISPHERE'} and run again")
         return None
     print(result.summary())
     if result.unfamiliar:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -49,7 +50,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import calibration as C
-from . import files, images, presets
+from . import files, geoprior, images, presets
 from .checkpoint import CheckpointError, load_checkpoint
 from .images import ImageError, check_paths_exist, find_images
 from .labels import HEMISPHERES, MONTH_ABBR, SEASONS, north_month, season_of
@@ -96,6 +97,7 @@ class Prediction:
     sha256: str = ""                             # of the file's bytes (files only)
     notes: list[str] = field(default_factory=list, repr=False)
     hemisphere: str = "north"                    # the image's, which its months and season are in
+    lat: float | None = None                     # degrees north the biome was given (geoprior); None: image alone
 
     @property
     def month_name(self) -> str:
@@ -106,13 +108,15 @@ class Prediction:
         hemisphere' when the months and season are a southern image's."""
         return (f"{self.biome} ({self.biome_p:.2f}), {self.month_name} ({self.month_p:.2f}), "
                 f"{self.season} ({self.season_p:.2f})" + (", southern hemisphere" if self.hemisphere == "south"
-                                                          else ""))
+                                                          else "")
+                + (f", given latitude {self.lat:.1f}°" if self.lat is not None else ""))
 
     def to_row(self) -> dict:
         """The CSV row (``COLUMNS``)."""
         row = {"path": self.path, "biome": self.biome, "biome_p": round(self.biome_p, 4),
                "month": self.month, "month_p": round(self.month_p, 4), "season": self.season,
                "season_p": round(self.season_p, 4), "hemisphere": self.hemisphere,
+               "lat": "" if self.lat is None else round(self.lat, 4),
                "unfamiliar": "" if self.unfamiliar is None else self.unfamiliar,
                "familiarity": "" if self.familiarity_score is None else round(self.familiarity_score, 3),
                "scene_box": ",".join(map(str, self.scene_box)) if self.scene_box else "",
@@ -124,7 +128,7 @@ class Prediction:
         return row
 
 
-COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p", "hemisphere",
+COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p", "hemisphere", "lat",
            "unfamiliar", "familiarity", "scene_box",
            *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
              for p in ("", "_p")), "sha256"]
@@ -211,6 +215,8 @@ class Predictor:
         calibration = meta.get("calibration") or {}
         self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
         self.temperatures = {head: C.temperature_at(c) for head, c in self.calibration.items()}   # nearby images
+        # Per biome, how likely each latitude is (geoprior); None: the training images had no latitudes.
+        self.lat_prior: dict | None = meta.get("lat_prior")
         # Test-time views follow training: an upright photo is never seen upside down.
         self.view = meta.get("view") or (meta.get("config") or {}).get("view") or "overhead"
         self.tta_views = _tta_views(self.view)
@@ -289,7 +295,10 @@ class Predictor:
         ``options``: scene (crop to the Earth part, default True), max_pixels,
         workers (decoding processes, default 0: this one), done (see iter_batches),
         hemisphere ("north" or "south" for every image, or one per source; default:
-        each image's EXIF GPS latitude, else the model's ``hemisphere``).
+        each image's EXIF GPS latitude, else the model's ``hemisphere``), lat (degrees
+        north for every image, or one per source, None where unknown; default: each
+        image's EXIF GPS latitude): with a model that has a latitude prior
+        (``geoprior``), the biome is given the latitude too, and the hemisphere follows it.
         """
         return [r for batch in self.iter_batches(sources, tta, batch_size, on_error, progress, **options)
                 for r in batch]
@@ -297,7 +306,7 @@ class Predictor:
     def iter_batches(self, sources, tta: bool = False, batch_size: int = 32,
                      on_error: Callable[[object, ImageError], None] | None = None,
                      progress: bool = False, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
-                     workers: int = 0, done=(), hemisphere=None) -> Iterator[list[Prediction]]:
+                     workers: int = 0, done=(), hemisphere=None, lat=None) -> Iterator[list[Prediction]]:
         """Like predict, yielding one list of results per batch (memory stays bounded).
 
         Files whose (path, sha256) is in ``done`` are skipped unread beyond their bytes.
@@ -306,13 +315,15 @@ class Predictor:
             sources = [sources]
         sources = list(sources)
         told = _hemispheres(hemisphere, len(sources))
+        lats = _latitudes(lat, len(sources))
         job = functools.partial(prepare, image_size=self.image_size, scene=scene, max_pixels=max_pixels,
                                 done=None if workers > 1 else frozenset(done))
         bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
         batch: list[Prepared] = []
         stream = ordered_map(job, sources, workers, 4 * batch_size, done)
         try:
-            for source, ready, given in zip(sources, stream, told):
+            for source, ready, given, given_lat in zip(sources, stream, told, lats):
+                ready.lat = given_lat if given_lat is not None else ready.lat
                 ready.hemisphere = given or _hemisphere_of(ready.lat) or self.hemisphere
                 if ready.error:
                     bar.update(1)
@@ -344,6 +355,13 @@ class Predictor:
         tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
         probs, scores = self._forward(tensors, tta)
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
+        if self.lat_prior and any(p.lat is not None for p in batch):
+            # Where the latitude is known, the biome is given it too (Bayes' rule; see geoprior).
+            biome = probs["biome"].numpy().astype(float)
+            for i, p in enumerate(batch):
+                if p.lat is not None:
+                    biome[i] = geoprior.apply(biome[i], self.lat_prior, p.lat)
+            probs = {**probs, "biome": torch.from_numpy(biome).to(probs["biome"].dtype)}
         flags = [None] * len(batch)
         if scores is None:
             scores = flags
@@ -368,7 +386,8 @@ class Predictor:
         return Prediction(prepared.name, biome_top[0][0], biome_top[0][1], month, month_top[0][1],
                           season, season_probs[season], biome_top, month_top,
                           biome_probs, month_probs, season_probs, unfamiliar, score,
-                          prepared.box, prepared.size, prepared.sha256, prepared.notes, hemisphere)
+                          prepared.box, prepared.size, prepared.sha256, prepared.notes, hemisphere,
+                          prepared.lat if self.lat_prior else None)
 
 
 def _hemispheres(hemisphere, n: int) -> list[str | None]:
@@ -380,6 +399,18 @@ def _hemispheres(hemisphere, n: int) -> list[str | None]:
     if bad:
         raise ValueError(f"hemisphere must be one of {HEMISPHERES}, not {bad[0]!r}")
     return given
+
+
+def _latitudes(lat, n: int) -> list[float | None]:
+    """The ``lat=`` option as one entry per source (None: the image's own EXIF GPS latitude, if any)."""
+    given = [lat] * n if lat is None or isinstance(lat, (int, float)) else list(lat)
+    if len(given) != n:
+        raise ValueError(f"lat: {len(given)} values for {n} images")
+    out = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in given]
+    bad = [v for v in out if v is not None and not -90 <= v <= 90]
+    if bad:
+        raise ValueError(f"lat: a latitude must be within -90..90 degrees, not {bad[0]}")
+    return out
 
 
 def _hemisphere_of(lat: float | None) -> str | None:
@@ -441,6 +472,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="where the images were taken, for their months and seasons (a southern "
                              "January looks like a northern July); default: each image's EXIF GPS "
                              "latitude, else the hemisphere of the model's training data")
+    parser.add_argument("--lat", type=float, default=None,
+                        help="latitude of the images in degrees north (south negative): a model trained with "
+                             "latitudes gives the biome the latitude too, and the hemisphere follows it; "
+                             "default: each image's EXIF GPS latitude, else none")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
@@ -458,6 +493,8 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
             raise files.UsageError(f"{flag} {value}: must be at least 1")
     if args.workers < 0:
         raise files.UsageError(f"--workers {args.workers}: must be 0 or more")
+    if args.lat is not None and not -90 <= args.lat <= 90:
+        raise files.UsageError(f"--lat {args.lat}: must be within -90..90 degrees")
     check_paths_exist(args.paths)
     found, ignored = find_images(args.paths)
     inputs = [*args.paths, *found, *([args.model] if args.model else [])]
@@ -514,7 +551,7 @@ def main(args: argparse.Namespace) -> int:
                 for batch in predictor.iter_batches(found, tta=args.tta, batch_size=args.batch_size,
                                                     on_error=report, progress=True, scene=args.scene,
                                                     max_pixels=args.max_pixels, workers=args.workers, done=done,
-                                                    hemisphere=args.hemisphere):
+                                                    hemisphere=args.hemisphere, lat=args.lat):
                     append(r.to_row() for r in batch)
                     new += len(batch)
         except BaseException:

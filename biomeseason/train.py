@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from . import __version__, files, store
+from . import __version__, files, geoprior, store
 from . import calibration as C
 from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -574,6 +574,9 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
                                                     steps_per_epoch=len(train_loader), pct_start=0.2)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     meta = _meta(cfg, classes, inputs)
+    meta["lat_prior"], said = fit_lat_prior(ds["train"], classes)
+    if ddp.main:
+        print(said, flush=True)
     start_epoch, history, best = 0, [], -math.inf
     if inputs.resume is not None:
         start_epoch, history, best = _resume(inputs.resume, model, optimizer, scheduler, scaler)
@@ -660,6 +663,22 @@ def _meta(cfg: TrainConfig, classes, inputs: Inputs) -> dict:
             "config": dataclasses.asdict(cfg), "manifest_sha256": manifest_sha256(cfg.data),
             "val_carved_from_train": inputs.carved,
             "biomeseason_version": __version__, "epoch": 0, "metrics": {}}
+
+
+def fit_lat_prior(train: ProcessedImages, classes: ClassLists) -> tuple[dict | None, str]:
+    """The biome's latitude prior (geoprior) from the training images that have a latitude."""
+    names = [classes.biomes[b] if b >= 0 else "" for b in train.biome]
+    return geoprior.fit(train.lats, names, classes.biomes)
+
+
+def with_latitude(meta: dict, probs: np.ndarray, lats: np.ndarray) -> np.ndarray:
+    """Biome probabilities with each known latitude's likelihood applied (rows without one unchanged)."""
+    prior = meta.get("lat_prior")
+    out = np.array(probs, dtype=float)
+    if prior:
+        for i in np.flatnonzero(~np.isnan(lats)):
+            out[i] = geoprior.apply(out[i], prior, lats[i])
+    return out
 
 
 def _resume(payload: dict, model, optimizer, scheduler, scaler) -> tuple[int, list, float]:
@@ -750,6 +769,13 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
         familiarity = Familiarity.from_checkpoint(payload)
     temperatures = {split: _temperatures(meta, familiarity, raw) for split, raw in raws.items()}
     results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
+    for split, raw in raws.items():   # the biome again, for the images with a latitude, given it
+        lats, true = ds[split].lats, raw["true_biome"]
+        known = ~np.isnan(lats) & (true >= 0)
+        if meta.get("lat_prior") and known.any():
+            probs = with_latitude(meta, C.softmax(raw["logits_biome"], temperatures[split]["biome"]), lats)
+            results[split]["biome_acc_lat_known"] = float((raw["logits_biome"].argmax(1) == true)[known].mean())
+            results[split]["biome_acc_with_lat"] = float((probs.argmax(1) == true)[known].mean())
     if familiarity is not None:
         for split, raw in raws.items():
             flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
@@ -764,7 +790,8 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
     split = "test" if "test" in raws else ("val" if "val" in raws else None)
     reliability = {}
     if split:
-        written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity))
+        written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity,
+                                meta))
         reliability = _reliability(raws[split], temperatures[split])
         if reliability:
             written["reliability"] = files.save_figure(
@@ -798,7 +825,7 @@ def _reliability(raw: dict, temperatures: dict) -> dict:
 
 
 def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperatures: dict,
-             familiarity: Familiarity | None) -> dict:
+             familiarity: Familiarity | None, meta: dict) -> dict:
     from sklearn.metrics import classification_report
 
     written = {}
@@ -825,6 +852,11 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperat
         rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
                                   f"pred_{task}": [names[j] for j in p],
                                   f"p_{task}": probs[task].max(1).round(4)}))
+    known = ~np.isnan(ds.lats)
+    if meta.get("lat_prior") and known.any():   # the biome given each image's latitude, where known
+        given = with_latitude(meta, probs["biome"], ds.lats).argmax(1)
+        rows.append(pd.DataFrame({"pred_biome_with_lat": [classes.biomes[j] if k else ""
+                                                          for j, k in zip(given, known)]}))
     # Months in the table are each image's calendar months (the head's are northern-equivalent).
     calendar = rows[1].copy()
     for column in ("true_month", "pred_month"):

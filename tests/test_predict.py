@@ -141,6 +141,49 @@ def test_predict_hemisphere_option_reaches_the_csv(north_frame, photo, tmp_path)
     assert row["hemisphere"] == "south" and int(row["month"]) == north_month(plain.month, "south")
 
 
+@pytest.fixture(scope="module")
+def with_lat_prior(tmp_path_factory) -> Predictor:
+    """A model whose training images had latitudes: tundra far north, every other biome near the equator."""
+    from biomeseason import geoprior
+
+    lats = [70.0 if b == "tundra" else 5.0 for b in BIOMES for _ in range(12)]
+    prior, _ = geoprior.fit(lats, [b for b in BIOMES for _ in range(12)], BIOMES)
+    return load_model(make_checkpoint(tmp_path_factory.mktemp("geo") / "best.pt", month_frame="north",
+                                      lat_prior=prior))
+
+
+def test_a_known_latitude_weighs_the_biome_and_sets_the_hemisphere(with_lat_prior, photo):
+    alone = with_lat_prior.predict(photo)[0]
+    north, south = with_lat_prior.predict([photo, photo], lat=[70.0, -70.0])
+    assert alone.lat is None and north.lat == 70.0 and ", given latitude 70.0°" in north.summary()
+    assert north.biome_probs["tundra"] > alone.biome_probs["tundra"]
+    assert sum(north.biome_probs.values()) == pytest.approx(1.0)
+    assert north.biome_probs == pytest.approx(south.biome_probs)           # the same distance from the equator
+    assert (north.hemisphere, south.hemisphere) == ("north", "south")
+    equator = with_lat_prior.predict(photo, lat=3.0)[0]
+    assert equator.biome_probs["tundra"] < alone.biome_probs["tundra"]
+    with pytest.raises(ValueError, match="latitude"):
+        with_lat_prior.predict(photo, lat=95.0)
+
+
+def test_a_model_without_latitudes_answers_from_the_image_alone(north_frame, photo):
+    alone, given = north_frame.predict([photo, photo], lat=[None, 70.0])
+    assert given.lat is None and given.biome_probs == pytest.approx(alone.biome_probs)
+    assert given.hemisphere == "north"
+
+
+def test_predict_lat_option_reaches_the_csv_and_a_bad_one_is_refused(with_lat_prior, photo, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    assert cli(["predict", str(photo), "--model", str(with_lat_prior.path), "--out", str(out),
+                "--lat", "-70", "--workers", "0"]) == 0
+    row = read_csv(out)[0]
+    assert float(row["lat"]) == -70.0 and row["hemisphere"] == "south"
+    assert row["biome"] == with_lat_prior.predict(photo, lat=-70.0)[0].biome
+    assert cli(["predict", str(photo), "--model", str(with_lat_prior.path), "--out", str(tmp_path / "q.csv"),
+                "--lat", "100"]) == 2
+    assert "--lat 100.0: must be within -90..90" in capsys.readouterr().err
+
+
 def test_batches_keep_order_and_values(predictor):
     images = [random_image(seed=i) for i in range(5)]
     together = predictor.predict(images, batch_size=2)

@@ -98,6 +98,34 @@ def test_test_metrics_by_a_manifest_column_agree_with_the_run_metrics(trained, t
     assert by_split.loc["test", "month_within1"] == pytest.approx(test["month_within1"])
 
 
+def test_training_latitudes_give_the_checkpoint_a_latitude_prior_and_the_test_a_biome_given_it(
+        tiny_processed, tmp_path, monkeypatch):
+    from biomeseason import geoprior
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_processed, data)
+    manifest = read_manifest(data)
+    biomes = sorted(manifest["biome"].unique())
+    # Each biome at its own latitude band, 12 degrees apart; the images alone are hardly learned in 2 epochs.
+    rng = np.random.default_rng(0)
+    manifest["lat"] = [12 * biomes.index(b) + rng.uniform(-2, 2) for b in manifest["biome"]]
+    manifest.to_csv(data / "manifest.csv", index=False)
+    monkeypatch.setattr(geoprior, "MIN_PER_BIOME", 3)   # the tiny set has a handful of images per biome
+    run = fit(cfg(data, tmp_path / "out"))
+    meta = load_checkpoint(run.out / "best.pt")["meta"]
+    assert meta["lat_prior"]["biomes"] == meta["biomes"] and len(meta["lat_prior"]["likelihood"]) == 91
+    test = run.metrics["test"]
+    assert test["biome_acc_lat_known"] == pytest.approx(test["biome_acc"])    # every test image has one
+    assert test["biome_acc_with_lat"] >= 0.9 > test["biome_acc"]
+    pred = pd.read_csv(run.out / "test_predictions.csv", keep_default_na=False)
+    assert (pred["pred_biome_with_lat"] == pred["true_biome"]).mean() == pytest.approx(test["biome_acc_with_lat"])
+
+
+def test_no_latitudes_no_prior(trained):
+    assert load_checkpoint(trained.out / "best.pt")["meta"]["lat_prior"] is None
+    assert "biome_acc_with_lat" not in trained.metrics["test"]
+
+
 def test_checkpoints_say_their_months_are_northern_equivalent(trained):
     assert load_checkpoint(trained.out / "best.pt")["meta"]["month_frame"] == "north"
 
