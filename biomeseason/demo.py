@@ -188,6 +188,7 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     summary line per domain."""
     import pandas as pd
 
+    from . import geoprior
     from .files import write_csv, write_rows
     from .labels import season_of
     from .manifest import read_manifest
@@ -200,16 +201,26 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
                                 hemisphere=list(test["hemisphere"].replace("", predictor.hemisphere)))
     rows = [{**r.to_row(), "true_biome": b, "true_month": "" if pd.isna(m) else int(m), "domain": d}
             for r, b, m, d in zip(results, test["biome"], test["month"], domain)]
+    # The biome once more given each tile's latitude (geoprior), as `predict --lat` would answer.
+    lats = pd.to_numeric(test["lat"], errors="coerce") if "lat" in test else pd.Series(float("nan"), index=test.index)
+    prior = predictor.lat_prior
+    for row, r, lat in zip(rows, results, lats):
+        probs = geoprior.apply(list(r.biome_probs.values()), prior, lat) if prior and pd.notna(lat) else None
+        row["biome_given_lat"] = "" if probs is None else list(r.biome_probs)[int(probs.argmax())]
     write_rows(csv_path, rows)
     table = pd.DataFrame(rows)
     figures = scores_by(table, "domain", pred=("biome", "month"))
+    given = table[table["biome_given_lat"] != ""]
+    figures["biome_acc_given_lat"] = (given["biome_given_lat"] == given["true_biome"]).groupby(given["domain"]).mean()
     dated = table[table["true_month"] != ""]
     right_season = dated["season"] == [season_of(int(m), h) for m, h in zip(dated["true_month"], dated["hemisphere"])]
     figures["season_acc"] = right_season.groupby(dated["domain"]).mean()
     figures["unfamiliar_share"] = table["unfamiliar"].map(lambda v: v is True).groupby(table["domain"]).mean()
     write_csv(csv_path.with_name("test_by_domain.csv"), figures.reset_index())
-    return [f"{f.Index}: {f.images} test images; biome accuracy {_fmt(f.biome_acc)}, month {_fmt(f.month_acc)}, "
-            f"within +-1 {_fmt(f.month_within1)}, season {_fmt(f.season_acc)}" for f in figures.itertuples()]
+    return [f"{f.Index}: {f.images} test images; biome accuracy {_fmt(f.biome_acc)}"
+            + (f" ({_fmt(f.biome_acc_given_lat)} given the latitude)" if pd.notna(f.biome_acc_given_lat) else "")
+            + f", month {_fmt(f.month_acc)}, within +-1 {_fmt(f.month_within1)}, season {_fmt(f.season_acc)}"
+            for f in figures.itertuples()]
 
 
 def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path:
