@@ -22,7 +22,9 @@ margins, caption, window frame or space); the box goes into the CSV.
 
 Every prediction carries calibrated probabilities (the temperature per head
 stored in the checkpoint) and an ``unfamiliar`` flag (the familiarity score
-stored beside it; None for checkpoints written before these existed).
+stored beside it; None for checkpoints written before these existed). Where
+an image's latitude is known (``lat=``, ``--lat``, EXIF GPS) and the model was
+trained with latitudes, the biome is given the latitude too (``geoprior``).
 
 A folder is predicted as a stream: worker processes read and decode (JPEG at
 reduced scale), the model runs in batches, and rows are appended to
