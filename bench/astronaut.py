@@ -111,11 +111,16 @@ def main() -> int:
         files.save_image(RESULTS.with_name("astronaut_examples.jpg"), contact_sheet(paths[:: max(1, len(paths) // 12)]),
                          quality=85)
         for model in args.model:
-            preds = load_model(model).predict(paths, batch_size=32, hemisphere=list(rows["hemisphere"]))
+            predictor = load_model(model)
+            preds = predictor.predict(paths, batch_size=32, hemisphere=list(rows["hemisphere"]))
             d = circular_distance([p.month for p in preds], rows["month"])
+            # The biome again with each photo's latitude given, as `predict --lat` answers (models with a prior).
+            given = predictor.predict(paths, batch_size=32, lat=list(rows["lat"])) if predictor.lat_prior else None
             results.append({
                 "model": str(model), "photos": len(preds),
                 "biome accuracy": np.mean([p.biome == t for p, t in zip(preds, rows["true_biome"])]),
+                "biome given latitude": (np.mean([p.biome == t for p, t in zip(given, rows["true_biome"])])
+                                         if given else np.nan),
                 "month within +-1": float(np.mean(d <= 1)),
                 "season": np.mean([p.season == t for p, t in zip(preds, rows["true_season"])]),
                 "flagged unfamiliar": np.mean([bool(p.unfamiliar) for p in preds]),
@@ -127,7 +132,8 @@ def main() -> int:
         "- command: `.venv/bin/python bench/astronaut.py " + " ".join(sys.argv[1:]) + "`",
         f"- photos: {len(rows)} = {len(places)} REAL Blue Marble places x 12 months from the held-out regions "
         f"({', '.join(sorted(rows['region'].unique()))}), each seen obliquely with the limb, hazed, framed by "
-        "black margins and a caption band; predicted with each tile's hemisphere. Examples: "
+        "black margins and a caption band; predicted with each tile's hemisphere and, for a model with a "
+        "latitude prior, once more given each tile's latitude. Examples: "
         "`bench/results/astronaut_examples.jpg`.", "",
         "```", table.round(3).to_string(), "```", "",
         "Chance: biome 1/7 = 0.14, month within +-1 3/12 = 0.25, season 0.25.", ""])
