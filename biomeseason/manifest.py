@@ -6,7 +6,9 @@
 Preprocessing writes it, training and the tests read it, all through here.
 
 Columns, in this order (``COLUMNS``), then any extra columns of a labels CSV
-(``region``, ``tile_id``, ... kept as text, in the CSV's order):
+(``region``, ``tile_id``, ... kept as text, in the CSV's order), and ``lat``
+(degrees north: the CSV's, else the EXIF GPS latitude; blank where unknown;
+training fits the biome's latitude prior on it) when any image has one:
 
 =============  ========  ============================================================
 path           str       the processed image, relative to processed/

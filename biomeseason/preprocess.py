@@ -502,8 +502,17 @@ def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, see
     extras = [c for c in (scan.csv_extras(csv_table) if csv_table is not None else [])]
     renamed = {c: (f"csv_{c}" if c in manifest.COLUMNS else c) for c in extras}
     table = table.rename(columns=renamed)
+    columns = manifest.COLUMNS + list(renamed.values())
+    if table["exif_lat"].notna().any():
+        # EXIF GPS latitudes fill the lat column (training's latitude prior reads it) where the CSV gives none.
+        exif_lat = table["exif_lat"].map(lambda v: "" if pd.isna(v) else f"{v:.5f}")
+        if "lat" in table:
+            table["lat"] = table["lat"].where(table["lat"].astype(str).str.strip() != "", exif_lat)
+        else:
+            table["lat"] = exif_lat
+            columns.append("lat")
     table = table.sort_values("source", kind="stable").reset_index(drop=True)
-    return table[manifest.COLUMNS + list(renamed.values())]
+    return table[columns]
 
 
 # ---- writing and reporting -------------------------------------------------------

@@ -149,6 +149,10 @@ def test_exif_gives_the_month_and_the_hemisphere(tmp_path):
     assert tuple(table.loc["Boreal/Boreal_x_Jan.jpg", ["month", "month_source"]]) == (1, "name")
     assert table.loc["Boreal/unset.jpg", "month"] is pd.NA
     assert table.loc["Boreal/unset.jpg", "month_source"] == ""
+    # The GPS latitude itself is kept, for training's latitude prior; blank where there is none.
+    assert float(table.loc["Boreal/south.jpg", "lat"]) == pytest.approx(-33.0)
+    assert float(table.loc["Boreal/north.jpg", "lat"]) == pytest.approx(60.0)
+    assert table.loc["Boreal/unset.jpg", "lat"] in ("", None) or pd.isna(table.loc["Boreal/unset.jpg", "lat"])
 
 
 def test_labels_csv_groups_splits_latitude_and_other_columns(tmp_path):
