@@ -48,6 +48,7 @@ from recipe import key_of, measure, run_ours, run_plain  # noqa: E402
 
 from biomeseason import demo, files  # noqa: E402
 from biomeseason.files import UsageError  # noqa: E402
+from biomeseason.train import TrainConfig  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "real_data.md"
@@ -211,6 +212,7 @@ def main() -> int:
             real, m = prepare(args.data, tmp)
             print(m.groupby("split").size().to_string(), flush=True)
             mixed = None
+            init_scale = TrainConfig(init=str(args.init)).backbone_scale   # the default; part of the run's key
 
             def run_mixed(run):
                 nonlocal mixed
@@ -223,7 +225,7 @@ def main() -> int:
                     ("(a) plain torchvision recipe", "plain biome", functools.partial(run_plain, real, run, "biome")),
                     ("(a) plain torchvision recipe", "plain month", functools.partial(run_plain, real, run, "month")),
                     ("(b) ours from scratch", "ours", functools.partial(run_ours, real, tmp / f"b{seed}", run, {})),
-                    ("(c) ours --init synthetic model", "ours init",
+                    ("(c) ours --init synthetic model", f"ours init, backbone at {init_scale:g} of the heads' rate",
                      functools.partial(run_ours, real, tmp / f"c{seed}", run, {"init": str(args.init)})),
                     ("(d) ours, real tiles + synthetic scenes", f"ours + {s['per_class']} scenes per biome-month",
                      functools.partial(run_mixed, run)),
