@@ -203,10 +203,10 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
             for r, b, m, d in zip(results, test["biome"], test["month"], domain)]
     # The biome once more given each tile's latitude (geoprior), as `predict --lat` would answer.
     lats = pd.to_numeric(test["lat"], errors="coerce") if "lat" in test else pd.Series(float("nan"), index=test.index)
-    prior = predictor.lat_prior
-    for row, r, lat in zip(rows, results, lats):
-        probs = geoprior.apply(list(r.biome_probs.values()), prior, lat) if prior and pd.notna(lat) else None
-        row["biome_given_lat"] = "" if probs is None else list(r.biome_probs)[int(probs.argmax())]
+    given = (geoprior.apply([list(r.biome_probs.values()) for r in results], predictor.lat_prior, lats).argmax(1)
+             if predictor.lat_prior and results else [-1] * len(rows))
+    for row, j, lat in zip(rows, given, lats):
+        row["biome_given_lat"] = "" if pd.isna(lat) or j < 0 else predictor.biomes[j]
     write_rows(csv_path, rows)
     table = pd.DataFrame(rows)
     figures = scores_by(table, "domain", pred=("biome", "month"))

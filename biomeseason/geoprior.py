@@ -39,6 +39,8 @@ def fit(lats, biomes, classes: list[str], sigma: float = SIGMA, floor: float = F
     known = ~np.isnan(lats) & (biomes != "")
     counts = {b: int((known & (biomes == b)).sum()) for b in classes}
     short = [b for b, n in counts.items() if n < min_per_biome]
+    if not known.any():
+        return None, "no latitude prior: the training images carry no latitude (a lat column or EXIF GPS)"
     if short:
         return None, (f"no latitude prior: {len(short)} of {len(classes)} biomes have fewer than "
                       f"{min_per_biome} training images with a latitude ({', '.join(short[:3])})")
@@ -55,15 +57,21 @@ def fit(lats, biomes, classes: list[str], sigma: float = SIGMA, floor: float = F
                    f"(|lat| {lats[known].min():.0f}-{lats[known].max():.0f}°, kernel {sigma:g}°)")
 
 
-def likelihood(prior: dict, lat: float) -> np.ndarray:
-    """Per biome (the prior's order), the likelihood ratio of latitude ``lat`` (degrees, either sign)."""
-    if not -90 <= lat <= 90:
-        raise ValueError(f"latitude must be within -90..90 degrees, not {lat}")
-    table = np.asarray(prior["likelihood"])
-    return table[int(round(abs(lat)))]
+def likelihood(prior: dict, lat) -> np.ndarray:
+    """Per biome (the prior's order), the likelihood ratio of latitude ``lat`` (degrees, either sign;
+    one, or an array of them: one row each)."""
+    lat = np.asarray(lat, dtype=float)
+    if (np.abs(lat) > 90).any():
+        raise ValueError(f"latitude must be within -90..90 degrees, not {lat[np.abs(lat) > 90].flat[0]}")
+    return np.asarray(prior["likelihood"])[np.rint(np.abs(lat)).astype(int)]
 
 
-def apply(probs: np.ndarray, prior: dict, lat: float) -> np.ndarray:
-    """Biome probabilities (..., n_biomes) given the latitude too: multiplied by its likelihood, renormalised."""
-    p = np.asarray(probs, dtype=float) * likelihood(prior, lat)
-    return p / p.sum(axis=-1, keepdims=True)
+def apply(probs, prior: dict, lats) -> np.ndarray:
+    """Biome probabilities, (n_biomes,) or (n, n_biomes), given the latitude too: each row multiplied by
+    its latitude's likelihood and renormalised. ``lats``: one, or one per row; NaN leaves a row as it is."""
+    p = np.array(probs, dtype=float, ndmin=2)
+    lat = np.broadcast_to(np.asarray(lats, dtype=float), p.shape[:1])
+    known = ~np.isnan(lat)
+    p[known] *= likelihood(prior, lat[known])
+    p[known] /= p[known].sum(axis=1, keepdims=True)
+    return p if np.ndim(probs) == 2 else p[0]

@@ -357,12 +357,9 @@ class Predictor:
         tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
         probs, scores = self._forward(tensors, tta)
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
-        if self.lat_prior and any(p.lat is not None for p in batch):
-            # Where the latitude is known, the biome is given it too (Bayes' rule; see geoprior).
-            biome = probs["biome"].numpy().astype(float)
-            for i, p in enumerate(batch):
-                if p.lat is not None:
-                    biome[i] = geoprior.apply(biome[i], self.lat_prior, p.lat)
+        if self.lat_prior:   # where the latitude is known, the biome is given it too (geoprior)
+            lats = [np.nan if p.lat is None else p.lat for p in batch]
+            biome = geoprior.apply(probs["biome"].numpy(), self.lat_prior, lats)
             probs = {**probs, "biome": torch.from_numpy(biome).to(probs["biome"].dtype)}
         flags = [None] * len(batch)
         if scores is None:

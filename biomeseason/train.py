@@ -673,16 +673,6 @@ def fit_lat_prior(train: ProcessedImages, classes: ClassLists) -> tuple[dict | N
     return geoprior.fit(train.lats, names, classes.biomes)
 
 
-def with_latitude(meta: dict, probs: np.ndarray, lats: np.ndarray) -> np.ndarray:
-    """Biome probabilities with each known latitude's likelihood applied (rows without one unchanged)."""
-    prior = meta.get("lat_prior")
-    out = np.array(probs, dtype=float)
-    if prior:
-        for i in np.flatnonzero(~np.isnan(lats)):
-            out[i] = geoprior.apply(out[i], prior, lats[i])
-    return out
-
-
 def _resume(payload: dict, model, optimizer, scheduler, scaler) -> tuple[int, list, float]:
     state = payload["train_state"]
     model.load_state_dict(payload["model"])
@@ -771,13 +761,15 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
         familiarity = Familiarity.from_checkpoint(payload)
     temperatures = {split: _temperatures(meta, familiarity, raw) for split, raw in raws.items()}
     results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
-    for split, raw in raws.items():   # the biome again, for the images with a latitude, given it
-        lats, true = ds[split].lats, raw["true_biome"]
-        known = ~np.isnan(lats) & (true >= 0)
-        if meta.get("lat_prior") and known.any():
-            probs = with_latitude(meta, C.softmax(raw["logits_biome"], temperatures[split]["biome"]), lats)
-            results[split]["biome_acc_lat_known"] = float((raw["logits_biome"].argmax(1) == true)[known].mean())
-            results[split]["biome_acc_with_lat"] = float((probs.argmax(1) == true)[known].mean())
+    # The biome again given the latitude, for the images that have one (-1 for the others).
+    with_lat = {split: _biome_given_lat(meta.get("lat_prior"), raw, ds[split].lats, temperatures[split])
+                for split, raw in raws.items()}
+    for split, raw in raws.items():
+        known = (with_lat[split] >= 0) & (raw["true_biome"] >= 0)
+        if known.any():
+            true = raw["true_biome"][known]
+            results[split]["biome_acc_lat_known"] = float((raw["logits_biome"].argmax(1)[known] == true).mean())
+            results[split]["biome_acc_with_lat"] = float((with_lat[split][known] == true).mean())
     if familiarity is not None:
         for split, raw in raws.items():
             flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
@@ -793,7 +785,7 @@ def _finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: 
     reliability = {}
     if split:
         written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity,
-                                meta))
+                                with_lat[split]))
         reliability = _reliability(raws[split], temperatures[split])
         if reliability:
             written["reliability"] = files.save_figure(
@@ -826,8 +818,16 @@ def _reliability(raw: dict, temperatures: dict) -> dict:
     return curves
 
 
+def _biome_given_lat(prior: dict | None, raw: dict, lats: np.ndarray, temperatures: dict) -> np.ndarray:
+    """Per image, the biome index given its latitude too (geoprior); -1 without a latitude or a prior."""
+    if not prior:
+        return np.full(len(lats), -1)
+    given = geoprior.apply(C.softmax(raw["logits_biome"], temperatures["biome"]), prior, lats).argmax(1)
+    return np.where(np.isnan(lats), -1, given)
+
+
 def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperatures: dict,
-             familiarity: Familiarity | None, meta: dict) -> dict:
+             familiarity: Familiarity | None, with_lat: np.ndarray) -> dict:
     from sklearn.metrics import classification_report
 
     written = {}
@@ -854,11 +854,8 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperat
         rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
                                   f"pred_{task}": [names[j] for j in p],
                                   f"p_{task}": probs[task].max(1).round(4)}))
-    known = ~np.isnan(ds.lats)
-    if meta.get("lat_prior") and known.any():   # the biome given each image's latitude, where known
-        given = with_latitude(meta, probs["biome"], ds.lats).argmax(1)
-        rows.append(pd.DataFrame({"pred_biome_with_lat": [classes.biomes[j] if k else ""
-                                                          for j, k in zip(given, known)]}))
+    if (with_lat >= 0).any():   # the biome given each image's latitude, where known
+        rows.append(pd.DataFrame({"pred_biome_with_lat": [classes.biomes[j] if j >= 0 else "" for j in with_lat]}))
     # Months in the table are each image's calendar months (the head's are northern-equivalent).
     calendar = rows[1].copy()
     for column in ("true_month", "pred_month"):

@@ -38,5 +38,15 @@ def test_no_prior_when_a_biome_has_too_few_latitudes_or_none_are_known():
     lats[:25] = np.nan                                # tundra keeps 5 latitudes
     prior, said = geoprior.fit(lats, biomes, CLASSES)
     assert prior is None and "tundra" in said
-    prior, _ = geoprior.fit(np.full(90, np.nan), biomes, CLASSES)
-    assert prior is None
+    prior, said = geoprior.fit(np.full(90, np.nan), biomes, CLASSES)
+    assert prior is None and "carry no latitude" in said
+
+
+def test_apply_takes_a_batch_and_leaves_rows_without_a_latitude_as_they_are():
+    prior, _ = geoprior.fit(*sample(), CLASSES)
+    probs = np.array([[0.2, 0.5, 0.3], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    given = geoprior.apply(probs, prior, [70.0, np.nan, -25.0])
+    assert given[0] == pytest.approx(geoprior.apply(probs[0], prior, 70.0))     # one row = the batch's row
+    assert given[1] == pytest.approx(probs[1])                                 # no latitude: unchanged
+    assert given.sum(axis=1) == pytest.approx(np.ones(3))
+    assert probs[0] == pytest.approx([0.2, 0.5, 0.3])                           # the input is not changed
