@@ -91,7 +91,8 @@ class TrainConfig:
     weight_decay: float = setting(0.05, "AdamW weight decay")
     month_sigma: float = setting(1.0, "width (months) of the circular soft month labels; 0 = one-hot")
     month_weight: float = setting(1.0, "weight of the month loss against the biome loss")
-    balance: str = setting("none", "none | weights (class-weighted biome loss) | sampler (balanced batches)")
+    balance: str = setting("weights", "weights (every biome weighs alike in the loss, however many training "
+                                      "images it has) | sampler (balanced batches) | none")
     dropout: float = setting(0.0, "dropout before the heads")
     val_share: float = setting(0.15, "share of train held out (by group) for validation when the data "
                                      "have no val split")
@@ -494,6 +495,9 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
 
 
 def _biome_weights(ds: ProcessedImages, n: int) -> torch.Tensor:
+    """Per biome, total / (biomes x its count): each biome's images weigh alike in sum. A small real set is
+    rarely balanced (the shared tiles hold 624 desert and 120 savanna), and the places a model meets later
+    owe nothing to how many of each were collected (bench/real_data.py)."""
     counts = torch.bincount(ds.biome[ds.biome >= 0], minlength=n).float()
     return counts.sum() / (n * counts.clamp(min=1))
 

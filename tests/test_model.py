@@ -2,6 +2,7 @@
 import colorsys
 import json
 import pickle
+import types
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from biomeseason.presets import (
     train_transform,
     tta_views,
 )
-from biomeseason.train import circular_soft_targets, masked_losses
+from biomeseason.train import TrainConfig, _biome_weights, circular_soft_targets, masked_losses
 
 
 @pytest.mark.parametrize("arch,features", [("resnet18", 512), ("resnet50", 2048)])
@@ -57,6 +58,25 @@ def test_masked_loss_matches_a_hand_computation():
     lm = [-torch.log_softmax(month_logits[i], 0)[month[i]] for i in (1, 2)]
     assert loss_b.item() == pytest.approx(float(sum(lb) / 2), rel=1e-6)
     assert loss_m.item() == pytest.approx(float(sum(lm) / 2), rel=1e-6)
+
+
+def test_by_default_every_biome_weighs_alike_in_the_loss_however_many_images_it_has():
+    assert TrainConfig().balance == "weights"
+    # Biome 0 has six images, biome 1 two, biome 2 one; -1 is an image without a biome (left out).
+    biome = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 2, -1])
+    weights = _biome_weights(types.SimpleNamespace(biome=biome), 4)
+    counts = torch.tensor([6.0, 2.0, 1.0, 0.0])
+    sums = (weights * counts)[:3]
+    assert torch.allclose(sums, sums[0].expand(3))   # each biome's images weigh the same in sum
+    logits = torch.randn(10, 4, generator=torch.Generator().manual_seed(2))
+    logits[:6, 0] += 3.0   # the many images of biome 0 are easy: an unweighted mean would hide the others
+    loss_b, _ = masked_losses({"biome": logits, "month": torch.zeros(10, 12)}, biome,
+                              torch.full((10,), -1), 1.0, weights)
+    # The weighted loss is the mean over biomes of each biome's mean loss.
+    per_image = -torch.log_softmax(logits[:9], 1)[torch.arange(9), biome[:9]]
+    per_biome = [per_image[biome[:9] == b].mean() for b in range(3)]
+    assert loss_b.item() == pytest.approx(float(sum(per_biome) / 3), rel=1e-5)
+    assert loss_b.item() != pytest.approx(float(per_image.mean()), rel=1e-3)
 
 
 def test_a_head_with_no_labels_in_the_batch_contributes_zero_but_stays_in_the_graph():

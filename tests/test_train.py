@@ -281,9 +281,12 @@ def test_train_notebook_runs(tiny_processed, tmp_path):
     pm.execute_notebook(str(ROOT / "train.ipynb"), str(tmp_path / "train.out.ipynb"), cwd=str(ROOT),
                         kernel_name="python3", progress_bar=False,
                         parameters=dict(DATA_DIR=str(tiny_processed), OUT_DIR=str(tmp_path / "model"),
-                                        IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=16, SMOKE=True), execution_timeout=300)
+                                        IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=16, SMOKE=True, BALANCE="sampler"),
+                        execution_timeout=300)
     assert (tmp_path / "model" / "best.pt").is_file()
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["balance"] == "sampler"
     text = (tmp_path / "train.out.ipynb").read_text()
+    assert "biome balance: sampler" in text
     assert "image/png" in text  # the curves and images were drawn
     assert "temperature" in text and "flagged unfamiliar" in text and "horizontal flips" in text
 
