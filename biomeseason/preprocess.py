@@ -39,7 +39,8 @@ Decisions worth knowing:
 
 * Every file under raw/ ends up in manifest.csv or rejected.csv, with a reason.
 * Labels come from the labels CSV if one is given (files it does not list are
-  rejected); else from folders and file names (see ``scan``). EXIF
+  rejected, but for the scenes ``synth`` wrote: its ``scenes.csv`` labels
+  them); else from folders and file names (see ``scan``). EXIF
   DateTimeOriginal gives the month when nothing else does; the CSV's lat or
   the EXIF GPS latitude gives the hemisphere, and the season follows from both.
 * Images are never upscaled. An original whose short side is below
@@ -137,6 +138,11 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
         ignored = {s: r for s in sources if (r := scan.ignore_reason(s, labels_csv, raw))}
         data_sources = [s for s in sources if s not in ignored]
         vocabulary = scan.load_vocabulary(vocab, data_sources)
+        if csv_table is not None:
+            csv_table, scenes = scan.with_synthetic_scenes(csv_table, raw, sources)
+            if scenes:
+                notices.append(f"{scenes} synthetic scene(s) that the labels CSV does not list labelled from "
+                               f"the {scan.SCENES_LIST} that synth wrote beside them")
         claim = not out.exists() or files.is_ours(out) or not any(out.iterdir())
         tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         try:

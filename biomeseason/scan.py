@@ -38,6 +38,10 @@ SYSTEM_FOLDERS = {"__macosx"}
 READMES = {"readme", "readme.md", "readme.txt"}
 # Labels CSV columns we read; any other column is carried into the manifest as text.
 CSV_COLUMNS = ("path", "biome", "month", "group", "split", "lat", "lon", "hemisphere")
+# `synth` lists its scenes beside them (synthetic.list_scenes): their labels when a user's labels CSV
+# does not list them.
+SCENES_LIST = "scenes.csv"
+SCENES_COLUMNS = ("path", "biome", "month")
 
 
 # ---- listing ---------------------------------------------------------------------
@@ -113,6 +117,8 @@ def ignore_reason(source: str, labels_csv: Path | None, raw: Path) -> str:
     if name.startswith("contact_sheet_") and name.endswith(".png") and \
             (len(parts) == 1 or is_ours(raw / PurePosixPath(source).parent)):
         return "ignored: contact sheet of synthetic scenes"
+    if name == SCENES_LIST and (len(parts) == 1 or is_ours(raw / PurePosixPath(source).parent)):
+        return "ignored: list of synthetic scenes"
     if labels_csv is not None and os.path.realpath(raw / source) == os.path.realpath(labels_csv):
         return "ignored: the labels CSV"
     return ""
@@ -238,6 +244,33 @@ def read_labels_csv(path: Path) -> pd.DataFrame:
     for column in ("biome", "month", "group", "split", "lat", "lon", "hemisphere"):
         table[column] = table[column].str.strip() if column in table else ""
     return table
+
+
+def with_synthetic_scenes(table: pd.DataFrame, raw: Path, sources: list[str]) -> tuple[pd.DataFrame, int]:
+    """The labels CSV with rows added for the scenes ``synth`` wrote below raw/ that it does not list
+    (from each ``scenes.csv`` in a folder of ours: biome, month, and domain 'synthetic' where the CSV has a
+    domain column), and how many were added. A user's file the listing does not name stays unlisted."""
+    present = {nfc_key(s) for s in sources}
+    added = []
+    for source in sources:
+        folder = PurePosixPath(source).parent
+        if PurePosixPath(source).name != SCENES_LIST or not (folder == PurePosixPath(".") or is_ours(raw / folder)):
+            continue
+        scenes = pd.read_csv(raw / source, dtype=str, keep_default_na=False)
+        if tuple(scenes.columns) != SCENES_COLUMNS:
+            continue
+        keys = [csv_key((folder / p).as_posix()) for p in scenes["path"]]
+        scenes = scenes.assign(path=keys).set_axis(keys)
+        added.append(scenes[[k in present and k not in table.index for k in keys]])
+    if not added or not sum(map(len, added)):
+        return table, 0
+    rows = pd.concat(added)
+    rows = rows.reindex(columns=table.columns, fill_value="")
+    if "domain" in table.columns:
+        rows["domain"] = "synthetic"
+    merged = pd.concat([table, rows])
+    merged.attrs = table.attrs
+    return merged, len(rows)
 
 
 def csv_key(path: str) -> str:

@@ -817,7 +817,29 @@ def write_scenes(out, per_class=4, seed=0, size=256, biomes=None, months=None, w
         else:
             collect(map(_write_one, tasks))
     contact_sheet(thumbs, out / f"contact_sheet_{look}.png")
+    list_scenes(out, paths, [(t[1], t[2]) for t in tasks])
     return paths
+
+
+def list_scenes(out: pathlib.Path, paths: list[pathlib.Path], labels: list[tuple[str, int]]) -> pathlib.Path:
+    """``scenes.csv`` beside the scenes (path relative to ``out``, biome, month), with the rows of an earlier
+    run into the same folder kept: preprocessing labels the scenes from it when a labels CSV of the user's
+    does not list them (``scan.synthetic_scenes``)."""
+    import pandas as pd
+
+    from .scan import SCENES_COLUMNS, SCENES_LIST
+
+    rows = pd.DataFrame({"path": [p.name for p in paths], "biome": [b for b, _ in labels],
+                         "month": [str(m) for _, m in labels]})
+    earlier = out / SCENES_LIST
+    if earlier.is_file():
+        before = pd.read_csv(earlier, dtype=str, keep_default_na=False)
+        if tuple(before.columns) != SCENES_COLUMNS:
+            raise files.UsageError(f"{earlier} is not a list of scenes written by biomeseason; move it out of "
+                                   f"{out} and run again")
+        rows = pd.concat([before, rows])
+        rows = rows.drop_duplicates("path", keep="last").sort_values("path")
+    return files.write_csv(earlier, rows)
 
 
 THUMB = 64   # px per scene on the contact sheet
@@ -869,5 +891,6 @@ def main(args) -> int:
                          quality=args.quality, look=args.look, force=args.force)
     dt = time.perf_counter() - t0
     print(f"wrote {len(paths)} images to {args.out} ({len(paths) / max(dt, 1e-9):.1f} images/s); "
-          f"contact sheet: {pathlib.Path(args.out) / f'contact_sheet_{args.look}.png'}")
+          f"contact sheet: {pathlib.Path(args.out) / f'contact_sheet_{args.look}.png'}; labels: "
+          f"{pathlib.Path(args.out) / 'scenes.csv'}")
     return 0

@@ -194,3 +194,38 @@ def test_synthetic_scenes_in_a_subfolder_join_the_data_and_their_contact_sheet_i
     assert len(m) == 2 and set(m["biome"]) == {"tundra"} and sorted(m["month"]) == ["1", "7"]
     assert r.loc["synthetic/contact_sheet_mixed.png", "reason"] == "ignored: contact sheet of synthetic scenes"
     assert r.loc["mine/contact_sheet_mine.png", "reason"].startswith("label:")
+
+
+def test_synthetic_scenes_join_a_data_set_labelled_by_a_csv(tmp_path):
+    """A user's real photos labelled by a CSV, and `synth --out raw/synthetic` beside them (twice, into the
+    same folder): the scenes are labelled from synth's scenes.csv, a domain column says which are which;
+    a file of the user's that neither lists stays rejected, in synth's folder or not."""
+    from biomeseason import synthetic
+
+    raw = tmp_path / "raw"
+    for i in range(4):
+        save(photo(i), raw / "photos" / f"p{i}.jpg")
+    save(photo(9), raw / "photos" / "forgotten.jpg")
+    synthetic.write_scenes(raw / "synthetic", per_class=1, size=32, biomes=["tundra"], months=[1, 7],
+                           progress=False)
+    synthetic.write_scenes(raw / "synthetic", per_class=1, size=32, biomes=["desert"], months=[3],
+                           progress=False)
+    save(photo(8), raw / "synthetic" / "stray.jpg")
+    pd.DataFrame({"path": [f"photos/p{i}.jpg" for i in range(4)], "biome": ["Boreal"] * 4,
+                  "month": ["Jan", "Apr", "Jul", "Oct"], "domain": "real"}).to_csv(tmp_path / "labels.csv",
+                                                                                 index=False)
+    result = pp.preprocess(raw=raw, out=tmp_path / "out", labels_csv=tmp_path / "labels.csv", size=32,
+                           workers=1, progress=False)
+    m = result.manifest.set_index("source")
+    r = result.rejected.set_index("source")
+    scenes = m[m.index.str.startswith("synthetic/")]
+    assert len(m) == 7 and len(scenes) == 3
+    assert sorted(zip(scenes["biome"], scenes["month"].astype(int))) == [("desert", 3), ("tundra", 1),
+                                                                          ("tundra", 7)]
+    assert set(scenes["domain"]) == {"synthetic"} and set(m.loc[m.index.str.startswith("photos/"), "domain"]) \
+        == {"real"}
+    assert set(scenes["month_source"]) == {"csv"}
+    assert r.loc["photos/forgotten.jpg", "reason"] == "label: not listed in the labels CSV"
+    assert r.loc["synthetic/stray.jpg", "reason"] == "label: not listed in the labels CSV"
+    assert r.loc["synthetic/scenes.csv", "reason"] == "ignored: list of synthetic scenes"
+    assert "3 synthetic scene(s) that the labels CSV does not list" in result.summary
