@@ -182,14 +182,23 @@ def circular_soft_targets(month: torch.Tensor, num_months: int, sigma: float) ->
 
 def masked_losses(out: dict, biome: torch.Tensor, month: torch.Tensor, month_sigma: float,
                   biome_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Biome and month losses over the images that have that label (-1 = missing).
+    """Biome and month losses over the images that have that label (-1 = missing); ``biome_weight``
+    (per biome, mean 1 over the training images: ``_biome_weights``) weighs each image by its biome.
 
     A batch with no labels for a head contributes a zero that still belongs to
     the graph, so DDP sees every parameter used.
     """
     has_b, has_m = biome >= 0, month >= 0
     zero_b, zero_m = out["biome"].sum() * 0, out["month"].sum() * 0
-    loss_b = F.cross_entropy(out["biome"][has_b], biome[has_b], weight=biome_weight) if has_b.any() else zero_b
+    if has_b.any():
+        loss_b = F.cross_entropy(out["biome"][has_b], biome[has_b], reduction="none")
+        if biome_weight is not None:
+            # A mean over the images, each weighted by its biome: not over the batch's weights, which
+            # would make the loss depend on how a batch is cut (several processes would not match one).
+            loss_b = loss_b * biome_weight[biome[has_b]]
+        loss_b = loss_b.mean()
+    else:
+        loss_b = zero_b
     if has_m.any():
         logits = out["month"][has_m]
         target = circular_soft_targets(month[has_m], logits.shape[1], month_sigma)

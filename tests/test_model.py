@@ -64,19 +64,26 @@ def test_by_default_every_biome_weighs_alike_in_the_loss_however_many_images_it_
     assert TrainConfig().balance == "weights"
     # Biome 0 has six images, biome 1 two, biome 2 one; -1 is an image without a biome (left out).
     biome = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 2, -1])
-    weights = _biome_weights(types.SimpleNamespace(biome=biome), 4)
-    counts = torch.tensor([6.0, 2.0, 1.0, 0.0])
-    sums = (weights * counts)[:3]
-    assert torch.allclose(sums, sums[0].expand(3))   # each biome's images weigh the same in sum
-    logits = torch.randn(10, 4, generator=torch.Generator().manual_seed(2))
+    weights = _biome_weights(types.SimpleNamespace(biome=biome), 3)
+    counts = torch.tensor([6.0, 2.0, 1.0])
+    assert torch.allclose(weights * counts, torch.full((3,), 3.0))   # 9 images, 3 biomes: 3 each
+    logits = torch.randn(10, 3, generator=torch.Generator().manual_seed(2))
     logits[:6, 0] += 3.0   # the many images of biome 0 are easy: an unweighted mean would hide the others
     loss_b, _ = masked_losses({"biome": logits, "month": torch.zeros(10, 12)}, biome,
                               torch.full((10,), -1), 1.0, weights)
-    # The weighted loss is the mean over biomes of each biome's mean loss.
+    # Over the training set, the weighted loss is the mean over biomes of each biome's mean loss.
     per_image = -torch.log_softmax(logits[:9], 1)[torch.arange(9), biome[:9]]
     per_biome = [per_image[biome[:9] == b].mean() for b in range(3)]
     assert loss_b.item() == pytest.approx(float(sum(per_biome) / 3), rel=1e-5)
     assert loss_b.item() != pytest.approx(float(per_image.mean()), rel=1e-3)
+    # Any batch's loss is the plain mean of its images' weighted losses, not divided by the batch's
+    # weights: so batches cut apart (several processes, whose gradients DistributedDataParallel
+    # averages) give what the whole batch gives.
+    halves = [masked_losses({"biome": logits[i:i + 4], "month": torch.zeros(4, 12)}, biome[i:i + 4],
+                            torch.full((4,), -1), 1.0, weights)[0] for i in (0, 4)]
+    whole = masked_losses({"biome": logits[:8], "month": torch.zeros(8, 12)}, biome[:8],
+                          torch.full((8,), -1), 1.0, weights)[0]
+    assert whole.item() == pytest.approx((halves[0].item() + halves[1].item()) / 2, rel=1e-5)
 
 
 def test_a_head_with_no_labels_in_the_batch_contributes_zero_but_stays_in_the_graph():
