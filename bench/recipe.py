@@ -207,7 +207,8 @@ def counts_table(m: pd.DataFrame) -> str:
 def run_ours(processed: Path, out: Path, s: dict, changes: dict, domain: str = "") -> dict:
     """``train.fit`` with the project's defaults but for ``changes``; the test split's biome accuracy and
     month within +-1, of the images of one ``domain`` (a manifest column's value) when given."""
-    from biomeseason.train import TrainConfig, fit, test_metrics_by
+    from biomeseason.evaluation import test_metrics_by
+    from biomeseason.train import TrainConfig, fit
 
     cfg = TrainConfig(data=str(processed), out=str(out), epochs=s["epochs"], image_size=s["size"],
                       seed=s["seed"], progress=False, **changes)

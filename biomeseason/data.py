@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from . import store
@@ -190,3 +190,10 @@ def preview(processed: str | Path, split: str = "train", n: int = 16, seed: int 
     rows = rows.sample(n=min(n, len(rows)), random_state=seed)
     titles = [f"{b or '?'} / {'?' if pd.isna(m) else int(m)}" for b, m in zip(rows["biome"], rows["month"])]
     return [open_processed(processed, p) for p in rows["path"]], titles
+
+
+def loader(ds, batch_size, workers, sampler=None, shuffle=False, device=None) -> DataLoader:
+    """The DataLoader of one split: worker processes kept between epochs, pinned memory on CUDA."""
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=shuffle,
+                      num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=device is not None and device.type == "cuda")

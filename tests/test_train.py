@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from biomeseason import train
+from biomeseason import evaluation, train
 from biomeseason.checkpoint import load_checkpoint
 from biomeseason.data import ClassLists, encode_targets
 from biomeseason.files import UsageError, is_ours
@@ -90,8 +90,8 @@ def test_a_southern_image_is_labelled_with_the_northern_month_it_looks_like():
 
 
 def test_test_metrics_by_a_manifest_column_agree_with_the_run_metrics(trained, tiny_processed):
-    assert train.test_metrics_by(trained.out, tiny_processed, "no_such_column") is None
-    by_split = train.test_metrics_by(trained.out, tiny_processed, "split")
+    assert evaluation.test_metrics_by(trained.out, tiny_processed, "no_such_column") is None
+    by_split = evaluation.test_metrics_by(trained.out, tiny_processed, "split")
     test = trained.metrics["test"]
     assert list(by_split.index) == ["test"] and by_split.loc["test", "images"] == test["biome_n"]
     assert by_split.loc["test", "biome_acc"] == pytest.approx(test["biome_acc"])
@@ -150,8 +150,8 @@ def test_a_temperature_changes_the_confidence_but_not_the_answers():
     raw = {"logits_biome": rng.normal(0, 3, (40, 3)), "logits_month": rng.normal(0, 3, (40, 12)),
            "true_biome": rng.integers(0, 3, 40), "true_month": rng.integers(-1, 12, 40)}
     classes = ClassLists(["a", "b", "c"], list(range(1, 13)))
-    plain = train.split_metrics(raw, classes, {"biome": 1.0, "month": 1.0})
-    cooled = train.split_metrics(raw, classes, {"biome": 3.0, "month": 3.0})
+    plain = evaluation.split_metrics(raw, classes, {"biome": 1.0, "month": 1.0})
+    cooled = evaluation.split_metrics(raw, classes, {"biome": 3.0, "month": 3.0})
     for key in ("biome_acc", "biome_f1", "month_acc", "month_within1", "season_acc"):
         assert plain[key] == cooled[key]
     assert plain["biome_ece"] != cooled["biome_ece"]

@@ -1,0 +1,287 @@
+"""After training: the model's answers on a split, its metrics, and what makes its probabilities honest.
+
+``finish`` runs once training ends (or for ``train --eval-only``): it fits the
+familiarity score on the training features and a temperature per head on the
+validation split (``fit_reliability``), stores both in ``best.pt``, and
+writes the test metrics, reports and plots that ``train`` lists.
+``misclassified`` and ``test_metrics_by`` read a finished run's reports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import calibration as C
+from . import files, geoprior
+from . import metrics as M
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import ClassLists, ProcessedImages, loader
+from .familiarity import Familiarity, image_statistics
+from .labels import MONTH_ABBR, north_month
+from .manifest import read_manifest
+from .model import build_model
+from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+
+
+@torch.no_grad()
+def predictloader(model, loader, device, show=False, alter=None) -> dict:
+    """Logits, pooled features, image statistics and targets of every image in the loader, in order (numpy).
+
+    ``alter``, if given, changes each normalised batch before the model sees it."""
+    model.eval()
+    parts = {k: [] for k in ("logits_biome", "logits_month", "embed", "image_stats", "true_biome", "true_month")}
+    for images, biome, month in tqdm(loader, desc="evaluating", leave=False, disable=not show):
+        if alter is not None:
+            images = alter(images)
+        features = model.forward_features(images.to(device))  # (B, C, h, w)
+        out = model.forward_head(features)
+        parts["embed"].append(model.pool(features).flatten(1).float().cpu())  # (B, C), as model.embed
+        parts["image_stats"].append(torch.from_numpy(image_statistics(images, IMAGENET_MEAN, IMAGENET_STD)))
+        for task, t in (("biome", biome), ("month", month)):
+            parts[f"logits_{task}"].append(out[task].float().cpu())
+            parts[f"true_{task}"].append(t)
+    return {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in parts.items()}
+
+
+def split_metrics(raw: dict, classes: ClassLists, temperatures: dict | None = None) -> dict:
+    """Metrics of one split from ``predict_loader`` output; with temperatures (per head: one, or
+    one per image), ECE before and after too."""
+    if len(raw["true_biome"]) == 0:
+        return {}
+    pred_b, pred_m = raw["logits_biome"].argmax(1), raw["logits_month"].argmax(1)
+    metrics = {**M.biome_metrics(raw["true_biome"], pred_b, len(classes.biomes)),
+               # Targets and answers are northern-equivalent months (data.encode_targets): their season is the north's.
+               **M.month_metrics(raw["true_month"], pred_m, classes.months, "north")}
+    metrics["score"] = M.score(metrics)
+    for head, t in (temperatures or {}).items():
+        logits, true = raw[f"logits_{head}"], raw[f"true_{head}"]
+        metrics[f"{head}_ece"] = C.ece(C.softmax(logits, t), true)
+        metrics[f"{head}_ece_uncalibrated"] = C.ece(C.softmax(logits), true)
+    return metrics
+
+
+def evaluate(model, loader, device, classes, show=False) -> tuple[dict, dict]:
+    """(metrics, raw outputs) for one split."""
+    raw = predictloader(model, loader, device, show)
+    return split_metrics(raw, classes), raw
+
+
+@dataclass
+class RunResult:
+    out: Path
+    metrics: dict                     # test metrics of the best checkpoint (and val)
+    history: pd.DataFrame
+    files: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)   # per head: temperature, ECE before/after (val)
+    reliability: dict = field(default_factory=dict)   # what reliability.png shows, for plots.plot_reliability
+
+
+def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int, batch_size: int,
+                    image_size: int, show: bool = False) -> tuple[dict, Familiarity]:
+    """The familiarity score (fitted on train features) and the calibration per head (fitted on val).
+
+    The familiarity threshold flags 5% of the validation images; without a
+    val split it is set on the training images, which flags more new images.
+    The temperatures are fitted on the validation images as they are and at
+    each ``calibration.DRIFT_LEVELS`` (see the calibration module), so that
+    the probabilities soften as images grow unlike the training data.
+    """
+    plain = ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD))
+    train_raw = predictloader(model, loader(plain, batch_size, workers, device=device), device, show)
+    familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"], train_raw["image_stats"],
+                                    IMAGENET_MEAN, IMAGENET_STD)
+    reference = val_raw if val_raw is not None else train_raw
+    familiarity.set_threshold(reference["embed"], reference["image_stats"])
+    calibration = {}
+    if val_raw is not None:
+        val = loader(ds["val"], batch_size, workers, device=device)
+        raws = [val_raw] + [predictloader(model, val, device, show, alter=_drifter(level))
+                            for level in C.DRIFT_LEVELS]
+        levels = np.concatenate([np.full(len(r["true_biome"]), level)
+                                 for r, level in zip(raws, (0, *C.DRIFT_LEVELS))])
+        distances = np.concatenate([relative_familiarity(familiarity, r) for r in raws])
+        for head in ("biome", "month"):
+            calibration[head] = C.calibrate_head(np.concatenate([r[f"logits_{head}"] for r in raws]),
+                                                 np.concatenate([r[f"true_{head}"] for r in raws]),
+                                                 distances, levels)
+    return calibration, familiarity
+
+
+def _drifter(level: int, seed: int = 0):
+    """Normalised batch -> the same batch at drift ``level`` (seeded: the same at every run)."""
+    generator = torch.Generator().manual_seed(seed + level)
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    return lambda images: (C.drift(images * std + mean, level, generator) - mean) / std
+
+
+def relative_familiarity(familiarity: Familiarity | None, raw: dict) -> np.ndarray | None:
+    """Each image's familiarity score over the flag's threshold (1 = the edge); None without a score."""
+    if familiarity is None or familiarity.threshold is None:
+        return None
+    return familiarity.relative(familiarity.score(raw["embed"], raw["image_stats"]))
+
+
+def _temperatures(meta: dict, familiarity: Familiarity | None, raw: dict) -> dict:
+    """Per head, the temperature of each image of ``raw`` (or one for all)."""
+    stored = meta.get("calibration") or {}
+    distances = relative_familiarity(familiarity, raw)
+    return {head: C.temperature_at(stored.get(head) or {}, distances) for head in ("biome", "month")}
+
+
+def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: bool) -> RunResult:
+    """Calibrate best.pt (after training), evaluate it on val and test; write metrics, reports and plots."""
+    from . import plots
+
+    payload = load_checkpoint(out / "best.pt")
+    meta = payload["meta"]
+    model = build_model(meta)
+    model.load_state_dict(payload["model"])
+    model.to(device)
+    raws = {split: predictloader(model, loader(ds[split], cfg.batch_size * 2, workers, device=device),
+                                  device, show)
+            for split in ("val", "test") if len(ds[split])}
+    if refit:
+        calibration, familiarity = fit_reliability(model, ds, raws.get("val"), device, workers,
+                                                   cfg.batch_size * 2, cfg.image_size, show)
+        fam_meta, fam_tensors = familiarity.to_checkpoint()
+        meta.update(calibration=calibration, familiarity={
+            **fam_meta, "threshold_split": "val" if "val" in raws else "train"})
+        save_checkpoint(out / "best.pt", payload["model"], meta, extra=fam_tensors)
+    else:
+        familiarity = Familiarity.from_checkpoint(payload)
+    temperatures = {split: _temperatures(meta, familiarity, raw) for split, raw in raws.items()}
+    results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
+    # The biome again given the latitude, for the images that have one (-1 for the others).
+    with_lat = {split: _biome_given_lat(meta.get("lat_prior"), raw, ds[split].lats, temperatures[split])
+                for split, raw in raws.items()}
+    for split, raw in raws.items():
+        known = (with_lat[split] >= 0) & (raw["true_biome"] >= 0)
+        if known.any():
+            true = raw["true_biome"][known]
+            results[split]["biome_acc_lat_known"] = float((raw["logits_biome"].argmax(1)[known] == true).mean())
+            results[split]["biome_acc_with_lat"] = float((with_lat[split][known] == true).mean())
+    if familiarity is not None:
+        for split, raw in raws.items():
+            flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
+            results[split]["unfamiliar_share"] = float(flags.mean())
+    metrics = {"epoch": meta["epoch"], **results}
+    written = {"metrics": files.write_json(out / "metrics.json", metrics)}
+    if history is None:
+        history = pd.read_csv(out / "history.csv").to_dict("records") if (out / "history.csv").exists() else []
+    hist = pd.DataFrame(history)
+    if len(hist):
+        written["curves"] = files.save_figure(out / "curves.png", plots.plot_history(hist))
+    split = "test" if "test" in raws else ("val" if "val" in raws else None)
+    reliability = {}
+    if split:
+        written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity,
+                                with_lat[split]))
+        reliability = _reliability(raws[split], temperatures[split])
+        if reliability:
+            written["reliability"] = files.save_figure(
+                out / "reliability.png", plots.plot_reliability(reliability, f"({split} split)"))
+    for name, m in results.items():
+        print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+    for head, c in (meta.get("calibration") or {}).items():
+        if c.get("ece_before") is not None:
+            drift = (f"; drifted val ECE {c['ece_drifted_before']:.3f} -> {c['ece_drifted_after']:.3f}, "
+                     f"T grows as (distance / {c['drift_start']:.2f})^{c['drift_power']:.2f} beyond that distance"
+                     if c.get("drift_power") and c.get("ece_drifted_before") is not None else "")
+            print(f"calibration of {head} on val: T={c['temperature']:.2f}, "
+                  f"ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}{drift}")
+    print(f"model and reports in {out}/", flush=True)
+    return RunResult(out, metrics, hist, written, meta.get("calibration") or {}, reliability)
+
+
+def _reliability(raw: dict, temperatures: dict) -> dict:
+    """Per labelled head: reliability before and after its temperature(s), with the ECEs."""
+    curves = {}
+    for head, t in temperatures.items():
+        logits, true = raw[f"logits_{head}"], raw[f"true_{head}"]
+        if not (true >= 0).any():
+            continue
+        before, after = C.softmax(logits), C.softmax(logits, t)
+        curves[head] = {"before": C.reliability(before, true), "after": C.reliability(after, true),
+                        # one number for the legend: the median over images when it varies
+                        "temperature": float(np.median(t)), "varies": bool(np.ndim(t) > 0),
+                        "ece_before": C.ece(before, true), "ece_after": C.ece(after, true)}
+    return curves
+
+
+def _biome_given_lat(prior: dict | None, raw: dict, lats: np.ndarray, temperatures: dict) -> np.ndarray:
+    """Per image, the biome index given its latitude too (geoprior); -1 without a latitude or a prior."""
+    if not prior:
+        return np.full(len(lats), -1)
+    given = geoprior.apply(C.softmax(raw["logits_biome"], temperatures["biome"]), prior, lats).argmax(1)
+    return np.where(np.isnan(lats), -1, given)
+
+
+def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperatures: dict,
+             familiarity: Familiarity | None, with_lat: np.ndarray) -> dict:
+    from sklearn.metrics import classification_report
+
+    written = {}
+    probs = {head: C.softmax(raw[f"logits_{head}"], temperatures[head]) for head in ("biome", "month")}
+    pred_b, pred_m = probs["biome"].argmax(1), probs["month"].argmax(1)
+    true_b, true_m = raw["true_biome"], raw["true_month"]
+    month_names = [MONTH_ABBR[m - 1].title() if 1 <= m <= 12 else str(m) for m in classes.months]
+    rows, pairs = [], []
+    for task, names, t, p in (("biome", classes.biomes, true_b, pred_b), ("month", month_names, true_m, pred_m)):
+        if not (t >= 0).any():
+            continue
+        cm = M.labelled_confusion(t, p, len(names))
+        written[f"confusion_{task}"] = files.save_figure(out / f"confusion_{task}.png",
+                                                         plots.plot_confusion(cm, names, f"{task} (test)"))
+        pairs.append(M.most_confused(cm, names).assign(head=task))
+        keep = t >= 0
+        report = classification_report(t[keep], p[keep], labels=list(range(len(names))),
+                                       target_names=names, output_dict=True, zero_division=0)
+        table = pd.DataFrame(report).T.rename_axis("class").reset_index()
+        written[f"report_{task}"] = files.write_csv(out / f"report_{task}.csv", table)
+    if pairs:
+        written["confused_pairs"] = files.write_csv(out / "confused_pairs.csv", pd.concat(pairs))
+    for t, p, names, task in ((true_b, pred_b, classes.biomes, "biome"), (true_m, pred_m, classes.months, "month")):
+        rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
+                                  f"pred_{task}": [names[j] for j in p],
+                                  f"p_{task}": probs[task].max(1).round(4)}))
+    if (with_lat >= 0).any():   # the biome given each image's latitude, where known
+        rows.append(pd.DataFrame({"pred_biome_with_lat": [classes.biomes[j] if j >= 0 else "" for j in with_lat]}))
+    # Months in the table are each image's calendar months (the head's are northern-equivalent).
+    calendar = rows[1].copy()
+    for column in ("true_month", "pred_month"):
+        calendar[column] = [north_month(m, h or "north") if m != "" else ""
+                            for m, h in zip(calendar[column], ds.hemispheres)]
+    rows[1] = calendar
+    if familiarity is not None:
+        scores = familiarity.score(raw["embed"], raw["image_stats"])
+        rows.append(pd.DataFrame({"familiarity": scores.round(3), "unfamiliar": familiarity.flags(scores)}))
+    pred = pd.concat([pd.DataFrame({"path": [str(p.relative_to(ds.root)) for p in ds.paths],
+                                    "source": ds.sources}), *rows], axis=1)
+    written["predictions"] = files.write_csv(out / "test_predictions.csv", pred)
+    return written
+
+
+def misclassified(out: str | Path, head: str = "biome", top: int = 16) -> pd.DataFrame:
+    """The most confident wrong test predictions of one head, from test_predictions.csv."""
+    pred = pd.read_csv(Path(out) / "test_predictions.csv", keep_default_na=False)
+    wrong = pred[(pred[f"true_{head}"].astype(str) != "") &
+                 (pred[f"true_{head}"].astype(str) != pred[f"pred_{head}"].astype(str))]
+    return wrong.sort_values(f"p_{head}", ascending=False).head(top)
+
+
+def test_metrics_by(out: str | Path, data: str | Path, column: str = "domain") -> pd.DataFrame | None:
+    """Test metrics per value of a manifest column (``domain``: synthetic and real, ``region``, ...),
+    from test_predictions.csv: images, biome accuracy, month exact and within +-1 (calendar months,
+    circular). None when the manifest has no such column."""
+    manifest = read_manifest(data)
+    if column not in manifest:
+        return None
+    pred = pd.read_csv(Path(out) / "test_predictions.csv", keep_default_na=False, dtype=str)
+    return M.scores_by(pred.merge(manifest[["path", column]], on="path", how="left"), column)
+
