@@ -24,7 +24,7 @@ from PIL import Image
 from .checkpoint import CheckpointError
 from .images import ImageError, open_rgb
 from .labels import MONTH_ABBR, SEASONS
-from .predict import UNFAMILIAR_WARNING, Prediction, Predictor
+from .predict import UNFAMILIAR_WARNING, Prediction, Predictor, SettingError
 
 DISPLAY_SIZE = 384  # pixels of the centre square drawn under the heat maps
 
@@ -205,8 +205,8 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
     except (ImageError, FileNotFoundError) as e:
         print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
         return None
-    except ValueError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90
-        print(f"{e}; edit {'LAT' if 'lat' in str(e) else 'HEMISPHERE'} and run again")
+    except SettingError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90
+        print(f"{e}; edit {e.setting.upper()} and run again")
         return None
     print(result.summary())
     if result.unfamiliar:

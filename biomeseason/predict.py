@@ -389,14 +389,22 @@ class Predictor:
                           prepared.lat if self.lat_prior else None)
 
 
+class SettingError(ValueError):
+    """A ``hemisphere=`` or ``lat=`` value that cannot be used; ``setting`` says which."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
+
+
 def _hemispheres(hemisphere, n: int) -> list[str | None]:
     """The ``hemisphere=`` option as one entry per source (None: the image's own, else the model's)."""
     given = [hemisphere] * n if hemisphere is None or isinstance(hemisphere, str) else list(hemisphere)
     if len(given) != n:
-        raise ValueError(f"hemisphere: {len(given)} values for {n} images")
+        raise SettingError("hemisphere", f"hemisphere: {len(given)} values for {n} images")
     bad = sorted({h for h in given if h is not None and h not in HEMISPHERES})
     if bad:
-        raise ValueError(f"hemisphere must be one of {HEMISPHERES}, not {bad[0]!r}")
+        raise SettingError("hemisphere", f"hemisphere must be one of {HEMISPHERES}, not {bad[0]!r}")
     return given
 
 
@@ -404,11 +412,11 @@ def _latitudes(lat, n: int) -> list[float | None]:
     """The ``lat=`` option as one entry per source (None: the image's own EXIF GPS latitude, if any)."""
     given = [lat] * n if lat is None or isinstance(lat, (int, float)) else list(lat)
     if len(given) != n:
-        raise ValueError(f"lat: {len(given)} values for {n} images")
+        raise SettingError("lat", f"lat: {len(given)} values for {n} images")
     out = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in given]
     bad = [v for v in out if v is not None and not -90 <= v <= 90]
     if bad:
-        raise ValueError(f"lat: a latitude must be within -90..90 degrees, not {bad[0]}")
+        raise SettingError("lat", f"lat: a latitude must be within -90..90 degrees, not {bad[0]}")
     return out
 
 

@@ -685,7 +685,10 @@ def test_the_notebook_cell_says_a_bad_hemisphere_in_one_sentence(north_frame, ph
     matplotlib.use("Agg")
     assert explain.show_prediction(north_frame, photo, hemisphere="east") is None
     printed = capsys.readouterr().out.strip()
-    assert "HEMISPHERE" in printed and len(printed.splitlines()) == 1
+    assert "edit HEMISPHERE and run again" in printed and len(printed.splitlines()) == 1
+    assert explain.show_prediction(north_frame, photo, lat=95.0) is None
+    printed = capsys.readouterr().out.strip()
+    assert "edit LAT and run again" in printed and len(printed.splitlines()) == 1
     result = explain.show_prediction(north_frame, photo, hemisphere="south")
     assert result.hemisphere == "south" and capsys.readouterr().out.startswith(result.summary())
     assert result.summary().endswith("southern hemisphere")
