@@ -17,6 +17,7 @@ from biomeseason.checkpoint import load_checkpoint
 from biomeseason.data import ClassLists, encode_targets
 from biomeseason.files import UsageError, is_ours
 from biomeseason.manifest import manifest_sha256, read_manifest
+from biomeseason.model import build_model
 from biomeseason.train import TrainConfig, fit
 
 TIMING = ["seconds", "images_per_s", "data_wait_share"]
@@ -267,7 +268,7 @@ def test_two_processes_match_one_with_the_same_global_batch_and_only_rank_0_writ
         # Summation order differs (all-reduce vs one batch) and AdamW magnifies it where a
         # gradient is near zero; 1e-4 is still 300 times below how far the heads moved.
         assert torch.allclose(a[name], b[name], atol=1e-4), (name, (a[name] - b[name]).abs().max())
-    model = train.build_model(load_checkpoint(ddp / "best.pt")["meta"])
+    model = build_model(load_checkpoint(ddp / "best.pt")["meta"])
     model.load_state_dict(load_checkpoint(ddp / "best.pt")["model"])  # plain keys: no "module." prefix
     assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
     assert json.loads((ddp / "metrics.json").read_text())["test"]["biome_n"] > 0
