@@ -192,7 +192,7 @@ def preview(processed: str | Path, split: str = "train", n: int = 16, seed: int 
     return [open_processed(processed, p) for p in rows["path"]], titles
 
 
-def loader(ds, batch_size, workers, sampler=None, shuffle=False, device=None) -> DataLoader:
+def make_loader(ds, batch_size, workers, sampler=None, shuffle=False, device=None) -> DataLoader:
     """The DataLoader of one split: worker processes kept between epochs, pinned memory on CUDA."""
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=shuffle,
                       num_workers=workers, persistent_workers=workers > 0,

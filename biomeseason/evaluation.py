@@ -20,7 +20,7 @@ from . import calibration as C
 from . import files, geoprior
 from . import metrics as M
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import ClassLists, ProcessedImages, loader
+from .data import ClassLists, ProcessedImages, make_loader
 from .familiarity import Familiarity, image_statistics
 from .labels import MONTH_ABBR, north_month
 from .manifest import read_manifest
@@ -29,7 +29,7 @@ from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 
 
 @torch.no_grad()
-def predictloader(model, loader, device, show=False, alter=None) -> dict:
+def predict_loader(model, loader, device, show=False, alter=None) -> dict:
     """Logits, pooled features, image statistics and targets of every image in the loader, in order (numpy).
 
     ``alter``, if given, changes each normalised batch before the model sees it."""
@@ -67,7 +67,7 @@ def split_metrics(raw: dict, classes: ClassLists, temperatures: dict | None = No
 
 def evaluate(model, loader, device, classes, show=False) -> tuple[dict, dict]:
     """(metrics, raw outputs) for one split."""
-    raw = predictloader(model, loader, device, show)
+    raw = predict_loader(model, loader, device, show)
     return split_metrics(raw, classes), raw
 
 
@@ -92,15 +92,15 @@ def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int,
     the probabilities soften as images grow unlike the training data.
     """
     plain = ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD))
-    train_raw = predictloader(model, loader(plain, batch_size, workers, device=device), device, show)
+    train_raw = predict_loader(model, make_loader(plain, batch_size, workers, device=device), device, show)
     familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"], train_raw["image_stats"],
                                     IMAGENET_MEAN, IMAGENET_STD)
     reference = val_raw if val_raw is not None else train_raw
     familiarity.set_threshold(reference["embed"], reference["image_stats"])
     calibration = {}
     if val_raw is not None:
-        val = loader(ds["val"], batch_size, workers, device=device)
-        raws = [val_raw] + [predictloader(model, val, device, show, alter=_drifter(level))
+        val = make_loader(ds["val"], batch_size, workers, device=device)
+        raws = [val_raw] + [predict_loader(model, val, device, show, alter=_drifter(level))
                             for level in C.DRIFT_LEVELS]
         levels = np.concatenate([np.full(len(r["true_biome"]), level)
                                  for r, level in zip(raws, (0, *C.DRIFT_LEVELS))])
@@ -143,7 +143,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     model = build_model(meta)
     model.load_state_dict(payload["model"])
     model.to(device)
-    raws = {split: predictloader(model, loader(ds[split], cfg.batch_size * 2, workers, device=device),
+    raws = {split: predict_loader(model, make_loader(ds[split], cfg.batch_size * 2, workers, device=device),
                                   device, show)
             for split in ("val", "test") if len(ds[split])}
     if refit:

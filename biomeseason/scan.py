@@ -103,6 +103,13 @@ def list_raw_files(raw: Path) -> Listing:
     return listing
 
 
+def beside_scenes(source: str, raw: Path) -> bool:
+    """Whether a file lies where ``synth`` writes its contact sheet and scene list: at the top of raw/,
+    or in a folder of ours below it."""
+    folder = PurePosixPath(source).parent
+    return folder == PurePosixPath(".") or is_ours(raw / folder)
+
+
 def ignore_reason(source: str, labels_csv: Path | None, raw: Path) -> str:
     """Why a file is not data at all (system file, read-me, our labels CSV), else ''."""
     parts = PurePosixPath(source).parts
@@ -114,10 +121,9 @@ def ignore_reason(source: str, labels_csv: Path | None, raw: Path) -> str:
     if len(parts) == 1 and name.lower() in READMES:
         return "ignored: read-me file"
     # `synth` writes one beside its scenes: at the top of raw/, or in a folder of ours below it.
-    if name.startswith("contact_sheet_") and name.endswith(".png") and \
-            (len(parts) == 1 or is_ours(raw / PurePosixPath(source).parent)):
+    if name.startswith("contact_sheet_") and name.endswith(".png") and beside_scenes(source, raw):
         return "ignored: contact sheet of synthetic scenes"
-    if name == SCENES_LIST and (len(parts) == 1 or is_ours(raw / PurePosixPath(source).parent)):
+    if name == SCENES_LIST and beside_scenes(source, raw):
         return "ignored: list of synthetic scenes"
     if labels_csv is not None and os.path.realpath(raw / source) == os.path.realpath(labels_csv):
         return "ignored: the labels CSV"
@@ -253,18 +259,18 @@ def with_synthetic_scenes(table: pd.DataFrame, raw: Path, sources: list[str]) ->
     present = {nfc_key(s) for s in sources}
     added = []
     for source in sources:
-        folder = PurePosixPath(source).parent
-        if PurePosixPath(source).name != SCENES_LIST or not (folder == PurePosixPath(".") or is_ours(raw / folder)):
+        if PurePosixPath(source).name != SCENES_LIST or not beside_scenes(source, raw):
             continue
+        folder = PurePosixPath(source).parent
         scenes = pd.read_csv(raw / source, dtype=str, keep_default_na=False)
         if tuple(scenes.columns) != SCENES_COLUMNS:
             continue
         keys = [csv_key((folder / p).as_posix()) for p in scenes["path"]]
         scenes = scenes.assign(path=keys).set_axis(keys)
         added.append(scenes[[k in present and k not in table.index for k in keys]])
-    if not added or not sum(map(len, added)):
+    rows = pd.concat(added) if added else pd.DataFrame()
+    if rows.empty:
         return table, 0
-    rows = pd.concat(added)
     rows = rows.reindex(columns=table.columns, fill_value="")
     if "domain" in table.columns:
         rows["domain"] = "synthetic"

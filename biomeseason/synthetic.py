@@ -154,7 +154,7 @@ from PIL import Image
 from scipy import fft as sfft
 from scipy.special import ndtri
 
-from . import files
+from . import files, scan
 from . import synthetic_looks as looks
 from .labels import MONTH_ABBR, north_month
 from .workers import process_pool
@@ -779,6 +779,11 @@ def check_settings(out, per_class=4, size=256, look="mixed", workers=1, quality=
     if per_class < 1 or size < 16 or workers < 1 or not 1 <= quality <= 100:
         raise files.UsageError("--per-class and --workers must be >= 1, --size >= 16 and --quality 1..100")
     files.check_dir_target(out, force=force)
+    listed = pathlib.Path(out) / scan.SCENES_LIST
+    if listed.is_file() and tuple(listed.read_text(encoding="utf-8", errors="replace").splitlines()[:1]) != \
+            (",".join(scan.SCENES_COLUMNS),):
+        raise files.UsageError(f"{listed} is not a list of scenes written by biomeseason; move it out of "
+                               f"{out} and run again")
 
 
 def write_scenes(out, per_class=4, seed=0, size=256, biomes=None, months=None, workers=1,
@@ -824,20 +829,16 @@ def write_scenes(out, per_class=4, seed=0, size=256, biomes=None, months=None, w
 def list_scenes(out: pathlib.Path, paths: list[pathlib.Path], labels: list[tuple[str, int]]) -> pathlib.Path:
     """``scenes.csv`` beside the scenes (path relative to ``out``, biome, month), with the rows of an earlier
     run into the same folder kept: preprocessing labels the scenes from it when a labels CSV of the user's
-    does not list them (``scan.synthetic_scenes``)."""
+    does not list them (``scan.with_synthetic_scenes``)."""
     import pandas as pd
 
-    from .scan import SCENES_COLUMNS, SCENES_LIST
+    from .scan import SCENES_LIST
 
     rows = pd.DataFrame({"path": [p.name for p in paths], "biome": [b for b, _ in labels],
                          "month": [str(m) for _, m in labels]})
     earlier = out / SCENES_LIST
-    if earlier.is_file():
-        before = pd.read_csv(earlier, dtype=str, keep_default_na=False)
-        if tuple(before.columns) != SCENES_COLUMNS:
-            raise files.UsageError(f"{earlier} is not a list of scenes written by biomeseason; move it out of "
-                                   f"{out} and run again")
-        rows = pd.concat([before, rows])
+    if earlier.is_file():   # check_settings made sure it is ours
+        rows = pd.concat([pd.read_csv(earlier, dtype=str, keep_default_na=False), rows])
         rows = rows.drop_duplicates("path", keep="last").sort_values("path")
     return files.write_csv(earlier, rows)
 
@@ -892,5 +893,5 @@ def main(args) -> int:
     dt = time.perf_counter() - t0
     print(f"wrote {len(paths)} images to {args.out} ({len(paths) / max(dt, 1e-9):.1f} images/s); "
           f"contact sheet: {pathlib.Path(args.out) / f'contact_sheet_{args.look}.png'}; labels: "
-          f"{pathlib.Path(args.out) / 'scenes.csv'}")
+          f"{pathlib.Path(args.out) / scan.SCENES_LIST}")
     return 0

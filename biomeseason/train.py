@@ -52,7 +52,7 @@ from .data import (
     carve_validation,
     encode_targets,
     estimate_cache_bytes,
-    loader,
+    make_loader,
     read_class_lists,
 )
 from .evaluation import RunResult, evaluate, finish
@@ -523,8 +523,8 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
         # One shuffle for one process and for many: N processes' batches of B together hold
         # the images of one process's batch of N*B, so the runs match (tests/test_train.py).
         sampler = DistributedSampler(ds["train"], num_replicas=ddp.world, rank=ddp.rank, seed=cfg.seed)
-    train_loader = loader(ds["train"], cfg.batch_size, workers, sampler, device=device)
-    val_loader = loader(ds["val"], cfg.batch_size * 2, workers, device=device)
+    train_loader = make_loader(ds["train"], cfg.batch_size, workers, sampler, device=device)
+    val_loader = make_loader(ds["val"], cfg.batch_size * 2, workers, device=device)
     biome_weight = _biome_weights(ds["train"], len(classes.biomes)).to(device) if cfg.balance == "weights" else None
 
     # The backbone may learn slower than the heads (a model started from other weights).

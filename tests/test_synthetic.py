@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
-from biomeseason import realstats, synthetic
+from biomeseason import files, realstats, synthetic
 from biomeseason.__main__ import main as cli
 from biomeseason.labels import Vocabulary, north_month, parse_filename
 
@@ -187,3 +187,13 @@ def test_each_scene_takes_its_colours_from_one_measured_region(monkeypatch):
     nearest = [min(centres, key=lambda c: abs(c - x)) for x in lightness]
     assert all(abs(x - c) < 9 for x, c in zip(lightness, nearest)), np.round(lightness, 1)
     assert set(nearest) == set(centres)   # both places drawn
+
+
+def test_a_scenes_csv_of_someone_elses_is_refused_before_any_scene_is_written(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "scenes.csv").write_text("name,notes\nx,y\n")
+    with pytest.raises(files.UsageError, match="not a list of scenes"):
+        synthetic.write_scenes(out, per_class=1, size=32, biomes=["tundra"], months=[1], progress=False, force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["scenes.csv"]
+    assert (out / "scenes.csv").read_text() == "name,notes\nx,y\n"
