@@ -7,11 +7,14 @@ scripts do. Modules are imported only when their command runs, so
 
 Errors a user can fix (a bad setting, a missing path, an output that would
 overwrite something) are one sentence and exit code 2, never a traceback;
+a full disk or quota, a file-size limit or a read-only file system while
+writing is one sentence naming the output and exit code 1;
 Ctrl-C or ``kill`` ends with exit code 130 after the command has cleaned up.
 """
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 COMMANDS = {
     "synth": ("biomeseason.synthetic", "write synthetic Earth scenes with labelled file names"),
@@ -40,7 +43,7 @@ def main(argv=None):
                                      description=COMMANDS[name][1],
                                      parents=[module.get_args_parser(add_help=False)])
     args = parser.parse_args(rest)
-    from .files import UsageError, terminate_as_interrupt
+    from .files import UsageError, out_of_space, terminate_as_interrupt
 
     try:
         with terminate_as_interrupt():
@@ -48,10 +51,27 @@ def main(argv=None):
     except (UsageError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         print(f"error: {_sentence(e)}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as e:   # RuntimeError: torch.save wraps the OSError
+        full = out_of_space(e)
+        if full is None:
+            raise
+        print(f"error: {_no_room(full, getattr(args, 'out', None))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\n{name}: interrupted; finished outputs are kept and nothing half-written was left",
               file=sys.stderr)
         return 130
+
+
+def _no_room(error: OSError, out) -> str:
+    """The out-of-room sentence, naming the file if it is inside --out, else --out itself (the
+    file may be in a temporary build folder beside it that the user never sees)."""
+    from .files import OutOfSpaceError
+
+    where = error.filename
+    if out is not None and (where is None or Path(out).resolve() not in Path(where).resolve().parents):
+        where = out
+    return str(OutOfSpaceError(error.errno, error.strerror, str(where)))
 
 
 def _sentence(error: BaseException) -> str:

@@ -11,7 +11,9 @@ head for that image rather than dropping the image.
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from .images import ImageError, read_image
 from .labels import north_month
 from .manifest import SPLITS, manifest_sha256, read_manifest  # noqa: F401  (manifest_sha256: re-exported)
 from .presets import resize_short_side
+from .workers import end_with
 
 MISSING = -1
 
@@ -193,7 +196,9 @@ def preview(processed: str | Path, split: str = "train", n: int = 16, seed: int 
 
 
 def make_loader(ds, batch_size, workers, sampler=None, shuffle=False, device=None) -> DataLoader:
-    """The DataLoader of one split: worker processes kept between epochs, pinned memory on CUDA."""
+    """The DataLoader of one split: worker processes kept between epochs (and ended with this
+    process however it dies), pinned memory on CUDA."""
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=shuffle,
                       num_workers=workers, persistent_workers=workers > 0,
+                      worker_init_fn=functools.partial(end_with, os.getpid()) if workers else None,
                       pin_memory=device is not None and device.type == "cuda")

@@ -7,6 +7,8 @@
     out = files.claim_dir("runs/demo", force=False)      # creates it with our marker, or
                                                          # refuses a folder we did not make
     files.check_output_file("preds.csv", inputs=[photo])  # one sentence if it is unsafe
+    with files.output_lock("runs/demo"):                 # one writer per output at a time
+        ...
 
 The rules (README "Your files are safe"):
 
@@ -21,12 +23,20 @@ The rules (README "Your files are safe"):
   refused before any work starts. An existing output file is replaced only if
   it is ours (``looks_ours`` says so, or it lies in a folder of ours).
 * ``remove_ours`` (``make clean``) deletes only folders that carry the marker.
+* A full disk, a used-up quota, a file-size limit or a read-only file system
+  while writing is ``OutOfSpaceError``: one sentence naming the file and what
+  ran out; the temporary file is gone and the previous version is untouched.
+* One writer per output: ``output_lock`` holds a lock file beside the output
+  (its pid and start time) for the whole run; a second run into the same
+  output is refused in one sentence naming the first one's pid, and the lock
+  of a run that is gone (killed) is taken over with a note.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import csv
+import errno
 import io
 import itertools
 import json
@@ -35,8 +45,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:   # Windows: the lock file's pid says whether its run is alive
+    fcntl = None
 
 MARKER = ".biomeseason"
 MARKER_TEXT = "This folder was written by biomeseason; its commands may replace what is in it.\n"
@@ -51,6 +67,38 @@ class UsageError(ValueError):
         return [f"error: {self}"]
 
 
+# What ran out, by errno, for OutOfSpaceError's sentence.
+OUT_OF_SPACE = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EFBIG: "a file would grow past the file-size limit (see `ulimit -f`)",
+                errno.EROFS: "the file system is read-only"}
+
+
+class OutOfSpaceError(OSError):
+    """A write failed for want of room: a full disk or quota, a file-size limit, a read-only file system.
+
+    ``str()`` is one sentence naming the file and what ran out.
+    """
+
+    def __str__(self):
+        what = OUT_OF_SPACE.get(self.errno, (self.strerror or "").lower())
+        return (f"cannot write {self.filename}: {what}; nothing half-written was left and the previous "
+                "version is untouched")
+
+    def _render_traceback_(self):
+        return [f"error: {self}"]
+
+
+def out_of_space(error: BaseException | None) -> OSError | None:
+    """The out-of-room OSError that is ``error`` or caused it (torch wraps it in a RuntimeError), else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in OUT_OF_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 # ---------------------------------------------------------------- atomic writes
 
 @contextlib.contextmanager
@@ -58,19 +106,24 @@ def atomic_path(path, mode: int = 0o644):
     """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
 
     On any exception (Ctrl-C included) the temporary file is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was; a want of room becomes ``OutOfSpaceError`` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
         yield tmp
         os.chmod(tmp, mode)  # mkstemp makes files private; outputs are shared like any other file
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        full = out_of_space(e)
+        if full is not None and not isinstance(e, OutOfSpaceError):
+            raise OutOfSpaceError(full.errno, full.strerror, str(path)) from e
         raise
 
 
@@ -79,11 +132,15 @@ def atomic_write(path, data: bytes | str | Callable[[io.IOBase], None], *, text:
     """Write bytes, text, or whatever ``data(file)`` writes, atomically; returns the path.
 
     ``fsync`` makes the new contents durable before the rename (checkpoints);
-    plain outputs skip it: the rename alone already keeps them whole.
+    plain outputs skip it: the rename alone already keeps them whole. Ctrl-C or
+    ``kill`` during ``data(file)`` acts when it returns: raised inside a library's
+    writer (torch.save) it would come out as that library's error, or be lost.
     """
+    from .workers import interrupts_held
+
     path = Path(path)
     binary = isinstance(data, (bytes, bytearray)) if text is None else not text
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, interrupts_held() if callable(data) else contextlib.nullcontext():
         with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
             if callable(data):
                 data(f)
@@ -159,14 +216,22 @@ def appending_rows(path, fieldnames: list[str]):
 
     For runs that stream results into a partial file of their own (which
     ``write_rows`` started, header included); ``publish`` then moves the
-    finished file over the real output in one rename.
+    finished file over the real output in one rename. Each call's rows are
+    written whole or not at all: a call cut short (a full disk, Ctrl-C) is
+    taken back, so the file always ends with a whole row.
     """
-    with open(path, "a", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames, lineterminator="\n", extrasaction="ignore")
-
+    with open(path, "ab", buffering=0) as f:
         def append(rows) -> None:
-            writer.writerows(rows)
-            f.flush()  # a crash loses at most the rows in flight
+            text = io.StringIO()
+            csv.DictWriter(text, fieldnames, lineterminator="\n", extrasaction="ignore").writerows(rows)
+            data = memoryview(text.getvalue().encode("utf-8"))
+            start = f.seek(0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[f.write(data):]
+            except BaseException:
+                f.truncate(start)
+                raise
         yield append
 
 
@@ -232,7 +297,18 @@ def check_dir_target(folder, *, force: bool = False, flag: str = "--out") -> Non
                          f"choose a new folder or pass --force to add our files beside yours")
     parent = _existing_parent(folder)
     if not os.access(parent, os.W_OK | os.X_OK):
+        _refuse_if_read_only(folder, parent)
         raise UsageError(f"{flag} {folder}: cannot write in {parent} (permission denied)")
+
+
+def _refuse_if_read_only(path: Path, folder: Path) -> None:
+    """A read-only file system is not a permission the user can change: say which it is."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):   # no statvfs (Windows)
+        read_only = False
+    if read_only:
+        raise OutOfSpaceError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
 
 def _has_entries(folder: Path) -> bool:
@@ -280,6 +356,7 @@ def check_output_file(path, *, inputs: Iterable = (), force: bool = False, flag:
                              "choose another path or pass --force to replace it")
     parent = _existing_parent(path.parent)
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        _refuse_if_read_only(path, parent)
         raise UsageError(f"{flag} {path}: cannot write there (permission denied)")
     return path
 
@@ -318,6 +395,113 @@ def remove_ours(folder) -> bool:
         raise UsageError(f"{folder} was not written by biomeseason (no {MARKER} in it); not deleting it")
     shutil.rmtree(folder)
     return True
+
+
+# ---------------------------------------------------------------- one writer per output
+
+def lock_path(output) -> Path:
+    """The lock file of an output (a folder or a file): ``.<name>.lock`` beside it."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(output, flag: str = "--out", hold: bool = True):
+    """Hold the one-writer lock of ``output`` for the block; yields the lock file's path.
+
+    The lock is a file beside the output holding our pid and start time, locked
+    with ``flock`` so that the kernel releases it however we die. A lock held
+    by a live run raises UsageError naming that run's pid; a lock left by a run
+    that is gone is taken over with a note on stderr. ``hold=False`` does
+    nothing (the other processes of a multi-process run, whose first one holds it).
+    """
+    lock = lock_path(output)
+    if not hold:
+        yield lock
+        return
+    made = []   # folders made for the lock, removed again if the run leaves them empty
+    folder = lock.parent.absolute()
+    while not folder.exists():
+        made.append(folder)
+        folder = folder.parent
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd, previous = _take_lock(lock, Path(output), flag)
+    if previous:
+        print(f"note: {flag} {output}: taking over the lock of run {_holder(previous)}, which is no "
+              "longer running", file=sys.stderr, flush=True)
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()   # while we still hold it: a run waiting on this file then looks again
+        os.close(fd)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _take_lock(lock: Path, output: Path, flag: str) -> tuple[int, dict | None]:
+    """(open locked descriptor holding our record, the record of a dead run it held or None)."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _lock_fd(fd, lock):
+                raise UsageError(f"{flag} {output} is being written by another run ({_holder(_read_record(fd))}); "
+                                 f"wait for it to end, or choose another {flag}")
+            try:   # the file we locked must still be the one at the path: an ending run removes it
+                current = os.path.samestat(os.fstat(fd), os.stat(lock))
+            except FileNotFoundError:
+                current = False
+            if not current:
+                os.close(fd)
+                continue
+            previous = _read_record(fd, wait=0)
+            record = json.dumps({"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)[:500]}) + "\n"
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, record.encode())
+            return fd, previous
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+def _lock_fd(fd: int, lock: Path) -> bool:
+    """Whether we now hold the lock on ``fd``."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+    # No flock: the run named in the file holds the lock while its process is alive.
+    from .workers import alive
+
+    record = _read_record(fd, wait=0)
+    return not (record and record.get("pid") != os.getpid() and alive(int(record["pid"])))
+
+
+def _read_record(fd: int, wait: float = 1.0) -> dict | None:
+    """The JSON record in the lock file; a run that has just taken the lock gets ``wait`` seconds to write it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            record = json.loads(os.read(fd, 4096).decode("utf-8", "replace"))
+            if isinstance(record, dict) and "pid" in record:
+                return record
+        except ValueError:
+            pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def _holder(record: dict | None) -> str:
+    if not record:
+        return "pid unknown"
+    return f"pid {record.get('pid')}, started {record.get('started', 'at an unknown time')}"
 
 
 # ---------------------------------------------------------------- signals

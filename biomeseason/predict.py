@@ -540,6 +540,8 @@ def main(args: argparse.Namespace) -> int:
     except (files.UsageError, CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from .workers import cap
+    args.workers = cap(args.workers)
     out, partial = Path(args.out), partial_path(args.out)
     previous, source = _previous_rows(out, partial) if args.resume else ([], None)
     done = {(row["path"], row["sha256"]) for row in previous}
@@ -550,7 +552,7 @@ def main(args: argparse.Namespace) -> int:
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
     new = 0
-    with files.terminate_as_interrupt():
+    with files.terminate_as_interrupt(), files.output_lock(out):   # one run at a time into --out
         # The partial file is rewritten from the rows kept, so it always holds whole rows only.
         files.write_rows(partial, previous, COLUMNS) or files.write_text(partial, ",".join(COLUMNS) + "\n")
         try:

@@ -57,6 +57,8 @@ Decisions worth knowing:
   output valid and no temporary folder behind. --out must be new, empty, or
   written by us (it carries a marker file); ``--force`` writes into another
   folder, replacing only our own outputs and never deleting anything else.
+  One run at a time writes into an --out (``files.output_lock``); a second is
+  refused, naming the first one's pid.
 """
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ from .files import UsageError
 from .images import MAX_PIXELS
 from .labels import HEMISPHERES, LabelError, Vocabulary, season_of
 from .splits import SPLITS, assign_splits
-from .workers import alive, bounded_map, process_pool
+from .workers import alive, bounded_map, cap, process_pool, usable_cpus
 
 # ---- defaults --------------------------------------------------------------
 RAW = "data/raw"
@@ -131,7 +133,8 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
     if store not in STORES:
         raise UsageError(f"--store must be one of {', '.join(STORES)}, not {store!r}")
     csv_table = scan.read_labels_csv(labels_csv) if labels_csv else None
-    with files.terminate_as_interrupt():
+    workers = cap(workers) if workers else usable_cpus()
+    with files.terminate_as_interrupt(), files.output_lock(out):
         notices = clean_leftovers(out)
         listing = scan.list_raw_files(raw)
         sources = listing.files
@@ -157,7 +160,6 @@ def preprocess(raw=RAW, out=OUT, size=SIZE, seed=SEED, workers=None, labels_csv=
                     notices.append(f"warning: {len(unused)} row(s) of the labels CSV name no file "
                                    f"under raw/, e.g. {unused[0]!r}")
             settings = clean.Settings(str(raw), str(tmp), size, min_side, max_pixels)
-            workers = workers or os.cpu_count() or 1
             table, failed = clean_all(labelled, settings, tmp, workers, progress)
             rejected.update(failed)
             table, dropped = group_duplicates(table, tmp, drop_near_duplicates)
@@ -653,7 +655,7 @@ def get_args_parser(add_help=True) -> argparse.ArgumentParser:
                         help=f"short side of stored images in pixels, never upscaled (default: {SIZE})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the train/val/test split (default: {SEED})")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes decoding images (default: the CPU count)")
+                        help="processes decoding images, at most the CPU count (default: the CPU count)")
     parser.add_argument("--labels", default=None, metavar="CSV",
                         help="CSV with columns path and biome and/or month, optionally group, split, lat, "
                              "lon, hemisphere and any others (kept); paths relative to --raw "

@@ -157,7 +157,7 @@ from scipy.special import ndtri
 from . import files, scan
 from . import synthetic_looks as looks
 from .labels import MONTH_ABBR, north_month
-from .workers import process_pool
+from .workers import cap, process_pool
 
 FILE_PREFIX = {
     "boreal_forest": "Boreal",
@@ -888,7 +888,7 @@ def get_args_parser(add_help=True) -> argparse.ArgumentParser:
 def main(args) -> int:
     check_settings(args.out, args.per_class, args.size, args.look, args.workers, args.quality, args.force)
     t0 = time.perf_counter()
-    paths = write_scenes(args.out, args.per_class, args.seed, args.size, workers=args.workers,
+    paths = write_scenes(args.out, args.per_class, args.seed, args.size, workers=cap(args.workers),
                          quality=args.quality, look=args.look, force=args.force)
     dt = time.perf_counter() - t0
     print(f"wrote {len(paths)} images to {args.out} ({len(paths) / max(dt, 1e-9):.1f} images/s); "

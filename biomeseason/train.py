@@ -60,6 +60,7 @@ from .files import UsageError
 from .manifest import SPLITS, manifest_sha256, read_manifest
 from .model import ARCHS, BiomeSeasonNet, load_backbone_weights, load_matching, select_device
 from .presets import IMAGENET_MEAN, IMAGENET_STD, VIEWS, augmentation_settings, eval_transform, train_transform
+from .workers import cap
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BALANCES = ("none", "weights", "sampler")
@@ -468,7 +469,7 @@ def fit(cfg: TrainConfig) -> RunResult | None:
     cfg.check()
     ddp = setup_distributed(cfg.device)
     try:
-        with files.terminate_as_interrupt():
+        with files.terminate_as_interrupt(), files.output_lock(cfg.out, hold=ddp.main):  # one run per --out
             return _fit(cfg, ddp)
     except KeyboardInterrupt:
         if ddp.main:
@@ -499,7 +500,7 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
     seed_everything(cfg.seed + ddp.rank)
     classes = inputs.classes
     ds = _datasets(cfg, classes, inputs.df, show)
-    workers = cfg.workers if cfg.workers >= 0 else (4 if device.type == "cuda" else 0)
+    workers = cap(cfg.workers) if cfg.workers >= 0 else cap(4 if device.type == "cuda" else 0, quiet=True)
     use_amp = cfg.amp and device.type == "cuda"
 
     if cfg.eval_only:

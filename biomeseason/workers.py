@@ -16,9 +16,19 @@ do not import torch, so the server stays small and starts in a second.
 
 On Ctrl-C or ``kill`` the parent alone handles the signal (workers ignore
 SIGINT, so there is one message, not one per worker), cancels what is queued
-and stops the workers. On Linux each worker is also told by the kernel to
-exit when the fork server does (``PR_SET_PDEATHSIG``), and the fork server
-exits when its last client does, so no worker outlives ``kill -9`` either.
+and stops the workers.
+
+No worker outlives its parent, however the parent dies (``kill -9``, the
+out-of-memory killer, a job scheduler): ``end_with(parent)`` runs first in
+every worker, ours and training's DataLoader workers alike. A thread in the
+worker ends it when the process that asked for it dies (a pidfd, which the
+kernel marks the moment that process ends; elsewhere its pid is checked twice
+a second), and on Linux the kernel also ends a fork server's worker with the
+fork server (``PR_SET_PDEATHSIG``). The thread is the one that counts: a
+worker's parent is the fork server, which lives until the last worker has
+gone (each holds its "alive" pipe), so without it the two would wait for each
+other for ever. The fork server and the resource tracker then end by
+themselves, having no client left.
 """
 from __future__ import annotations
 
@@ -29,11 +39,15 @@ import importlib.machinery
 import itertools
 import multiprocessing
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 _PR_SET_PDEATHSIG = 1
+PARENT_CHECK_SECONDS = 0.5   # how often a worker looks for its parent where no pidfd tells it
 # The modules whose functions run in workers: imported once, by the fork server.
 PRELOAD = ["biomeseason.clean", "biomeseason.scene", "biomeseason.synthetic"]
 
@@ -57,26 +71,81 @@ def alive(pid: int) -> bool:
     return True
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def cap(workers: int, flag: str = "--workers", quiet: bool = False) -> int:
+    """``workers`` capped at the CPU count; a larger value is said once (on stderr) unless ``quiet``.
+
+    More processes than CPUs only take turns on them, each holding its own memory.
+    """
+    cpus = usable_cpus()
+    if workers <= cpus:
+        return workers
+    if not quiet:
+        print(f"note: {flag} {workers} is more than the {cpus} CPU(s) here; using {cpus}",
+              file=sys.stderr, flush=True)
+    return cpus
+
+
+def end_with(parent: int, *_) -> None:
+    """End this process within a second of process ``parent`` ending, however it ends.
+
+    Call it first thing in a worker (extra arguments are ignored, so it can be
+    a DataLoader's ``worker_init_fn`` through ``functools.partial``).
+    """
+    forked = os.getppid() == parent
+    if sys.platform.startswith("linux") and not forked:
+        # Our parent is the fork server (single-threaded). Not for a process forked by ``parent``
+        # itself: the kernel would end it with the *thread* that forked it, which may be a
+        # short-lived one while ``parent`` lives on; the thread below covers that case.
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:   # opened before the check below, so a parent gone in between is still seen
+            pidfd = os.pidfd_open(parent)
+        except OSError:   # already gone, or a kernel without pidfds (then we poll)
+            pidfd = None
+    if not alive(parent) or (forked and os.getppid() != parent):
+        os._exit(1)   # it died while we were starting
+    threading.Thread(target=_exit_when_gone, args=(parent, pidfd, forked), daemon=True,
+                     name="end-with-parent").start()
+
+
+def _exit_when_gone(parent: int, pidfd: int | None, forked: bool) -> None:
+    if pidfd is not None:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)   # readable once the process has ended
+        while not poller.poll():
+            pass
+    else:
+        # Our parent's pid cannot be reused under us: once it dies we are adopted.
+        while (os.getppid() == parent) if forked else alive(parent):
+            time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
+
+
 def _init_worker(client: int, initializer=None, initargs=()):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Stopping a worker must end it, whatever the process that started the fork
     # server held or ignored; a handler inherited from it would print a traceback.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
-            pass
-    if not alive(client):   # the process that asked for us died before prctl took effect
-        os._exit(1)
+    end_with(client)
     if initializer is not None:
         initializer(*initargs)
 
 
 @contextlib.contextmanager
-def _interrupts_held():
+def interrupts_held():
     """SIGINT and SIGTERM wait until the block ends, then act as they would have."""
     caught = []
     try:
@@ -131,7 +200,7 @@ def process_pool(workers: int, initializer=None, initargs=()):
         # and would print a traceback once this process had gone.
         launch = getattr(pool, "_launch_processes", None)
         if launch is not None:
-            with _interrupts_held(), _main_not_rerun():
+            with interrupts_held(), _main_not_rerun():
                 launch()
         yield pool
     except BaseException:
