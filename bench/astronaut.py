@@ -5,7 +5,7 @@
 
 No real astronaut photo collection is available offline, so this makes
 astronaut-style photos out of REAL imagery: each is one Blue Marble tile
-(../shared/realdata/bluemarble, regions outside
+(data/bluemarble, regions outside
 ``realstats.CALIBRATION_REGIONS`` only, never trained on by the demo) seen
 obliquely from orbit with the horizon and the limb (``synthetic_looks.to_view``),
 a little blue haze, then framed as photos from a station window often are:
@@ -40,7 +40,7 @@ from biomeseason.images import read_image  # noqa: E402
 from biomeseason.labels import Vocabulary, season_of  # noqa: E402
 from biomeseason.metrics import circular_distance  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
+DATA = ROOT / "data" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "astronaut.md"
 MODELS = [ROOT / "runs" / "demo" / "model" / "best.pt", ROOT / "runs" / "bench-real" / "model" / "best.pt"]
 PHOTO = 320                 # side of the oblique view

@@ -5,7 +5,7 @@
     python bench/real.py --model runs/demo/model/best.pt    # score an existing checkpoint, no training
 
 Training goes through the library (synthetic.write_scenes -> preprocess ->
-train.fit). Scoring reads the tiles of ../shared/realdata/bluemarble whose
+train.fit). Scoring reads the tiles of data/bluemarble whose
 region is NOT in ``realstats.CALIBRATION_REGIONS`` (the regions the
 generator's colours were measured on), with ``predict.load_model(...).predict``.
 
@@ -42,7 +42,7 @@ from biomeseason import files, realstats  # noqa: E402
 from biomeseason.checkpoint import load_checkpoint  # noqa: E402
 from biomeseason.labels import season_of  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
+DATA = ROOT / "data" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "real.md"
 FIGURE = RESULTS.with_name("real_reliability.png")
 DEMO = {"per_class": 20, "image_size": 96, "epochs": 20, "scene_size": 256}    # demo --no-real

@@ -5,7 +5,7 @@
     python bench/real_data.py --quick                            # 1 epoch at 32 px, one seed: a smoke run
     python bench/real_data.py --methods a b                      # some of the methods (the report lists those)
 
-The tiles of ../shared/realdata/bluemarble are split as the demo splits them
+The tiles of data/bluemarble are split as the demo splits them
 (``demo.real_split``): the regions outside ``realstats.CALIBRATION_REGIONS``
 are the test split, whole, so every test tile comes from a region no method
 trained on, nor measured the synthetic scenes' colours on; the calibration
@@ -54,7 +54,7 @@ from biomeseason import demo, files  # noqa: E402
 from biomeseason.files import UsageError  # noqa: E402
 from biomeseason.train import TrainConfig  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
+DATA = ROOT / "data" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "real_data.md"
 WORK = ROOT / "runs" / "bench-real-data"
 INIT = ROOT / "runs" / "bench-real" / "model" / "best.pt"

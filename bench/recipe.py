@@ -6,7 +6,7 @@
 
 Two data sets:
 
-* REAL: the Blue Marble tiles of ../shared/realdata/bluemarble (3,516 tiles of
+* REAL: the Blue Marble tiles of data/bluemarble (3,516 tiles of
   32 px). Split by region, so the test measures places never trained on: for
   each biome its regions are ranked by tile count (then name); the largest
   trains, the next is test, the third (where there is one) is val, any further
@@ -61,7 +61,7 @@ from torchvision.transforms import v2  # noqa: E402
 from biomeseason import files  # noqa: E402
 from biomeseason.files import UsageError  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "realdata" / "bluemarble"
+DATA = ROOT / "data" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "recipe.md"
 WORK = ROOT / "runs" / "bench-recipe"
 DEFAULTS = {"epochs": 10, "size": 64, "per_class": 6, "scene_size": 64}
@@ -376,7 +376,7 @@ def report(rows, s, real_m, synth_m, others: dict) -> str:
              f"- settings: epochs {s['epochs']}, input {s['size']} px, seed {s['seed']} (one seed per run)",
              "- command: `nice -n 10 .venv/bin/python bench/recipe.py "
              + " ".join(sys.argv[1:]) + "`",
-             "- REAL data: NASA Blue Marble Next Generation 2004 monthly tiles (../shared/realdata/bluemarble), "
+             "- REAL data: NASA Blue Marble Next Generation 2004 monthly tiles (data/bluemarble), "
              f"{len(real_m)} tiles of 32 px, split by region (never a region or a tile in two splits).",
              ]
     if synth_m is not None:

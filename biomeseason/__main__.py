@@ -18,6 +18,8 @@ from pathlib import Path
 
 COMMANDS = {
     "synth": ("biomeseason.synthetic", "write synthetic Earth scenes with labelled file names"),
+    "earth": ("biomeseason.earth", "cut and label every land tile of the Blue Marble maps (the whole Earth)"),
+    "ship": ("biomeseason.ship", "score a trained Earth model on held-out places and write models/earth.pt"),
     "preprocess": ("biomeseason.preprocess", "clean data/raw into data/processed (same as dataset_preproc.py)"),
     "train": ("biomeseason.train", "train the two-head ResNet on data/processed"),
     "predict": ("biomeseason.predict", "predict biome, month and season of images into a CSV"),

@@ -29,7 +29,7 @@ THUMB_SIZE = 16             # near-duplicate colour test: THUMB_SIZE x THUMB_SIZ
 THUMB_BYTES = THUMB_SIZE * THUMB_SIZE * 3
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _DATETIME_ORIGINAL, _DATETIME = 0x9003, 0x0132
-_GPS_LAT_REF, _GPS_LAT = 1, 2
+_GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 # pHash (as imagehash.phash computes it): 32x32 grey, the 8x8 lowest DCT-II frequencies, each bit
 # "above the median". The DCT as two small matrix products: (8, 32) @ (32, 32) @ (32, 8).
 _N = 32
@@ -76,7 +76,7 @@ def clean_file(settings: Settings, index: int, source: str, dest: str) -> Outcom
                             min_side=settings.min_side)
     except ImageError as e:
         return Outcome(index, reason=e.reason, sha256=sha)
-    month, lat = exif_month_and_latitude(record.image)
+    month, lat, _ = exif_month_and_place(record.image)
     im = resize_short_side(record.image, settings.size)
     notes = list(record.notes)
     if min(record.original_size) < settings.size:
@@ -126,8 +126,9 @@ def fingerprint(im: Image.Image) -> tuple[int, bytes]:
     return int(np.packbits(bits).view(">u8")[0]), thumb.tobytes()
 
 
-def exif_month_and_latitude(im: Image.Image) -> tuple[int, float | None]:
-    """(month of DateTimeOriginal or 0, GPS latitude in degrees or None); malformed EXIF gives neither."""
+def exif_month_and_place(im: Image.Image) -> tuple[int, float | None, float | None]:
+    """(month of DateTimeOriginal or 0, GPS latitude, GPS longitude in degrees or None); malformed EXIF
+    gives none of them."""
     try:
         exif = im.getexif()
         stamp = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
@@ -138,14 +139,19 @@ def exif_month_and_latitude(im: Image.Image) -> tuple[int, float | None]:
             except ValueError:
                 month = 0  # cameras write '0000:00:00 00:00:00' when the clock was never set
         gps = exif.get_ifd(_GPS_IFD)
-        lat = None
-        if _GPS_LAT in gps:
-            d, m, s = (float(v) for v in gps[_GPS_LAT])
-            lat = d + m / 60 + s / 3600
-            if str(gps.get(_GPS_LAT_REF, "N")).upper().startswith("S"):
-                lat = -lat
-            if not -90 <= lat <= 90:
-                lat = None
-        return month, lat
+        lat = _gps_degrees(gps, _GPS_LAT, _GPS_LAT_REF, "S", 90)
+        lon = _gps_degrees(gps, _GPS_LON, _GPS_LON_REF, "W", 180) if lat is not None else None
+        return month, lat, lon
     except Exception:  # EXIF in the wild is often malformed; it costs the labels, not the image
-        return 0, None
+        return 0, None, None
+
+
+def _gps_degrees(gps, tag: int, ref_tag: int, negative: str, limit: float) -> float | None:
+    """A GPS coordinate (degrees, minutes, seconds and a hemisphere letter) in signed degrees, or None."""
+    if tag not in gps:
+        return None
+    d, m, s = (float(v) for v in gps[tag])
+    value = d + m / 60 + s / 3600
+    if str(gps.get(ref_tag, "")).upper().startswith(negative):
+        value = -value
+    return value if -limit <= value <= limit else None

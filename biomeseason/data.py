@@ -133,6 +133,8 @@ class ProcessedImages(Dataset):
         # Degrees north, NaN where unknown (the labels CSV's lat column, carried in the manifest).
         self.lats = (pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float) if "lat" in df
                      else np.full(len(df), np.nan))
+        self.lons = (pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float) if "lon" in df
+                     else np.full(len(df), np.nan))   # degrees east, likewise
         self.biome, self.month = encode_targets(df, classes)
         self.short_side = short_side
         self.transform = transform

@@ -11,7 +11,8 @@
    never trained on.
 2. preprocessing             -> out/processed/          (biomeseason.preprocess)
 3. train.ipynb               -> out/model/best.pt, plots, metrics
-4. a held-out scene          -> out/heldout/            (a seed no training image used)
+4. a held-out image          -> out/heldout/            (a real tile of a region no demo model trains on;
+                                                          with --no-real, a scene from a seed no training image used)
 5. predict.ipynb on it       -> out/notebooks/predict.ipynb
 6. hex2name.ipynb on it      -> out/notebooks/hex2name.ipynb (if the notebook exists)
 7. predictions on the test split with the predict library -> out/predictions.csv,
@@ -42,6 +43,8 @@ GENERATED = ("raw", "processed", "model", "notebooks", "heldout", "plots")
 SETTINGS = {"real": {"per_class": 8, "epochs": 10, "image_size": 64},
             "synthetic": {"per_class": 20, "epochs": 20, "image_size": None}}   # None: the notebook's
 HELDOUT = ("temperate_deciduous_forest", 10)   # October: autumn colours, a clear seasonal cue
+# The real image the demo ends on: a Carpathian forest in October, from a region the demo never trains on.
+HELDOUT_TILE = "Deciduous/Deciduous_europe-carpathian-0585-3002_Oct.png"
 HELDOUT_SEED = 1_000_003   # an integer seed; training scenes are seeded by SeedSequence([seed, ...])
 SMOKE = {"per_class": 1, "epochs": 1, "image_size": 64}
 REAL = ROOT / "data" / "bluemarble"   # NASA Blue Marble tiles (public domain), see its README.md
@@ -110,16 +113,20 @@ def run_notebook(name: str, out: Path, parameters: dict) -> Path:
     return target
 
 
-def write_heldout(out: Path, size: int = 256) -> Path:
-    """One scene from a seed no training image used, named by its true labels."""
+def write_heldout(out: Path, size: int = 256, real: bool = False, tiles_dir: Path = REAL) -> Path:
+    """The image the demo ends on, named by its true labels: with ``real``, a shipped Blue Marble tile of a
+    held-out region (``HELDOUT_TILE``); else one scene from a seed no training image used."""
     from PIL import Image
 
+    from . import files
     from .files import claim_dir, save_image
     from .labels import MONTH_ABBR
     from .synthetic import FILE_PREFIX, render_scene
 
-    biome, month = HELDOUT
     folder = claim_dir(out / "heldout")
+    if real:
+        return files.atomic_write(folder / Path(HELDOUT_TILE).name, (tiles_dir / HELDOUT_TILE).read_bytes())
+    biome, month = HELDOUT
     path = folder / f"{FILE_PREFIX[biome]}_{MONTH_ABBR[month - 1].capitalize()}.jpg"
     return save_image(path, Image.fromarray(render_scene(biome, month, HELDOUT_SEED, size)), quality=92)
 
@@ -188,7 +195,6 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     summary line per domain."""
     import pandas as pd
 
-    from . import geoprior
     from .files import write_csv, write_rows
     from .labels import season_of
     from .manifest import read_manifest
@@ -203,8 +209,8 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
             for r, b, m, d in zip(results, test["biome"], test["month"], domain)]
     # The biome once more given each tile's latitude (geoprior), as `predict --lat` would answer.
     lats = pd.to_numeric(test["lat"], errors="coerce") if "lat" in test else pd.Series(float("nan"), index=test.index)
-    given = (geoprior.apply([list(r.biome_probs.values()) for r in results], predictor.lat_prior, lats).argmax(1)
-             if predictor.lat_prior and results else [-1] * len(rows))
+    given = (predictor.geo.apply([list(r.biome_probs.values()) for r in results], lats.to_numpy()).argmax(1)
+             if predictor.geo and results else [-1] * len(rows))
     for row, j, lat in zip(rows, given, lats):
         row["biome_given_lat"] = "" if pd.isna(lat) or j < 0 else predictor.biomes[j]
     write_rows(csv_path, rows)
@@ -223,15 +229,46 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
             for f in figures.itertuples()]
 
 
+def compare_with_shipped(predictor, tiles_dir: Path = REAL, shipped: Path | None = None) -> list[str]:
+    """The demo's model next to the shipped Earth model on the same held-out real places (the regions the demo
+    does not train on), each from the image alone and given the place; one line per model."""
+    from . import scoring
+    from .predict import load_model
+    from .realstats import CALIBRATION_REGIONS
+    from .ship import SHIPPED
+
+    shipped = shipped or SHIPPED
+    tiles = scoring.read_tiles(tiles_dir / "labels.csv")
+    tiles = tiles[~tiles["region"].isin(CALIBRATION_REGIONS)].reset_index(drop=True)
+    models = [("this demo's model", predictor)]
+    if shipped.is_file():
+        models.append((f"shipped {shipped.name}", load_model(shipped)))
+    lines = []
+    for name, model in models:
+        table = scoring.figures(scoring.predict_tiles(model, tiles), model).set_index("way")
+        place = (f", {table.at['place', 'biome_acc']:.3f} given the place" if "place" in table.index else "")
+        lines.append(f"{name}: biome {table.at['image', 'biome_acc']:.3f} from the image{place}; month within +-1 "
+                     f"{table.at['image', 'month_within1']:.3f}; wrong with p > 0.9 and not flagged "
+                     f"{table.at['image', 'wrong_p90_unflagged']:.1%} ({len(tiles)} real tiles of "
+                     f"{tiles['region'].nunique()} held-out regions)")
+    if len(models) == 1:
+        lines.append(f"(no shipped model at {shipped} to compare with)")
+    return lines
+
+
 def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path:
-    """The prediction figure of predict.ipynb, also as a PNG for people without Jupyter."""
+    """The prediction figure of predict.ipynb, also as a PNG for people without Jupyter, with the image's
+    true labels (read from its name) beside the answer."""
     import matplotlib
     matplotlib.use("Agg")  # headless: the figure only goes to a file
     from . import explain
     from .files import claim_dir, save_figure
+    from .labels import MONTH_ABBR, Vocabulary, parse_filename
 
+    label = parse_filename(image.name, Vocabulary.load())
+    truth = f"{label.biome}, {MONTH_ABBR[label.month - 1].capitalize()}" if label.month else label.biome
     result = predictor.predict(image, tta=tta)[0]
-    fig = explain.plot_prediction(image, result, explain.grad_cams(predictor, image, result))
+    fig = explain.plot_prediction(image, result, explain.grad_cams(predictor, image, result), truth=truth)
     claim_dir(target.parent)
     return save_figure(target, fig, dpi=100)
 
@@ -274,8 +311,8 @@ def main(args: argparse.Namespace) -> int:
             print(result.summary)
         with step(3, "training: train.ipynb"):
             run_notebook("train.ipynb", out, training)
-        with step(4, "a held-out scene"):
-            heldout = write_heldout(out)
+        with step(4, "a held-out image" + (": a real tile of a region never trained on" if args.real else "")):
+            heldout = write_heldout(out, real=args.real)
             print(f"   {heldout}")
         with step(5, "prediction: predict.ipynb"):
             run_notebook("predict.ipynb", out, {"IMAGE_PATH": str(heldout), "MODEL_PATH": str(model),
@@ -291,6 +328,10 @@ def main(args: argparse.Namespace) -> int:
             predictor = load_model(model)  # once, for both the CSV and the figure
             for line in predict_test_split(out / "processed", predictor, csv_path, args.tta):
                 print("   " + line)
+            if args.real:
+                print("   the same held-out real places, this demo's model next to the shipped one:")
+                for line in compare_with_shipped(predictor):
+                    print("   " + line)
             figure = save_heldout_figure(heldout, predictor, out / "plots" / "heldout_prediction.png", args.tta)
     except PapermillExecutionError as e:
         print(f"\nerror: a notebook failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "

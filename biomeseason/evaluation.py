@@ -152,20 +152,32 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
         fam_meta, fam_tensors = familiarity.to_checkpoint()
         meta.update(calibration=calibration, familiarity={
             **fam_meta, "threshold_split": "val" if "val" in raws else "train"})
-        save_checkpoint(out / "best.pt", payload["model"], meta, extra=fam_tensors)
+        # Where a photo was taken, from the label map of the Earth (never from the training images' places).
+        prior, said = geoprior.for_biomes(classes.biomes)
+        print(said, flush=True)
+        geo_meta, geo_tensors = prior.to_checkpoint() if prior else (None, {})
+        meta["geo_prior"] = geo_meta
+        save_checkpoint(out / "best.pt", payload["model"], meta, extra={**fam_tensors, **geo_tensors})
     else:
         familiarity = Familiarity.from_checkpoint(payload)
+        prior = geoprior.GeoPrior.from_checkpoint(payload)
     temperatures = {split: _temperatures(meta, familiarity, raw) for split, raw in raws.items()}
     results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
-    # The biome again given the latitude, for the images that have one (-1 for the others).
-    with_lat = {split: _biome_given_lat(meta.get("lat_prior"), raw, ds[split].lats, temperatures[split])
+    # The biome again given the latitude, and given the place (latitude and longitude), where known (-1 elsewhere).
+    with_lat = {split: _biome_given_place(prior, raw, ds[split].lats, None, temperatures[split])
                 for split, raw in raws.items()}
+    with_place = {split: _biome_given_place(prior, raw, ds[split].lats, ds[split].lons, temperatures[split])
+                  for split, raw in raws.items()}
     for split, raw in raws.items():
         known = (with_lat[split] >= 0) & (raw["true_biome"] >= 0)
         if known.any():
             true = raw["true_biome"][known]
             results[split]["biome_acc_lat_known"] = float((raw["logits_biome"].argmax(1)[known] == true).mean())
             results[split]["biome_acc_with_lat"] = float((with_lat[split][known] == true).mean())
+        placed = known & ~np.isnan(ds[split].lons)
+        if placed.any():
+            results[split]["biome_acc_with_place"] = float(
+                (with_place[split][placed] == raw["true_biome"][placed]).mean())
     if familiarity is not None:
         for split, raw in raws.items():
             flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
@@ -181,7 +193,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     reliability = {}
     if split:
         written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity,
-                                with_lat[split]))
+                                with_lat[split], with_place[split]))
         reliability = _reliability(raws[split], temperatures[split])
         if reliability:
             written["reliability"] = files.save_figure(
@@ -214,16 +226,18 @@ def _reliability(raw: dict, temperatures: dict) -> dict:
     return curves
 
 
-def _biome_given_lat(prior: dict | None, raw: dict, lats: np.ndarray, temperatures: dict) -> np.ndarray:
-    """Per image, the biome index given its latitude too (geoprior); -1 without a latitude or a prior."""
+def _biome_given_place(prior: geoprior.GeoPrior | None, raw: dict, lats: np.ndarray, lons: np.ndarray | None,
+                       temperatures: dict) -> np.ndarray:
+    """Per image, the biome index given its latitude (and longitude, where given) too (geoprior); -1 without
+    a latitude or a prior."""
     if not prior:
         return np.full(len(lats), -1)
-    given = geoprior.apply(C.softmax(raw["logits_biome"], temperatures["biome"]), prior, lats).argmax(1)
+    given = prior.apply(C.softmax(raw["logits_biome"], temperatures["biome"]), lats, lons).argmax(1)
     return np.where(np.isnan(lats), -1, given)
 
 
 def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperatures: dict,
-             familiarity: Familiarity | None, with_lat: np.ndarray) -> dict:
+             familiarity: Familiarity | None, with_lat: np.ndarray, with_place: np.ndarray) -> dict:
     from sklearn.metrics import classification_report
 
     written = {}
@@ -250,8 +264,9 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperat
         rows.append(pd.DataFrame({f"true_{task}": [names[j] if j >= 0 else "" for j in t],
                                   f"pred_{task}": [names[j] for j in p],
                                   f"p_{task}": probs[task].max(1).round(4)}))
-    if (with_lat >= 0).any():   # the biome given each image's latitude, where known
-        rows.append(pd.DataFrame({"pred_biome_with_lat": [classes.biomes[j] if j >= 0 else "" for j in with_lat]}))
+    for name, given in (("pred_biome_with_lat", with_lat), ("pred_biome_with_place", with_place)):
+        if (given >= 0).any():   # the biome given each image's latitude (and longitude), where known
+            rows.append(pd.DataFrame({name: [classes.biomes[j] if j >= 0 else "" for j in given]}))
     # Months in the table are each image's calendar months (the head's are northern-equivalent).
     calendar = rows[1].copy()
     for column in ("true_month", "pred_month"):

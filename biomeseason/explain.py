@@ -131,8 +131,8 @@ def overlay(ax, square: np.ndarray, cam: np.ndarray, title: str, alpha: float = 
     ax.axis("off")
 
 
-def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | None = None):
-    """The whole story of one prediction in one figure.
+def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | None = None, truth: str | None = None):
+    """The whole story of one prediction in one figure (``truth``: the image's true labels, shown under it).
 
     Top row: the image with the verdict, the biome and month top-3 bars and
     the season probabilities. Bottom row (when ``cams`` is given): the centre
@@ -155,7 +155,14 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
         left, top, right, bottom = _scaled(box, result.image_size, shown.size)
         ax_img.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False,
                                        edgecolor="yellow", linewidth=2, label="scene predicted on"))
-    ax_img.axis("off")
+    if truth:
+        ax_img.set_xlabel(f"true: {_pretty(truth)}", fontsize=11)
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        for spine in ax_img.spines.values():
+            spine.set_visible(False)
+    else:
+        ax_img.axis("off")
     plot_heads(result, [fig.add_subplot(grid[0, i]) for i in (1, 2, 3)])
     if cams:
         square = centre_square(image, box=box, image_size=result.image_size)
@@ -187,13 +194,14 @@ def _scaled(box, size, to_size) -> tuple[int, int, int, int]:
 
 
 def show_prediction(predictor: Predictor | None, image, tta: bool = False,
-                    hemisphere: str | None = None, lat: float | None = None) -> Prediction | None:
+                    hemisphere: str | None = None, lat: float | None = None,
+                    lon: float | None = None) -> Prediction | None:
     """Print the verdict and draw the figure of one image, for a notebook cell.
 
     ``hemisphere``: where the photo was taken, "north" or "south" (None: its
-    EXIF GPS latitude, else the model's); ``lat``: its latitude in degrees north
-    (None: its EXIF GPS latitude, if any), which a model trained with latitudes
-    gives the biome too. An image that cannot be used, a bad
+    EXIF GPS latitude, else the model's); ``lat``, ``lon``: where it was taken, in
+    degrees north and east (None: its EXIF GPS position, if any), which the
+    model's geographic prior gives the biome too. An image that cannot be used, a bad
     setting, or no model is one printed sentence, not a traceback; returns the
     Prediction, or None then.
     """
@@ -201,11 +209,11 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
         print("no model is loaded: see the message of the cell that loads it")
         return None
     try:
-        result = predictor.predict(image, tta=tta, hemisphere=hemisphere, lat=lat)[0]
+        result = predictor.predict(image, tta=tta, hemisphere=hemisphere, lat=lat, lon=lon)[0]
     except (ImageError, FileNotFoundError) as e:
         print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
         return None
-    except SettingError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90
+    except SettingError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90, ...
         print(f"{e}; edit {e.setting.upper()} and run again")
         return None
     print(result.summary())

@@ -168,6 +168,26 @@ def read_image(source, *, min_size: int | None = None, max_pixels: int = MAX_PIX
             fp.close()
 
 
+def read_codes(source, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A single-band map of class codes (land cover, climate zones, a mask) as a (H, W) uint8 array,
+    its values as stored: no colour conversion, no orientation, no scaling."""
+    name = name_of(source)
+    fp = _open_path(source, name)
+    try:
+        with _pixel_limit(max_pixels):
+            try:
+                im = Image.open(fp)
+                if im.mode not in ("L", "P", "1"):
+                    raise ImageError(name, f"unsupported: a map of codes must have one 8-bit band, not {im.mode}")
+                return np.asarray(im if im.mode != "1" else im.convert("L"), dtype=np.uint8)
+            except ImageError:
+                raise
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+                raise ImageError(name, f"unreadable: {e}") from None
+    finally:
+        fp.close()
+
+
 def open_rgb(source, **options) -> Image.Image:
     """``read_image(...).image``: the decoded RGB image alone."""
     return read_image(source, **options).image

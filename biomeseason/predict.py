@@ -9,8 +9,8 @@ or, for a folder, a CSV with one row per image::
 
     python -m biomeseason predict data/raw photo.jpg --out predictions.csv
 
-Without ``--model`` the model is ``models/best.pt`` if it exists, else the one
-``make demo`` writes (``runs/demo/model/best.pt``); see ``default_model_path``.
+Without ``--model`` the model is ``models/best.pt`` (one the user trained) if it
+exists, else the shipped Earth model ``models/earth.pt``; see ``default_model_path``.
 
 The network is rebuilt from the checkpoint's metadata (architecture, class
 lists, input size, normalisation); nothing of training is imported. Images are
@@ -23,8 +23,9 @@ margins, caption, window frame or space); the box goes into the CSV.
 Every prediction carries calibrated probabilities (the temperature per head
 stored in the checkpoint) and an ``unfamiliar`` flag (the familiarity score
 stored beside it; None for checkpoints written before these existed). Where
-an image's latitude is known (``lat=``, ``--lat``, EXIF GPS) and the model was
-trained with latitudes, the biome is given the latitude too (``geoprior``).
+an image's place is known (``lat=``/``lon=``, ``--lat``/``--lon``, a ``--meta``
+CSV of path, lat, lon, or EXIF GPS), the biome is given it too: the Earth's
+prior from the label map stored in the checkpoint (``geoprior``).
 
 A folder is predicted as a stream: worker processes read and decode (JPEG at
 reduced scale), the model runs in batches, and rows are appended to
@@ -60,8 +61,9 @@ from .model import build_model, select_device
 from .presets import dihedral, eval_transform
 from .scene import Prepared, ordered_map, prepare
 
-# Where a model is looked for when none is named: the user's own, then the demo's.
-MODEL_CANDIDATES = (Path("models/best.pt"), Path("runs/demo/model/best.pt"))
+# Where a model is looked for when none is named: the user's own, then the shipped Earth model (trained on
+# the whole Earth's Blue Marble tiles; models/README.md), then the demo's (should the shipped one be gone).
+MODEL_CANDIDATES = (Path("models/best.pt"), Path("models/earth.pt"), Path("runs/demo/model/best.pt"))
 ROOT = Path(__file__).resolve().parents[1]   # the repository, for an editable install
 TOP_K = 3
 WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
@@ -100,6 +102,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list, repr=False)
     hemisphere: str = "north"                    # the image's, which its months and season are in
     lat: float | None = None                     # degrees north the biome was given (geoprior); None: image alone
+    lon: float | None = None                     # degrees east, likewise
 
     @property
     def month_name(self) -> str:
@@ -111,7 +114,8 @@ class Prediction:
         return (f"{self.biome} ({self.biome_p:.2f}), {self.month_name} ({self.month_p:.2f}), "
                 f"{self.season} ({self.season_p:.2f})" + (", southern hemisphere" if self.hemisphere == "south"
                                                           else "")
-                + (f", given latitude {self.lat:.1f}°" if self.lat is not None else ""))
+                + (f", given latitude {self.lat:.1f}°" if self.lat is not None and self.lon is None else "")
+                + (f", given the place {self.lat:.1f}°, {self.lon:.1f}°" if self.lon is not None else ""))
 
     def to_row(self) -> dict:
         """The CSV row (``COLUMNS``)."""
@@ -119,6 +123,7 @@ class Prediction:
                "month": self.month, "month_p": round(self.month_p, 4), "season": self.season,
                "season_p": round(self.season_p, 4), "hemisphere": self.hemisphere,
                "lat": "" if self.lat is None else round(self.lat, 4),
+               "lon": "" if self.lon is None else round(self.lon, 4),
                "unfamiliar": "" if self.unfamiliar is None else self.unfamiliar,
                "familiarity": "" if self.familiarity_score is None else round(self.familiarity_score, 3),
                "scene_box": ",".join(map(str, self.scene_box)) if self.scene_box else "",
@@ -130,7 +135,7 @@ class Prediction:
         return row
 
 
-COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p", "hemisphere", "lat",
+COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p", "hemisphere", "lat", "lon",
            "unfamiliar", "familiarity", "scene_box",
            *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
              for p in ("", "_p")), "sha256"]
@@ -140,14 +145,14 @@ OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every vers
 # --------------------------------------------------------------------------- model
 
 def default_model_path() -> Path:
-    """``models/best.pt`` if it exists, else ``runs/demo/model/best.pt`` (written by
-    ``make demo``), looked for in the current folder and then in the repository.
-    Raises ModelNotFoundError, one sentence saying how to make one, if neither exists."""
+    """The first of ``MODEL_CANDIDATES`` that exists: ``models/best.pt`` (the user's), else the shipped
+    ``models/earth.pt``, else ``runs/demo/model/best.pt``, looked for in the current folder and then in
+    the repository. Raises ModelNotFoundError, one sentence saying how to make one, if none exists."""
     for base in dict.fromkeys([Path(), ROOT]):
         for candidate in MODEL_CANDIDATES:
             if (base / candidate).is_file():
                 return base / candidate
-    raise ModelNotFoundError(f"no model at {MODEL_CANDIDATES[0]} nor at {MODEL_CANDIDATES[1]}: {HOW_TO_TRAIN}")
+    raise ModelNotFoundError(f"no model at {', '.join(map(str, MODEL_CANDIDATES))}: {HOW_TO_TRAIN}")
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
@@ -173,7 +178,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         raise CheckpointError(f"{path}: cannot build the network it describes: {e}") from None
     _check_fits(path, model, meta, state_dict)
     model.load_state_dict(state_dict, strict=True)
-    return Predictor(model.to(device).eval(), meta, torch.device(device), path, _familiarity(payload))
+    return Predictor(model.to(device).eval(), meta, torch.device(device), path, _familiarity(payload),
+                     geoprior.GeoPrior.from_checkpoint(payload))
 
 
 def _check_fits(path: Path, model: torch.nn.Module, meta: dict, state_dict: dict) -> None:
@@ -202,7 +208,7 @@ class Predictor:
     """A loaded model with its metadata; turns images into Predictions."""
 
     def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, path: Path | None = None,
-                 familiarity=None):
+                 familiarity=None, geo: geoprior.GeoPrior | None = None):
         self.model, self.meta, self.device, self.path = model, meta, device, path
         self.familiarity = familiarity
         self.biomes: list[str] = list(meta["biomes"])
@@ -217,8 +223,8 @@ class Predictor:
         calibration = meta.get("calibration") or {}
         self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
         self.temperatures = {head: C.temperature_at(c) for head, c in self.calibration.items()}   # nearby images
-        # Per biome, how likely each latitude is (geoprior); None: the training images had no latitudes.
-        self.lat_prior: dict | None = meta.get("lat_prior")
+        # Where a photo was taken, as evidence on its biome (geoprior); None: a vocabulary the map does not know.
+        self.geo: geoprior.GeoPrior | None = geo
         # Test-time views follow training: an upright photo is never seen upside down.
         self.view = meta.get("view") or (meta.get("config") or {}).get("view") or "overhead"
         self.tta_views = _tta_views(self.view)
@@ -308,7 +314,8 @@ class Predictor:
     def iter_batches(self, sources, tta: bool = False, batch_size: int = 32,
                      on_error: Callable[[object, ImageError], None] | None = None,
                      progress: bool = False, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
-                     workers: int = 0, done=(), hemisphere=None, lat=None) -> Iterator[list[Prediction]]:
+                     workers: int = 0, done=(), hemisphere=None, lat=None,
+                     lon=None) -> Iterator[list[Prediction]]:
         """Like predict, yielding one list of results per batch (memory stays bounded).
 
         Files whose (path, sha256) is in ``done`` are skipped unread beyond their bytes.
@@ -317,15 +324,17 @@ class Predictor:
             sources = [sources]
         sources = list(sources)
         told = _hemispheres(hemisphere, len(sources))
-        lats = _latitudes(lat, len(sources))
+        lats = _coordinates(lat, len(sources), "lat", 90)
+        lons = _coordinates(lon, len(sources), "lon", 180)
         job = functools.partial(prepare, image_size=self.image_size, scene=scene, max_pixels=max_pixels,
                                 done=None if workers > 1 else frozenset(done))
         bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
         batch: list[Prepared] = []
         stream = ordered_map(job, sources, workers, 4 * batch_size, done)
         try:
-            for source, ready, given, given_lat in zip(sources, stream, told, lats):
-                ready.lat = given_lat if given_lat is not None else ready.lat
+            for source, ready, given, given_lat, given_lon in zip(sources, stream, told, lats, lons):
+                if given_lat is not None:   # a place told overrides the file's own GPS, both parts of it
+                    ready.lat, ready.lon = given_lat, given_lon
                 ready.hemisphere = given or _hemisphere_of(ready.lat) or self.hemisphere
                 if ready.error:
                     bar.update(1)
@@ -357,9 +366,10 @@ class Predictor:
         tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
         probs, scores = self._forward(tensors, tta)
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
-        if self.lat_prior:   # where the latitude is known, the biome is given it too (geoprior)
+        if self.geo:   # where the place is known, the biome is given it too (geoprior)
             lats = [np.nan if p.lat is None else p.lat for p in batch]
-            biome = geoprior.apply(probs["biome"].numpy(), self.lat_prior, lats)
+            lons = [np.nan if p.lon is None else p.lon for p in batch]
+            biome = self.geo.apply(probs["biome"].numpy(), lats, lons)
             probs = {**probs, "biome": torch.from_numpy(biome).to(probs["biome"].dtype)}
         flags = [None] * len(batch)
         if scores is None:
@@ -386,7 +396,8 @@ class Predictor:
                           season, season_probs[season], biome_top, month_top,
                           biome_probs, month_probs, season_probs, unfamiliar, score,
                           prepared.box, prepared.size, prepared.sha256, prepared.notes, hemisphere,
-                          prepared.lat if self.lat_prior else None)
+                          prepared.lat if self.geo else None,
+                          prepared.lon if self.geo and prepared.lat is not None else None)
 
 
 class SettingError(ValueError):
@@ -408,15 +419,16 @@ def _hemispheres(hemisphere, n: int) -> list[str | None]:
     return given
 
 
-def _latitudes(lat, n: int) -> list[float | None]:
-    """The ``lat=`` option as one entry per source (None: the image's own EXIF GPS latitude, if any)."""
-    given = [lat] * n if lat is None or isinstance(lat, (int, float)) else list(lat)
+def _coordinates(values, n: int, name: str, limit: float) -> list[float | None]:
+    """The ``lat=`` or ``lon=`` option as one entry per source (None: the image's own EXIF GPS, if any)."""
+    given = [values] * n if values is None or isinstance(values, (int, float)) else list(values)
     if len(given) != n:
-        raise SettingError("lat", f"lat: {len(given)} values for {n} images")
+        raise SettingError(name, f"{name}: {len(given)} values for {n} images")
     out = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in given]
-    bad = [v for v in out if v is not None and not -90 <= v <= 90]
+    bad = [v for v in out if v is not None and not -limit <= v <= limit]
     if bad:
-        raise SettingError("lat", f"lat: a latitude must be within -90..90 degrees, not {bad[0]}")
+        word = "latitude" if name == "lat" else "longitude"
+        raise SettingError(name, f"{name}: a {word} must be within -{limit:g}..{limit:g} degrees, not {bad[0]}")
     return out
 
 
@@ -463,7 +475,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image files and/or folders (searched recursively)")
     parser.add_argument("--model", default=None,
-                        help=f"checkpoint (default: {MODEL_CANDIDATES[0]} if it exists, else {MODEL_CANDIDATES[1]})")
+                        help=f"checkpoint (default: {MODEL_CANDIDATES[0]} if it exists, else the shipped "
+                             f"{MODEL_CANDIDATES[1]})")
     parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing --out that was not written by biomeseason (default: refuse)")
@@ -480,9 +493,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "January looks like a northern July); default: each image's EXIF GPS "
                              "latitude, else the hemisphere of the model's training data")
     parser.add_argument("--lat", type=float, default=None,
-                        help="latitude of the images in degrees north (south negative): a model trained with "
-                             "latitudes gives the biome the latitude too, and the hemisphere follows it; "
+                        help="latitude of the images in degrees north (south negative): the biome is given "
+                             "the latitude too (the model's geographic prior), and the hemisphere follows it; "
                              "default: each image's EXIF GPS latitude, else none")
+    parser.add_argument("--lon", type=float, default=None,
+                        help="longitude of the images in degrees east (west negative), with --lat: the biome "
+                             "is given the place (the label map around it); default: EXIF GPS, else none")
+    parser.add_argument("--meta", default=None, metavar="CSV",
+                        help="per-image places: a CSV with path, lat, lon (an astronaut photo catalogue's "
+                             "nadir points); a path is matched as written, relative to the CSV's folder, or "
+                             "by file name; images it does not list keep their EXIF GPS")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
@@ -502,6 +522,12 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
         raise files.UsageError(f"--workers {args.workers}: must be 0 or more")
     if args.lat is not None and not -90 <= args.lat <= 90:
         raise files.UsageError(f"--lat {args.lat}: must be within -90..90 degrees")
+    if args.lon is not None and not -180 <= args.lon <= 180:
+        raise files.UsageError(f"--lon {args.lon}: must be within -180..180 degrees")
+    if args.lon is not None and args.lat is None:
+        raise files.UsageError("--lon needs --lat: a longitude alone places nothing")
+    if args.meta and args.lat is not None:
+        raise files.UsageError("--meta and --lat both give the places: use one of them")
     check_paths_exist(args.paths)
     found, ignored = find_images(args.paths)
     inputs = [*args.paths, *found, *([args.model] if args.model else [])]
@@ -515,6 +541,40 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
                 raise files.UsageError(f"--resume: {path} has no sha256 column (an older version wrote it); "
                                        "run without --resume")
     return found, ignored
+
+
+def places_of(images_: list[Path], meta_csv) -> tuple[list[float | None], list[float | None]]:
+    """(latitudes, longitudes) of ``images_`` from a CSV of path, lat, lon; None where it lists an image not.
+    A row's path matches an image as written, relative to the CSV's folder, or by file name if that is unique."""
+    import pandas as pd
+
+    meta_csv = Path(meta_csv)
+    try:
+        table = pd.read_csv(meta_csv, dtype={"path": str})
+    except (OSError, ValueError) as e:
+        raise files.UsageError(f"--meta {meta_csv}: cannot be read as CSV ({str(e).strip().splitlines()[0]})") from None
+    missing = [c for c in ("path", "lat", "lon") if c not in table.columns]
+    if missing:
+        raise files.UsageError(f"--meta {meta_csv} lacks the column(s) {', '.join(missing)} (it needs path, lat, lon)")
+    for column, limit in (("lat", 90), ("lon", 180)):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = table[(values.abs() > limit) | (values.isna() & table[column].notna())]
+        if len(bad):
+            raise files.UsageError(f"--meta {meta_csv}: {column} of {bad['path'].iloc[0]} is "
+                                   f"{bad[column].iloc[0]!r}, not a number within -{limit}..{limit}")
+        table[column] = values
+    by_path = {}
+    for row in table.itertuples():
+        for key in (Path(row.path), meta_csv.parent / row.path):
+            by_path.setdefault(str(key.resolve()), (row.lat, row.lon))
+    names = table["path"].map(lambda p: Path(p).name)
+    unique = {n: (r.lat, r.lon) for n, r in zip(names, table.itertuples()) if (names == n).sum() == 1}
+    found = [by_path.get(str(Path(p).resolve()), unique.get(Path(p).name)) for p in images_]
+    placed = [f for f in found if f is not None and not math.isnan(f[0])]
+    print(f"--meta: places for {len(placed)} of {len(images_)} images from {meta_csv}", file=sys.stderr)
+    lats = [None if f is None or math.isnan(f[0]) else float(f[0]) for f in found]
+    lons = [None if f is None or math.isnan(f[0]) or math.isnan(f[1]) else float(f[1]) for f in found]
+    return lats, lons
 
 
 def _header(path: Path) -> list[str]:
@@ -543,6 +603,11 @@ def main(args: argparse.Namespace) -> int:
     from .workers import cap
     args.workers = cap(args.workers)
     out, partial = Path(args.out), partial_path(args.out)
+    try:
+        lats, lons = places_of(found, args.meta) if args.meta else (args.lat, args.lon)
+    except files.UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     previous, source = _previous_rows(out, partial) if args.resume else ([], None)
     done = {(row["path"], row["sha256"]) for row in previous}
     failed: list[str] = []
@@ -560,7 +625,7 @@ def main(args: argparse.Namespace) -> int:
                 for batch in predictor.iter_batches(found, tta=args.tta, batch_size=args.batch_size,
                                                     on_error=report, progress=True, scene=args.scene,
                                                     max_pixels=args.max_pixels, workers=args.workers, done=done,
-                                                    hemisphere=args.hemisphere, lat=args.lat):
+                                                    hemisphere=args.hemisphere, lat=lats, lon=lons):
                     append(r.to_row() for r in batch)
                     new += len(batch)
         except BaseException:

@@ -1,6 +1,6 @@
 """Colour statistics of real Earth imagery, per biome and month, for the synthetic scenes.
 
-    python -m biomeseason.realstats ../shared/realdata/bluemarble   # re-measure, rewrite the table
+    python -m biomeseason.realstats data/bluemarble                # re-measure, rewrite the table
 
 The table (``realstats.json`` beside this file) was measured on NASA's Blue
 Marble Next Generation monthly composites of 2004 (32 x 32 px tiles, about

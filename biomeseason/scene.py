@@ -42,7 +42,7 @@ from PIL import Image
 from scipy import ndimage
 
 from . import images
-from .clean import exif_month_and_latitude
+from .clean import exif_month_and_place
 from .images import ImageError
 from .workers import bounded_map, process_pool
 
@@ -216,6 +216,7 @@ class Prepared:
     error: str = ""
     done: bool = False
     lat: float | None = None                     # EXIF GPS latitude, when the file has one
+    lon: float | None = None                     # EXIF GPS longitude, likewise
     hemisphere: str = ""                         # set by the predictor: told, from lat, or its default
 
 
@@ -259,8 +260,8 @@ def prepare(source, image_size: int, scene: bool = True, max_pixels: int = image
         img = img.crop(box)
     full_box = (round(box[0] * size[0] / w), round(box[1] * size[1] / h),
                 round(box[2] * size[0] / w), round(box[3] * size[1] / h))
-    _, lat = exif_month_and_latitude(record.image)
-    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes], lat=lat)
+    _, lat, lon = exif_month_and_place(record.image)
+    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes], lat=lat, lon=lon)
 
 
 def ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:

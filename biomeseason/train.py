@@ -44,7 +44,7 @@ from torch.utils.data import WeightedRandomSampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from . import __version__, files, geoprior, store
+from . import __version__, files, store
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import (
     ClassLists,
@@ -537,9 +537,6 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
                                                     steps_per_epoch=len(train_loader), pct_start=0.2)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     meta = _meta(cfg, classes, inputs)
-    meta["lat_prior"], said = fit_lat_prior(ds["train"], classes)
-    if ddp.main:
-        print(said, flush=True)
     start_epoch, history, best = 0, [], -math.inf
     if inputs.resume is not None:
         start_epoch, history, best = _resume(inputs.resume, model, optimizer, scheduler, scaler)
@@ -626,12 +623,6 @@ def _meta(cfg: TrainConfig, classes, inputs: Inputs) -> dict:
             "config": dataclasses.asdict(cfg), "manifest_sha256": manifest_sha256(cfg.data),
             "val_carved_from_train": inputs.carved,
             "biomeseason_version": __version__, "epoch": 0, "metrics": {}}
-
-
-def fit_lat_prior(train: ProcessedImages, classes: ClassLists) -> tuple[dict | None, str]:
-    """The biome's latitude prior (geoprior) from the training images that have a latitude."""
-    names = [classes.biomes[b] if b >= 0 else "" for b in train.biome]
-    return geoprior.fit(train.lats, names, classes.biomes)
 
 
 def _resume(payload: dict, model, optimizer, scheduler, scaler) -> tuple[int, list, float]:

@@ -32,7 +32,7 @@ SIZE = 32  # network input: small keeps every test fast
 CSV_HEAD = ["path", "biome", "biome_p", "month", "month_p", "season"]
 
 
-def make_checkpoint(path: Path, arch="resnet18", num_biomes=None, seed=0, **meta) -> Path:
+def make_checkpoint(path: Path, arch="resnet18", num_biomes=None, seed=0, extra=None, **meta) -> Path:
     num_biomes = num_biomes or len(BIOMES)
     torch.manual_seed(seed)
     model = BiomeSeasonNet(arch, num_biomes=num_biomes)
@@ -40,7 +40,7 @@ def make_checkpoint(path: Path, arch="resnet18", num_biomes=None, seed=0, **meta
                  "hemisphere": "north", "image_size": SIZE, "mean": list(IMAGENET_MEAN),
                  "std": list(IMAGENET_STD), "config": {}, "metrics": {}, "epoch": 1}
     full_meta.update(meta)
-    return save_checkpoint(path, model.state_dict(), full_meta)
+    return save_checkpoint(path, model.state_dict(), full_meta, extra=extra)
 
 
 def random_image(w=48, h=40, seed=0) -> Image.Image:
@@ -142,46 +142,81 @@ def test_predict_hemisphere_option_reaches_the_csv(north_frame, photo, tmp_path)
 
 
 @pytest.fixture(scope="module")
-def with_lat_prior(tmp_path_factory) -> Predictor:
-    """A model whose training images had latitudes: tundra far north, every other biome near the equator."""
+def with_geo_prior(tmp_path_factory) -> Predictor:
+    """A model with the Earth's prior of a toy map (tests/test_geoprior.py): tundra far north, desert in the
+    subtropics, rainforest on the equator, deciduous forest west and grassland east at 40-50 N."""
+    from test_geoprior import toy_map
+
     from biomeseason import geoprior
 
-    lats = [70.0 if b == "tundra" else 5.0 for b in BIOMES for _ in range(12)]
-    prior, _ = geoprior.fit(lats, [b for b in BIOMES for _ in range(12)], BIOMES)
+    codes_of = {"tundra": 0, "desert": 1, "tropical_rainforest": 2, "temperate_deciduous_forest": 3,
+                "temperate_grassland": 4}
+    prior = geoprior.from_codes(toy_map(), [codes_of.get(b, 99) for b in BIOMES], BIOMES)
+    meta, extra = prior.to_checkpoint()
     return load_model(make_checkpoint(tmp_path_factory.mktemp("geo") / "best.pt", month_frame="north",
-                                      lat_prior=prior))
+                                      geo_prior=meta, extra=extra))
 
 
-def test_a_known_latitude_weighs_the_biome_and_sets_the_hemisphere(with_lat_prior, photo):
-    alone = with_lat_prior.predict(photo)[0]
-    north, south = with_lat_prior.predict([photo, photo], lat=[70.0, -70.0])
+def test_a_known_place_weighs_the_biome_and_sets_the_hemisphere(with_geo_prior, photo):
+    alone = with_geo_prior.predict(photo)[0]
+    north, south = with_geo_prior.predict([photo, photo], lat=[70.0, -70.0])
     assert alone.lat is None and north.lat == 70.0 and ", given latitude 70.0°" in north.summary()
     assert north.biome_probs["tundra"] > alone.biome_probs["tundra"]
     assert sum(north.biome_probs.values()) == pytest.approx(1.0)
-    assert north.biome_probs == pytest.approx(south.biome_probs)           # the same distance from the equator
+    assert south.biome_probs == pytest.approx(alone.biome_probs)          # no land at 70 S on the toy map
     assert (north.hemisphere, south.hemisphere) == ("north", "south")
-    equator = with_lat_prior.predict(photo, lat=3.0)[0]
-    assert equator.biome_probs["tundra"] < alone.biome_probs["tundra"]
+    west, east = with_geo_prior.predict([photo, photo], lat=45.0, lon=[-90.0, 90.0])
+    assert west.biome == "temperate_deciduous_forest" and east.biome == "temperate_grassland"
+    assert (west.lat, west.lon) == (45.0, -90.0) and "given the place 45.0°, -90.0°" in west.summary()
     with pytest.raises(ValueError, match="latitude"):
-        with_lat_prior.predict(photo, lat=95.0)
+        with_geo_prior.predict(photo, lat=95.0)
+    with pytest.raises(ValueError, match="longitude"):
+        with_geo_prior.predict(photo, lat=45.0, lon=190.0)
 
 
-def test_a_model_without_latitudes_answers_from_the_image_alone(north_frame, photo):
-    alone, given = north_frame.predict([photo, photo], lat=[None, 70.0])
-    assert given.lat is None and given.biome_probs == pytest.approx(alone.biome_probs)
+def test_a_model_without_a_prior_answers_from_the_image_alone(north_frame, photo):
+    alone, given = north_frame.predict([photo, photo], lat=[None, 70.0], lon=[None, 10.0])
+    assert given.lat is None and given.lon is None and given.biome_probs == pytest.approx(alone.biome_probs)
     assert given.hemisphere == "north"
 
 
-def test_predict_lat_option_reaches_the_csv_and_a_bad_one_is_refused(with_lat_prior, photo, tmp_path, capsys):
+def test_predict_place_options_reach_the_csv_and_bad_ones_are_refused(with_geo_prior, photo, tmp_path, capsys):
     out = tmp_path / "p.csv"
-    assert cli(["predict", str(photo), "--model", str(with_lat_prior.path), "--out", str(out),
-                "--lat", "-70", "--workers", "0"]) == 0
+    assert cli(["predict", str(photo), "--model", str(with_geo_prior.path), "--out", str(out),
+                "--lat", "45", "--lon", "90", "--workers", "0"]) == 0
     row = read_csv(out)[0]
-    assert float(row["lat"]) == -70.0 and row["hemisphere"] == "south"
-    assert row["biome"] == with_lat_prior.predict(photo, lat=-70.0)[0].biome
-    assert cli(["predict", str(photo), "--model", str(with_lat_prior.path), "--out", str(tmp_path / "q.csv"),
-                "--lat", "100"]) == 2
-    assert "--lat 100.0: must be within -90..90" in capsys.readouterr().err
+    assert (float(row["lat"]), float(row["lon"]), row["hemisphere"]) == (45.0, 90.0, "north")
+    assert row["biome"] == with_geo_prior.predict(photo, lat=45.0, lon=90.0)[0].biome == "temperate_grassland"
+    for bad, said in ((["--lat", "100"], "--lat 100.0: must be within -90..90"),
+                      (["--lon", "20"], "--lon needs --lat"),
+                      (["--lat", "10", "--lon", "200"], "--lon 200.0: must be within -180..180")):
+        assert cli(["predict", str(photo), "--model", str(with_geo_prior.path), "--out", str(tmp_path / "q.csv"),
+                    *bad]) == 2
+        assert said in capsys.readouterr().err
+
+
+def test_predict_meta_csv_gives_each_photo_its_place(with_geo_prior, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(("west.png", "east.png", "unlisted.png")):
+        random_image(seed=i).save(photos / name)
+    meta = tmp_path / "catalogue.csv"
+    meta.write_text("path,lat,lon\nphotos/west.png,45,-90\neast.png,45.0,90.0\n")   # by path, by file name
+    out = tmp_path / "p.csv"
+    assert cli(["predict", str(photos), "--model", str(with_geo_prior.path), "--out", str(out),
+                "--meta", str(meta), "--workers", "0"]) == 0
+    rows = {Path(r["path"]).name: r for r in read_csv(out)}
+    assert rows["west.png"]["biome"] == "temperate_deciduous_forest" and rows["west.png"]["lon"] == "-90.0"
+    assert rows["east.png"]["biome"] == "temperate_grassland"
+    assert rows["unlisted.png"]["lat"] == "" and rows["unlisted.png"]["lon"] == ""
+    assert "places for 2 of 3 images" in capsys.readouterr().err
+    meta.write_text("path,latitude\nwest.png,45\n")
+    assert cli(["predict", str(photos), "--model", str(with_geo_prior.path), "--out", str(tmp_path / "q.csv"),
+                "--meta", str(meta)]) == 2
+    assert "lacks the column(s) lat, lon" in capsys.readouterr().err
+    assert cli(["predict", str(photos), "--model", str(with_geo_prior.path), "--out", str(tmp_path / "q.csv"),
+                "--meta", str(meta), "--lat", "3"]) == 2
+    assert "use one of them" in capsys.readouterr().err
 
 
 def test_batches_keep_order_and_values(predictor):
@@ -338,7 +373,7 @@ def test_no_model_says_how_to_train_one(tmp_path):
     assert "make demo" in str(e.value) and "python -m biomeseason train" in str(e.value)
 
 
-def test_the_default_model_is_the_users_then_the_demos(tmp_path, monkeypatch, checkpoint):
+def test_the_default_model_is_the_users_then_the_shipped_then_the_demos(tmp_path, monkeypatch, checkpoint):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(predict, "ROOT", tmp_path / "repository")
     with pytest.raises(ModelNotFoundError, match="make demo"):
@@ -349,8 +384,18 @@ def test_the_default_model_is_the_users_then_the_demos(tmp_path, monkeypatch, ch
     assert default_model_path() == Path("runs/demo/model/best.pt")
     assert load_model().path == Path("runs/demo/model/best.pt")
     (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "earth.pt").write_bytes(checkpoint.read_bytes())
+    assert default_model_path() == Path("models/earth.pt")
     (tmp_path / "models" / "best.pt").write_bytes(checkpoint.read_bytes())
     assert default_model_path() == Path("models/best.pt")
+
+
+def test_the_repository_ships_a_model_that_loads_weights_only_with_its_prior():
+    shipped = predict.ROOT / "models" / "earth.pt"
+    predictor = load_model(shipped)
+    assert predictor.geo is not None and predictor.geo.place_share is not None
+    assert predictor.meta["earth"]["rule"] and predictor.meta["earth"]["figures"]
+    assert shipped.stat().st_size <= 25 * 2**20
 
 
 class WritesAMarker:

@@ -99,31 +99,32 @@ def test_test_metrics_by_a_manifest_column_agree_with_the_run_metrics(trained, t
     assert by_split.loc["test", "month_within1"] == pytest.approx(test["month_within1"])
 
 
-def test_training_latitudes_give_the_checkpoint_a_latitude_prior_and_the_test_a_biome_given_it(
-        tiny_processed, tmp_path, monkeypatch):
-    from biomeseason import geoprior
-
+def test_the_checkpoint_carries_the_earths_prior_and_the_test_a_biome_given_each_place(tiny_processed, tmp_path):
+    """The prior comes from the label map, not from the training images: placed where the map has their
+    biome, the test images are answered better given their place than from the image alone."""
     data = tmp_path / "data"
     shutil.copytree(tiny_processed, data)
     manifest = read_manifest(data)
-    biomes = sorted(manifest["biome"].unique())
-    # Each biome at its own latitude band, 12 degrees apart; the images alone are hardly learned in 2 epochs.
-    rng = np.random.default_rng(0)
-    manifest["lat"] = [12 * biomes.index(b) + rng.uniform(-2, 2) for b in manifest["biome"]]
+    # A place of each biome on the map (degrees north, east): the images alone are hardly learned in 2 epochs.
+    places = {"boreal_forest": (62, 100), "temperate_deciduous_forest": (48, 20), "desert": (24, 12),
+              "tropical_rainforest": (-3, -62), "tropical_grassland": (-13, -48), "tundra": (71, 80),
+              "temperate_grassland": (50, 70)}
+    manifest["lat"] = [places[b][0] for b in manifest["biome"]]
+    manifest["lon"] = [places[b][1] for b in manifest["biome"]]
     manifest.to_csv(data / "manifest.csv", index=False)
-    monkeypatch.setattr(geoprior, "MIN_PER_BIOME", 3)   # the tiny set has a handful of images per biome
     run = fit(cfg(data, tmp_path / "out"))
-    meta = load_checkpoint(run.out / "best.pt")["meta"]
-    assert meta["lat_prior"]["biomes"] == meta["biomes"] and len(meta["lat_prior"]["likelihood"]) == 91
+    payload = load_checkpoint(run.out / "best.pt")
+    meta = payload["meta"]
+    assert meta["geo_prior"]["biomes"] == meta["biomes"] and payload["extra"]["geo_place"].shape == (180, 360, 7)
     test = run.metrics["test"]
     assert test["biome_acc_lat_known"] == pytest.approx(test["biome_acc"])    # every test image has one
-    assert test["biome_acc_with_lat"] >= 0.9 > test["biome_acc"]
+    assert test["biome_acc_with_place"] >= 0.9 > test["biome_acc"]
     pred = pd.read_csv(run.out / "test_predictions.csv", keep_default_na=False)
-    assert (pred["pred_biome_with_lat"] == pred["true_biome"]).mean() == pytest.approx(test["biome_acc_with_lat"])
+    assert (pred["pred_biome_with_place"] == pred["true_biome"]).mean() == pytest.approx(test["biome_acc_with_place"])
 
 
-def test_no_latitudes_no_prior(trained):
-    assert load_checkpoint(trained.out / "best.pt")["meta"]["lat_prior"] is None
+def test_no_places_no_figures_given_them_but_the_prior_is_there(trained):
+    assert load_checkpoint(trained.out / "best.pt")["meta"]["geo_prior"]["radius_km"] > 0
     assert "biome_acc_with_lat" not in trained.metrics["test"]
 
 
