@@ -460,6 +460,8 @@ def colors_of_files(paths, k: int = K, *, progress: bool = True, **options):
             yield path, exc
 
 
+SHOWN = 20                                   # up to this many images, the palettes are shown on screen
+BATCH_OUT = Path("runs/colors/colors.csv")   # where more go without --out
 NAME_FIELDS = ["share", "name", "name_hex", "basic_name", "delta_e"]
 CSV_FIELDS = ["path", "rank", "hex", "r", "g", "b", *NAME_FIELDS, "ignored_frame", "ignored_transparent"]
 
@@ -504,8 +506,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Dominant colours of images, named.", add_help=add_help)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     parser.add_argument("--k", type=int, default=K, help=f"colours per image, 1 to {MAX_K} (default {K})")
-    parser.add_argument("--out", default="colors.csv",
-                        help="output file, .csv or .json (default colors.csv)")
+    parser.add_argument("--out", default=None,
+                        help=f"output file, .csv or .json (default: none for up to {SHOWN} images, whose palettes "
+                             f"are on screen; {BATCH_OUT} for more)")
+    parser.add_argument("--json", action="store_true", help="print JSON lines, one object per image, for scripts")
     parser.add_argument("--table", choices=["css4", "xkcd"], default=TABLE, help=f"colour names (default {TABLE})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"pixel sample and k-means seed (default {SEED})")
     parser.add_argument("--ignore-frame", action="store_true",
@@ -517,6 +521,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def format_palette(palette: Palette) -> str:
+    """A palette as a table for people: share, hex, name, basic name, one line a colour."""
+    return "\n".join(f"  {c['share']:5.1f}%  {c['hex']}  {c['name']:<22} {c['basic_name']:<8} "
+                     f"(delta E {c['delta_e']:.1f})" for c in palette)
+
+
 def check_args(args) -> list[Path]:
     """Refuse bad settings before any work (files.UsageError, one sentence); returns the images."""
     if not 1 <= args.k <= MAX_K:
@@ -525,8 +535,11 @@ def check_args(args) -> list[Path]:
         raise files.UsageError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
     images.check_paths_exist(args.paths)
     found, _ = images.find_images(args.paths)
-    files.check_output_file(args.out, inputs=[*args.paths, *found], force=args.force,
-                            looks_ours=_looks_ours, suffixes=[".csv", ".json"])
+    if args.out is None and len(found) > SHOWN:
+        args.out = str(BATCH_OUT)   # many images: a file of ours, never one in the current folder
+    if args.out is not None:
+        files.check_output_file(args.out, inputs=[*args.paths, *found], force=args.force,
+                                looks_ours=_looks_ours, suffixes=[".csv", ".json"])
     return found
 
 
@@ -539,6 +552,18 @@ def main(args) -> int:
         return 2
     options = dict(seed=args.seed, ignore_frame=args.ignore_frame, table=args.table, max_pixels=args.max_pixels)
     load_namer(args.table)          # fit once, before the progress bar starts
+    if args.out is None:            # a few images: the palettes on screen, nothing written
+        with files.terminate_as_interrupt():
+            results = [(path, p) for path, p in colors_of_files(args.paths, args.k, **options)
+                       if isinstance(p, Palette)]
+        for path, palette in results:
+            print(json.dumps({"path": str(path), "colors": list(palette)}) if args.json
+                  else f"{path}\n{format_palette(palette)}\n")
+        if not results:
+            print("error: no image could be analysed", file=sys.stderr)
+        return 0 if results else 1
+    if args.out == str(BATCH_OUT):
+        files.claim_dir(BATCH_OUT.parent)
     with files.terminate_as_interrupt():
         written, skipped = write_results(colors_of_files(args.paths, args.k, **options), args.out)
     if not written:

@@ -277,11 +277,26 @@ def _fmt(value: float) -> str:
     return "n/a" if value != value else f"{value:.3f}"
 
 
+NOTEBOOK_MODULES = ("papermill", "nbformat", "ipykernel")
+
+
+def missing_notebook_modules() -> list[str]:
+    """What the demo needs to execute the notebooks and this installation lacks."""
+    import importlib.util
+
+    return [name for name in NOTEBOOK_MODULES if importlib.util.find_spec(name) is None]
+
+
 def main(args: argparse.Namespace) -> int:
+    from .files import UsageError
+
+    missing = missing_notebook_modules()
+    if missing:   # before any work: a plain `pip install .` has the library and its commands, not Jupyter
+        raise UsageError(f"the demo executes the notebooks and needs {', '.join(missing)}: "
+                         "pip install 'biomeseason[notebooks]' (make setup installs it)")
     from papermill.exceptions import PapermillExecutionError
 
     from . import preprocess
-    from .files import UsageError
     from .predict import load_model
 
     out = Path(args.out).resolve()

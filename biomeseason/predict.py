@@ -5,9 +5,11 @@
     [result] = predictor.predict("photo.jpg", tta=True)
     result.biome, result.month, result.season      # 'tundra', 7, 'summer'
 
-or, for a folder, a CSV with one row per image::
+or from the command line: the answers on screen for a few images, a CSV with one row
+per image for a folder (``--json`` prints JSON lines for scripts)::
 
-    python -m biomeseason predict data/raw photo.jpg --out predictions.csv
+    python -m biomeseason predict photo.jpg --lat 49.9 --lon 21.2
+    python -m biomeseason predict data/raw --out predictions.csv
 
 Without ``--model`` the model is ``models/best.pt`` (one the user trained) if it
 exists, else the shipped Earth model ``models/earth.pt``; see ``default_model_path``.
@@ -66,6 +68,8 @@ from .scene import Prepared, ordered_map, prepare
 MODEL_CANDIDATES = (Path("models/best.pt"), Path("models/earth.pt"), Path("runs/demo/model/best.pt"))
 ROOT = Path(__file__).resolve().parents[1]   # the repository, for an editable install
 TOP_K = 3
+SHOWN = 20                                   # up to this many images, predict shows every answer on screen
+BATCH_OUT = Path("runs/predict/predictions.csv")   # where more go without --out
 WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
 UNFAMILIAR_WARNING = ("this image does not look like anything the model was trained on; "
                       "treat the answer with care")
@@ -477,7 +481,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None,
                         help=f"checkpoint (default: {MODEL_CANDIDATES[0]} if it exists, else the shipped "
                              f"{MODEL_CANDIDATES[1]})")
-    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="CSV to write (default: none for up to "
+                             f"{SHOWN} images, whose answers are on screen; {BATCH_OUT} for more)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="what goes to standard output: a table for people (default; for more than "
+                             f"{SHOWN} images a summary) or JSON lines, one object per image, for scripts")
+    parser.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing --out that was not written by biomeseason (default: refuse)")
     parser.add_argument("--resume", action="store_true",
@@ -512,6 +522,68 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _answer_on_screen(predictor: Predictor, found: list[Path], ignored: list[Path], fmt: str, options: dict) -> int:
+    """A few images: predict them and print the answers (a table, or JSON lines); nothing is written."""
+    failed: list[str] = []
+
+    def report(path, error: ImageError) -> None:
+        failed.append(str(path))
+        print(f"skipped {error}", file=sys.stderr)
+
+    with files.terminate_as_interrupt():
+        results = predictor.predict(found, on_error=report, progress=len(found) > 1, **options)
+    if fmt == "json":
+        _print_json(results)
+    elif results:
+        print(format_table(results))
+    if ignored:
+        print(f"ignored {len(ignored)} non-image files", file=sys.stderr)
+    if not results:
+        print("error: nothing could be predicted" + (f" ({', '.join(failed)})" if failed else ""), file=sys.stderr)
+        return 1
+    if fmt == "table":
+        print(f"(answers of {predictor.path}; --out FILE.csv writes them with every probability, "
+              "--json prints them for scripts)", file=sys.stderr)
+    return 0
+
+
+def _print_json(results) -> None:
+    import json
+
+    for r in results:
+        print(json.dumps({**r.to_row(), "unfamiliar": r.unfamiliar}), flush=True)
+
+
+def format_table(results: list[Prediction]) -> str:
+    """The answers as a table for people: one line an image."""
+    import pandas as pd
+
+    rows = [{"image": Path(r.path).name,
+             "biome": f"{r.biome} ({r.biome_p:.2f})",
+             "month": f"{r.month_name} ({r.month_p:.2f})",
+             "season": f"{r.season} ({r.season_p:.2f})",
+             "unfamiliar": {True: "YES", False: "no", None: "?"}[r.unfamiliar],
+             "given": (f"{r.lat:.2f}, {r.lon:.2f}" if r.lon is not None else f"lat {r.lat:.2f}" if r.lat is not None
+                       else "image only"),
+             "scene box": ",".join(map(str, r.scene_box)) if r.scene_box and r.image_size
+             and tuple(r.scene_box) != (0, 0, *r.image_size) else "whole image"} for r in results]
+    text = pd.DataFrame(rows).to_string(index=False)
+    if any(r.unfamiliar for r in results):
+        text += f"\nYES under unfamiliar: {UNFAMILIAR_WARNING}"
+    return text
+
+
+def summary_of(csv_path: Path) -> str:
+    """Many images: how many of each biome, and how many flagged unfamiliar."""
+    import pandas as pd
+
+    table = pd.read_csv(csv_path, keep_default_na=False)
+    counts = table["biome"].value_counts()
+    flagged = (table["unfamiliar"].astype(str) == "True").sum()
+    return ("biomes: " + ", ".join(f"{b} {n}" for b, n in counts.items())
+            + f"; flagged unfamiliar: {flagged} of {len(table)}")
+
+
 def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     """Refuse bad settings before any work (files.UsageError, one sentence).
     Returns (images, ignored files) found in the input paths."""
@@ -530,6 +602,10 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
         raise files.UsageError("--meta and --lat both give the places: use one of them")
     check_paths_exist(args.paths)
     found, ignored = find_images(args.paths)
+    if args.out is None and (len(found) > SHOWN or args.resume):
+        args.out = str(BATCH_OUT)   # many images: their rows stream to a CSV of ours, never into the current folder
+    if args.out is None:
+        return found, ignored
     inputs = [*args.paths, *found, *([args.model] if args.model else [])]
     ours = files.csv_header_is(OUR_HEADER)
     files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=ours, suffixes=[".csv"])
@@ -602,12 +678,18 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from .workers import cap
     args.workers = cap(args.workers)
-    out, partial = Path(args.out), partial_path(args.out)
     try:
         lats, lons = places_of(found, args.meta) if args.meta else (args.lat, args.lon)
     except files.UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    options = dict(tta=args.tta, batch_size=args.batch_size, scene=args.scene, max_pixels=args.max_pixels,
+                   workers=args.workers, hemisphere=args.hemisphere, lat=lats, lon=lons)
+    if args.out is None:   # a few images: the answers on screen, no file written
+        return _answer_on_screen(predictor, found, ignored, args.format, options)
+    if args.out == str(BATCH_OUT):
+        files.claim_dir(BATCH_OUT.parent)
+    out, partial = Path(args.out), partial_path(args.out)
     previous, source = _previous_rows(out, partial) if args.resume else ([], None)
     done = {(row["path"], row["sha256"]) for row in previous}
     failed: list[str] = []
@@ -616,18 +698,19 @@ def main(args: argparse.Namespace) -> int:
         failed.append(str(path))
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
-    new = 0
+    new, shown = 0, []
     with files.terminate_as_interrupt(), files.output_lock(out):   # one run at a time into --out
         # The partial file is rewritten from the rows kept, so it always holds whole rows only.
         files.write_rows(partial, previous, COLUMNS) or files.write_text(partial, ",".join(COLUMNS) + "\n")
         try:
             with files.appending_rows(partial, COLUMNS) as append:
-                for batch in predictor.iter_batches(found, tta=args.tta, batch_size=args.batch_size,
-                                                    on_error=report, progress=True, scene=args.scene,
-                                                    max_pixels=args.max_pixels, workers=args.workers, done=done,
-                                                    hemisphere=args.hemisphere, lat=lats, lon=lons):
+                for batch in predictor.iter_batches(found, on_error=report, progress=True, done=done, **options):
                     append(r.to_row() for r in batch)
                     new += len(batch)
+                    if args.format == "json":
+                        _print_json(batch)
+                    elif len(found) <= SHOWN:
+                        shown.extend(batch)
         except BaseException:
             if previous or new:
                 print(f"\n{len(previous) + new} rows kept in {partial}; run the same command with --resume "
@@ -640,6 +723,10 @@ def main(args: argparse.Namespace) -> int:
             partial.unlink(missing_ok=True)   # nothing new: --out stays as it was
         else:
             files.publish(partial, out)
+    if shown:
+        print(format_table(shown))
+    elif args.format == "table" and total:
+        print(summary_of(out))
     print(f"predicted {new} of {len(found)} images into {out}"
           + (f" ({len(previous)} rows kept from before)" if previous else "")
           + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")

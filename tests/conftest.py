@@ -53,3 +53,19 @@ def spawn():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
+
+
+def assert_clean_notebook(path) -> None:
+    """An executed notebook holds no error output and prints no warning (``make test`` fails on either)."""
+    import re
+
+    import nbformat
+
+    problems = []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                problems.append(f"cell {i}: {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and re.search(r"\w*Warning\b", output.get("text", "")):
+                problems.append(f"cell {i}: {output['text'].strip()[:300]}")
+    assert not problems, f"{path} has outputs a user should not see: " + " | ".join(problems)

@@ -432,6 +432,9 @@ def test_hex2name_notebook_runs_with_papermill_parameters(tmp_path):
         str(REPO / "hex2name.ipynb"), str(tmp_path / "hex2name.out.ipynb"),
         parameters={"IMAGE_PATH": str(image), "K": 3, "OUT_CSV": str(out_csv)},
         kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300)
+    from conftest import assert_clean_notebook
+
+    assert_clean_notebook(tmp_path / "hex2name.out.ipynb")
     rows = list(csv.DictReader(out_csv.open()))
     assert {Path(r["path"]).name for r in rows} == {"Boreal_Jun.jpg", "DV_Sept.png"}
     assert len(rows) == 6
@@ -453,3 +456,17 @@ def test_hex2name_notebook_says_one_sentence_for_a_wrong_path(tmp_path):
         text = "".join(o.get("text", "") for o in outputs)
         assert f"cannot use IMAGE_PATH: {image}" in text
         assert not [o for o in outputs if o.output_type == "error"]
+
+
+def test_colors_of_a_few_images_are_on_screen_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    import json as json_
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(photo(np.random.default_rng(0))).save(tmp_path / "a.png")
+    assert cli(["colors", "a.png", "--k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "a.png" and len(lines) == 4 and all("%" in line and "#" in line for line in lines[1:])
+    assert cli(["colors", "a.png", "--k", "2", "--json"]) == 0
+    [row] = [json_.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert row["path"] == "a.png" and len(row["colors"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

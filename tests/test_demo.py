@@ -124,8 +124,10 @@ def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
     printed = capsys.readouterr().out
     for n in range(1, demo.STEPS + 1):
         assert f"[{n}/{demo.STEPS}]" in printed
+    from conftest import assert_clean_notebook
+
     for name in ("train.ipynb", "predict.ipynb", "hex2name.ipynb"):
-        assert (out / "notebooks" / name).is_file()
+        assert_clean_notebook(out / "notebooks" / name)
     assert (out / "colors.csv").is_file()  # hex2name.ipynb wrote inside the run folder
     assert "epoch   1" in printed           # the notebook's training lines reach the terminal
     assert (out / "model" / "best.pt").is_file()
@@ -148,3 +150,13 @@ def test_smoke_demo_runs_the_whole_chain(tmp_path, capsys):
     assert "real: " in printed and "synthetic: " in printed
     for where in ("executed notebooks:", "model:", "plots:", "predictions:"):
         assert where in printed
+
+
+def test_without_the_notebooks_extra_the_demo_says_what_to_install_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "missing_notebook_modules", lambda: ["papermill"])
+    assert cli(["demo", "--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'biomeseason[notebooks]'" in err and "papermill" in err
+    assert not (tmp_path / "demo").exists()
+    monkeypatch.undo()
+    assert demo.missing_notebook_modules() == []          # the test environment has them

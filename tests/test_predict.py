@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_clean_notebook
 from PIL import Image
 
 from biomeseason import explain, predict, scene
@@ -634,6 +635,7 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     papermill.execute_notebook(str(source), str(out), kernel_name="python3", cwd=str(ROOT),
                                parameters={"IMAGE_PATH": str(photo), "MODEL_PATH": str(checkpoint), "TTA": True},
                                progress_bar=False, execution_timeout=300)
+    assert_clean_notebook(out)
     done = nbformat.read(out, as_version=4)
     first_run, second_run = done.cells[:-3], done.cells[-2:]
     assert predictor.predict(photo, tta=True)[0].summary() in notebook_text(first_run)
@@ -641,6 +643,23 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     assert figures, "the prediction figure is missing"
     assert predictor.predict(second, tta=True)[0].summary() in notebook_text(second_run)
     assert "same model object: True" in notebook_text(second_run)
+
+
+@pytest.mark.slow
+def test_predict_notebook_with_its_defaults_answers_a_real_tile_with_the_shipped_model(tmp_path):
+    """A fresh clone: no model of the user's, nothing edited; the shipped model answers the shipped tile."""
+    import nbformat
+    import papermill
+
+    out = tmp_path / "predict.ipynb"
+    papermill.execute_notebook(str(ROOT / "predict.ipynb"), str(out), kernel_name="python3", cwd=str(ROOT),
+                               parameters={"MODEL_PATH": str(ROOT / "models" / "earth.pt")}, progress_bar=False,
+                               execution_timeout=300)
+    assert_clean_notebook(out)
+    text = notebook_text(nbformat.read(out, as_version=4).cells)
+    expected = load_model(ROOT / "models" / "earth.pt").predict(
+        ROOT / "data" / "bluemarble" / "Deciduous" / "Deciduous_europe-carpathian-0585-3002_Oct.png")[0]
+    assert expected.summary() in text and "earth.pt" in text
 
 
 @pytest.mark.slow
@@ -844,3 +863,40 @@ def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_o
     # Resuming a complete run predicts nothing and changes nothing.
     assert cli([*base, "--out", str(out), "--resume"]) == 0
     assert out.read_bytes() == complete.read_bytes()
+
+
+# --------------------------------------------------------------------------- answers on screen
+
+def test_a_few_images_are_answered_on_screen_and_nothing_is_written(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for i in range(2):
+        random_image(seed=i).save(tmp_path / f"photo{i}.png")
+    assert cli(["predict", "photo0.png", "photo1.png", "--model", str(checkpoint), "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:4] == ["image", "biome", "month", "season"] and len(lines) == 3
+    expected = load_model(checkpoint).predict(tmp_path / "photo1.png")[0]
+    assert "photo1.png" in lines[2] and f"{expected.biome} ({expected.biome_p:.2f})" in lines[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo0.png", "photo1.png"]   # no CSV, no folder
+
+
+def test_json_lines_for_scripts(checkpoint, tmp_path, capsys):
+    import json
+
+    random_image().save(tmp_path / "photo.png")
+    assert cli(["predict", str(tmp_path / "photo.png"), "--model", str(checkpoint), "--json", "--workers", "0"]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert row["path"].endswith("photo.png") and row["biome"] in BIOMES and 0 <= row["biome_p"] <= 1
+
+
+def test_many_images_stream_to_a_csv_of_ours_with_a_summary(checkpoint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(predict, "SHOWN", 2)
+    (tmp_path / "photos").mkdir()
+    for i in range(3):
+        random_image(seed=i).save(tmp_path / "photos" / f"p{i}.png")
+    assert cli(["predict", "photos", "--model", str(checkpoint), "--workers", "0"]) == 0
+    printed = capsys.readouterr()
+    rows = read_csv(tmp_path / predict.BATCH_OUT)
+    assert len(rows) == 3 and "biomes: " in printed.out and str(predict.BATCH_OUT) in printed.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "runs"]

@@ -285,6 +285,9 @@ def test_train_notebook_runs(tiny_processed, tmp_path):
                         parameters=dict(DATA_DIR=str(tiny_processed), OUT_DIR=str(tmp_path / "model"),
                                         IMAGE_SIZE=32, EPOCHS=1, BATCH_SIZE=16, SMOKE=True, BALANCE="sampler"),
                         execution_timeout=300)
+    from conftest import assert_clean_notebook
+
+    assert_clean_notebook(tmp_path / "train.out.ipynb")
     assert (tmp_path / "model" / "best.pt").is_file()
     assert json.loads((tmp_path / "model" / "config.json").read_text())["balance"] == "sampler"
     text = (tmp_path / "train.out.ipynb").read_text()
