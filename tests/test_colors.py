@@ -470,3 +470,25 @@ def test_colors_of_a_few_images_are_on_screen_and_nothing_is_written(tmp_path, m
     [row] = [json_.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert row["path"] == "a.png" and len(row["colors"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.slow
+def test_hex2name_notebook_with_its_defaults_analyses_the_shipped_tile_and_writes_only_under_runs(tmp_path):
+    import nbformat
+    import papermill
+    from conftest import assert_clean_notebook
+
+    nb = nbformat.read(REPO / "hex2name.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(params.source, namespace)                                  # the defaults, as a user first sees them
+    assert (REPO / namespace["IMAGE_PATH"]).is_file() and namespace["OUT_CSV"].startswith("runs/")
+    out_csv = tmp_path / "runs" / "colors.csv"     # the same relative place, in a scratch copy of the layout
+    papermill.execute_notebook(str(REPO / "hex2name.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               cwd=str(REPO), parameters={"OUT_CSV": str(out_csv)}, progress_bar=False,
+                               execution_timeout=300)
+    assert_clean_notebook(tmp_path / "out.ipynb")
+    text = (tmp_path / "out.ipynb").read_text()
+    assert Path(namespace["IMAGE_PATH"]).name in text and "#" in text
+    rows = list(csv.DictReader(out_csv.open()))
+    assert {Path(r["path"]).parent.name for r in rows} == {Path(namespace["IMAGE_PATH"]).parent.name}
