@@ -143,7 +143,10 @@ def ground_photos() -> list[tuple[str, np.ndarray]]:
 
 
 def score_model(name: str, model_path: Path, sets: dict, ground) -> tuple[pd.DataFrame, dict]:
+    from biomeseason import geoprior
+
     predictor = load_model(model_path)
+    predictor.geo, _ = geoprior.for_biomes(predictor.biomes)   # every model with today's prior, as training gives it
     rows, flagged = [], {}
     for set_name, (table, by) in sets.items():
         t0 = time.perf_counter()
@@ -237,7 +240,7 @@ def main() -> int:
 
 def report(rows, ground_table, tuned, args, s, seeds, n_shared, n_blocks, seconds) -> str:
     ways = ("- ways: `image` from the image alone; `lat` given the latitude; `place` given latitude and "
-            "longitude (the map's biomes within 300 km); (c) is (b) answered `lat` and `place`.")
+            "longitude (the map's biomes within `geoprior.RADIUS_KM`); (c) is (b) answered `lat` and `place`.")
     sections = [
         "# The whole Earth: demo recipe against the Earth model, on real places neither saw", "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",

@@ -11,7 +11,7 @@ and given the place. Then writes ``--out`` with:
 * the weights in half precision (the file stays under 25 MB; prediction runs
   them in single precision), loaded like every checkpoint: weights only, digest
   checked;
-* the geographic prior from the label map (``geoprior``), if the model lacks it;
+* the geographic prior from the label map (``geoprior``) with today's defaults;
 * ``meta["earth"]``: its training data, the labelling rule, the command that made
   it and the figures measured here.
 
@@ -90,13 +90,12 @@ def main(args: argparse.Namespace) -> int:
     files.check_output_file(out, inputs=[source], force=True, suffixes=[".pt"])
     payload = load_checkpoint(source)
     meta, extra = payload["meta"], dict(payload.get("extra") or {})
-    if not meta.get("geo_prior"):
-        prior, said = geoprior.for_biomes(meta["biomes"])
-        print(said)
-        if prior is None:
-            raise UsageError(f"{source}: {said}")
-        meta["geo_prior"], tensors = prior.to_checkpoint()
-        extra.update(tensors)
+    prior, said = geoprior.for_biomes(meta["biomes"])   # with today's map and defaults, whatever it had
+    print(said)
+    if prior is None:
+        raise UsageError(f"{source}: {said}")
+    meta["geo_prior"], tensors = prior.to_checkpoint()
+    extra.update(tensors)
     predictor = load_model(source)
     predictor = Predictor(predictor.model, meta, predictor.device, source, predictor.familiarity,
                           geoprior.GeoPrior.from_checkpoint({"meta": meta, "extra": extra}))
