@@ -107,9 +107,10 @@ def run_notebook(name: str, out: Path, parameters: dict) -> Path:
     print(f"   {name} -> {target}", flush=True)
     # The notebook's printed lines (one per epoch while training) also go to this
     # terminal, so a long step shows it is alive; progress bars stay in the notebook.
+    # The kernel's own log says only that it talks over local TCP: errors still show, that notice does not.
     papermill.execute_notebook(str(ROOT / name), str(target), parameters=parameters,
                                kernel_name=KERNEL, cwd=str(ROOT), progress_bar=False,
-                               stdout_file=sys.stdout)
+                               stdout_file=sys.stdout, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     return target
 
 

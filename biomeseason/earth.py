@@ -51,7 +51,7 @@ VAL_FRAC, TEST_FRAC = 0.1, 0.1
 MARGIN = PER_DEGREE           # a held-out region's tiles: those within 1 degree of its box
 MONTHS = range(1, 13)
 COLOURS = {0: "#1b5e20", 1: "#9ccc65", 2: "#e6c07b", 3: "#00897b", 4: "#d4a017", 5: "#b0bec5",
-           6: "#cddc39", OTHER: "#8d6e63", WATER: "#ffffff", ICE: "#e3f2fd"}
+           6: "#fff176", OTHER: "#8d6e63", WATER: "#ffffff", ICE: "#e3f2fd"}
 COLUMNS = ["path", "biome", "month", "lat", "lon", "group", "block", "split", "purity", "scale", "region"]
 
 
