@@ -59,11 +59,11 @@ def summary(figures: dict[str, pd.DataFrame]) -> dict:
                    for row in table.to_dict("records")] for name, table in figures.items()}
 
 
-def headline(summary_: dict, data: str = KEY[0], way: str = KEY[1], metric: str = KEY[2]) -> float | None:
-    for row in summary_.get(data, []):
-        if row["way"] == way and row.get("region", row.get("biome", row.get("group"))) == "all":
-            return row[metric]
-    return None
+def headline(summary_: dict) -> float | None:
+    """The figure a new model must beat (``KEY``) in a model's summary; None if it has none."""
+    data, way, metric = KEY
+    return next((row[metric] for row in summary_.get(data, []) if row["way"] == way and row["region"] == "all"),
+                None)
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
