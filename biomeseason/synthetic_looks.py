@@ -1,6 +1,6 @@
 """How real imagery looks, laid over a synthetic scene: measured colours, sky, view and sensor.
 
-Used by ``synthetic.render_scene``; every random choice comes from the
+Used by ``synthetic_scene.render_scene``; every random choice comes from the
 scene's generator, so a seed still gives the same bytes.
 
 - Colours: the ground (land, water, snow; before clouds) is mapped so that
@@ -10,7 +10,7 @@ scene's generator, so a seed still gives the same bytes.
   is fitted in CIELAB on a 32 x 32 sample of the scene and applied as one
   affine map in RGB, which costs a few multiply-adds per pixel instead of a
   full CIELAB round trip.
-- Sky: thin or thick cloud and its shadow (``synthetic``), haze with the
+- Sky: thin or thick cloud and its shadow (``synthetic_features``), haze with the
   atmosphere's blue shift, sun glint on open water.
 - View: ``nadir`` (straight down) or ``orbital`` (oblique, with perspective,
   haze growing with distance and, in most frames, the curved limb with its

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
-from biomeseason import files, realstats, synthetic
+from biomeseason import files, realstats, synthetic, synthetic_scene
 from biomeseason.__main__ import main as cli
 from biomeseason.labels import Vocabulary, north_month, parse_filename
 
@@ -101,7 +101,7 @@ def test_mean_colour_falls_within_the_measured_real_range(biome, monkeypatch):
     # The measured tiles are cloud- and haze-free composites, so the sky is switched off here.
     monkeypatch.setattr(synthetic.looks, "CLEAR_SHARE", 1.0)
     monkeypatch.setattr(synthetic.looks, "HAZE_SHARE", 0.0)
-    monkeypatch.setattr(synthetic, "HAZE_SCALE", 0.0)
+    monkeypatch.setattr(synthetic_scene, "HAZE_SCALE", 0.0)
     table = realstats.load()[synthetic.FILE_PREFIX[biome]]
     for month in (1, 4, 7, 10):
         scenes = _scenes(biome, month, n=10, size=32)
@@ -179,7 +179,7 @@ def test_each_scene_takes_its_colours_from_one_measured_region(monkeypatch):
     never the blend halfway between them that one Gaussian over both would give."""
     monkeypatch.setattr(synthetic.looks, "CLEAR_SHARE", 1.0)
     monkeypatch.setattr(synthetic.looks, "HAZE_SHARE", 0.0)
-    monkeypatch.setattr(synthetic, "HAZE_SCALE", 0.0)
+    monkeypatch.setattr(synthetic_scene, "HAZE_SCALE", 0.0)
     regions = realstats.load()["DV"]["regions"]
     centres = sorted(float(r["lab"][5][0]) for r in regions.values())
     assert len(centres) == 2 and centres[1] - centres[0] > 20
