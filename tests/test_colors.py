@@ -14,7 +14,7 @@ from PIL import Image
 from scipy.spatial.distance import cdist
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from biomeseason import colors, images
+from biomeseason import colors, colors_names, images
 from biomeseason.__main__ import main as cli
 
 matplotlib.use("Agg")
@@ -88,9 +88,9 @@ def test_basic_names_are_the_twelve_terms_and_name_themselves():
 def test_basic_names_agree_with_the_xkcd_survey():
     # XKCD colours named '<anything> <basic term>' are what people called by that term
     table = colors.color_table("xkcd")
-    surveyed = {n: h for n, h in table.items() if colors._head_term(n)}
+    surveyed = {n: h for n, h in table.items() if colors_names._head_term(n)}
     ours = colors.basic_names(rgb2lab(np.array([mcolors.to_rgb(h) for h in surveyed.values()])))
-    agree = np.mean([colors._head_term(n) == b for n, b in zip(surveyed, ours)])
+    agree = np.mean([colors_names._head_term(n) == b for n, b in zip(surveyed, ours)])
     assert len(surveyed) > 500 and agree > 0.99
 
 
