@@ -22,7 +22,7 @@ COMMANDS = {
     "ship": ("biomeseason.ship", "score a trained Earth model on held-out places and write models/earth.pt"),
     "preprocess": ("biomeseason.preprocess", "clean data/raw into data/processed (same as dataset_preproc.py)"),
     "train": ("biomeseason.train", "train the two-head ResNet on data/processed"),
-    "predict": ("biomeseason.predict", "predict biome, month and season of images into a CSV"),
+    "predict": ("biomeseason.predict_cli", "predict biome, month and season of images into a CSV"),
     "colors": ("biomeseason.colors", "dominant colours of images, named, into a CSV or JSON"),
     "demo": ("biomeseason.demo", "the whole chain on synthetic data, executing the notebooks"),
     "clean": ("biomeseason.files", "delete output folders written by biomeseason (and nothing else)"),

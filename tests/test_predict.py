@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from conftest import assert_clean_notebook
 from PIL import Image
 
-from biomeseason import explain, predict, scene
+from biomeseason import explain, predict, predict_cli, scene
 from biomeseason.__main__ import main as cli
 from biomeseason.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from biomeseason.images import ImageError
@@ -855,7 +855,7 @@ def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_o
     monkeypatch.setattr(predict.Predictor, "_forward", interrupted)
     assert cli([*base, "--out", str(out)]) == 130
     assert out.read_bytes() == before                   # --out untouched
-    partial = predict.partial_path(out)
+    partial = predict_cli.partial_path(out)
     assert len(read_csv(partial)) == 6                  # two whole batches kept
     assert "--resume" in capsys.readouterr().err
     monkeypatch.setattr(predict.Predictor, "_forward", forward)
@@ -896,12 +896,12 @@ def test_json_lines_for_scripts(checkpoint, tmp_path, capsys):
 
 def test_many_images_stream_to_a_csv_of_ours_with_a_summary(checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(predict, "SHOWN", 2)
+    monkeypatch.setattr(predict_cli, "SHOWN", 2)
     (tmp_path / "photos").mkdir()
     for i in range(3):
         random_image(seed=i).save(tmp_path / "photos" / f"p{i}.png")
     assert cli(["predict", "photos", "--model", str(checkpoint), "--workers", "0"]) == 0
     printed = capsys.readouterr()
-    rows = read_csv(tmp_path / predict.BATCH_OUT)
-    assert len(rows) == 3 and "biomes: " in printed.out and str(predict.BATCH_OUT) in printed.err
+    rows = read_csv(tmp_path / predict_cli.BATCH_OUT)
+    assert len(rows) == 3 and "biomes: " in printed.out and str(predict_cli.BATCH_OUT) in printed.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "runs"]
