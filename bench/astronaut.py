@@ -133,7 +133,7 @@ def main() -> int:
         f"- photos: {len(rows)} = {len(places)} REAL Blue Marble places x 12 months from the held-out regions "
         f"({', '.join(sorted(rows['region'].unique()))}), each seen obliquely with the limb, hazed, framed by "
         "black margins and a caption band; predicted with each tile's hemisphere and, for a model with a "
-        "latitude prior, once more given each tile's latitude. Examples: "
+        "geographic prior, once more given each tile's latitude. Examples: "
         "`bench/results/astronaut_examples.jpg`.", "",
         "```", table.round(3).to_string(), "```", "",
         "Chance: biome 1/7 = 0.14, month within +-1 3/12 = 0.25, season 0.25.", ""])

@@ -204,8 +204,8 @@ def report(rows: pd.DataFrame, s: dict, m: pd.DataFrame, init: Path) -> str:
         f"- (d) ours from scratch on the same real tiles and {s['per_class']} synthetic scenes per biome-month "
         "(672 for 8) together, as `make demo` trains; scored on the same held-out real tiles only.",
         "- biome_acc_with_lat: the biome given each test tile's latitude too: the image's probabilities times "
-        "how likely that latitude is for each biome, fitted on the training tiles' latitudes (`geoprior`: "
-        "kernel 5°, floor 0.05), as `predict --lat` answers; for (a), the same prior on its softmax.",
+        "the share of each biome among all land at that latitude on the label map (`geoprior`, floor 0.05), "
+        "as `predict --lat` answers; for (a), the same prior on its softmax.",
         "", "## Held-out regions (test), mean ± sd over seeds", "",
         markdown(summary(rows).rename_axis('method')), "", *verdict(rows), "",
         "Chance: biome 1/7 = 0.14, month within ±1 3/12 = 0.25.", "",

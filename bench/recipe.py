@@ -290,15 +290,15 @@ def run_plain(processed: Path, s: dict, target: str = "biome") -> dict:
                 right.append(p == y)
     share = torch.cat(right).float().mean().item()
     given = None
-    if target == "biome" and "lat" in m:   # the same latitude prior as ours, on this network's softmax
+    if target == "biome" and "lat" in m:   # the same geographic prior as ours (the label map's), on its softmax
         from biomeseason import geoprior
 
-        tr, te = m[m["split"] == "train"], m[m["split"] == "test"]
-        prior, _ = geoprior.fit(pd.to_numeric(tr["lat"], errors="coerce"), tr["biome"], classes)
+        te = m[m["split"] == "test"]
+        prior, _ = geoprior.for_biomes(list(classes))
         lats = pd.to_numeric(te["lat"], errors="coerce").to_numpy()
         known = ~np.isnan(lats)
         if prior and known.any():
-            answer = geoprior.apply(torch.cat(probs).numpy(), prior, lats).argmax(1)
+            answer = prior.apply(torch.cat(probs).numpy(), lats).argmax(1)
             given = float((answer == np.array(test.targets))[known].mean())
     return {"biome_acc": share if target == "biome" else None,
             "month_within1": share if target == "month" else None, "seconds": time.perf_counter() - t0,
