@@ -66,6 +66,17 @@ def headline(summary_: dict) -> float | None:
                 None)
 
 
+def _is_our_checkpoint(path: Path) -> bool:
+    """An existing --out may be replaced (by a better model) only if it is a checkpoint of ours."""
+    from .checkpoint import CheckpointError
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Score a trained Earth model and write it as models/earth.pt.",
                                 add_help=add_help)
@@ -74,7 +85,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    "scored (default: %(default)s; 'none' to skip)")
     p.add_argument("--shared", default=str(SHARED_TILES), help="the shared Blue Marble tiles (default: %(default)s)")
     p.add_argument("--out", default=str(SHIPPED), help="where to write (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="replace --out even if the model there scores higher")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if the model there scores higher, or is not a checkpoint of ours")
     return p
 
 
@@ -87,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     if earth is not None and not (earth / "labels.csv").is_file():
         raise UsageError(f"{earth / 'labels.csv'} is missing: pass the folder `python -m biomeseason earth` wrote, "
                          "or --earth none")
-    files.check_output_file(out, inputs=[source], force=True, suffixes=[".pt"])
+    files.check_output_file(out, inputs=[source], force=args.force, looks_ours=_is_our_checkpoint, suffixes=[".pt"])
     payload = load_checkpoint(source)
     meta, extra = payload["meta"], dict(payload.get("extra") or {})
     prior, said = geoprior.for_biomes(meta["biomes"])   # with today's map and defaults, whatever it had

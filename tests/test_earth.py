@@ -11,9 +11,8 @@ from biomeseason.worldmap import BIOMES, HEIGHT, OTHER, WATER, WIDTH
 @pytest.mark.parametrize("size", [32, 64])
 def test_tiles_lie_inside_one_block_each_with_a_gutter(size):
     origins = earth.tile_origins(size)
-    for r, c in origins:
-        assert r // earth.BLOCK == (r + size - 1) // earth.BLOCK and c // earth.BLOCK == (c + size - 1) // earth.BLOCK
-        assert 8 <= r % earth.BLOCK and (r + size) % earth.BLOCK <= earth.BLOCK - 8 or (r + size) % earth.BLOCK == 0
+    for r, c in origins:   # at least 8 px from the block's edges on every side
+        assert 8 <= r % earth.BLOCK <= earth.BLOCK - 8 - size and 8 <= c % earth.BLOCK <= earth.BLOCK - 8 - size
     assert len(origins) == (HEIGHT // earth.BLOCK) * (WIDTH // earth.BLOCK) * ((earth.BLOCK - 16) // size) ** 2
 
 
@@ -123,3 +122,7 @@ def test_ship_scores_the_model_and_writes_it_small_with_its_prior_and_keeps_a_be
     assert load_checkpoint(out)["meta"]["earth"]["trained_from"] == str(first)
     assert cli(["ship", str(second), "--shared", str(shared), "--earth", "none", "--out", str(out), "--force"]) == 0
     assert load_checkpoint(out)["meta"]["earth"]["trained_from"] == str(second)
+    foreign = tmp_path / "notes.pt"
+    foreign.write_text("not a model")
+    assert cli(["ship", str(second), "--shared", str(shared), "--earth", "none", "--out", str(foreign)]) == 2
+    assert foreign.read_text() == "not a model"
