@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import shlex
+import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RUN_HEADING = "## Run of "   # each run's section starts so; the newest comes first
 
 
 def settings(base: dict, args, keys) -> dict:
@@ -29,6 +36,51 @@ def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{os.cpu_count()} cores, {cpu}, load average {load:.1f} at the end, {platform.system()} "
             f"{platform.release()}, Python {platform.python_version()}")
+
+
+def pin_threads(n: int) -> int:
+    """Pin every thread pool a bench uses (torch, BLAS/OpenMP through threadpoolctl) to ``n``,
+    print it, and return it; child processes inherit it through the environment."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(n)
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n)
+    print(f"threads pinned to {n} (torch {torch.get_num_threads()}; BLAS/OpenMP {n}); "
+          f"{os.cpu_count()} cores", flush=True)
+    return n
+
+
+def command() -> str:
+    """The command line that ran this bench, as one would type it from the repository."""
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(Path(__file__).resolve().parents[1])
+    except ValueError:
+        pass
+    return shlex.join([".venv/bin/python", str(script), *sys.argv[1:]])
+
+
+def record(bench: str, title: str, body: str, threads: int | None = None) -> Path:
+    """Put this run at the top of ``bench/results/<bench>.md`` (newest first), under a heading with
+    the date, the machine, the thread count and the command; earlier runs are kept below it."""
+    from biomeseason import files
+
+    path = RESULTS / f"{bench}.md"
+    earlier = path.read_text() if path.exists() else ""
+    # Runs written before this layout start at their first line; keep them whole, below.
+    runs = earlier.split("\n", 1)[1].lstrip("\n") if earlier.startswith("# ") else earlier
+    stamp = datetime.now().isoformat(timespec="seconds")
+    head = [f"{RUN_HEADING}{stamp}", "", f"- machine: {machine()}"]
+    if threads is not None:
+        head.append(f"- threads: {threads}")
+    head += [f"- command: `{command()}`", ""]
+    text = "\n".join([f"# {title}", "", *head, body.strip(), "", runs]).rstrip() + "\n"
+    files.write_text(path, re.sub(r"\n{3,}", "\n\n", text))
+    print(f"wrote {path.relative_to(RESULTS.parents[1])}")
+    return path
 
 
 class Peak:
