@@ -33,7 +33,11 @@ and writes into --out (the schema is in biomeseason/manifest.py):
 
 The jobs live in their own modules: ``scan`` (listing, labels from paths and
 CSV), ``clean`` (one file: decode, resize, fingerprint), ``dedupe``
-(identical and near-duplicate files), ``splits``, ``manifest`` (the schema).
+(identical and near-duplicate files), ``splits``, ``manifest`` (the schema),
+``preprocess_table`` (the manifest's rows: labels per file, duplicates merged
+or grouped, groups, splits, seasons) and ``preprocess_output`` (writing the
+outputs, swapping them into --out, the summary). This module runs them, cleans
+every file in a process pool, and is the command line.
 
 Decisions worth knowing:
 
@@ -65,11 +69,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
-import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -82,13 +83,26 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import clean, files, manifest, scan
-from . import store as stores
-from .dedupe import connected_groups, near_duplicate_array, same_value_pairs
 from .files import UsageError
 from .images import MAX_PIXELS
-from .labels import HEMISPHERES, LabelError, Vocabulary, season_of
-from .splits import SPLITS, assign_splits
-from .workers import alive, bounded_map, cap, process_pool, usable_cpus
+from .labels import HEMISPHERES, Vocabulary
+from .preprocess_output import (
+    OUTPUTS,
+    clean_leftovers,
+    foreign_outputs,
+    make_summary,
+    reason_kind,
+    swap_into_place,
+    write_outputs,
+)
+from .preprocess_table import LABEL_FIELDS, finish_table, group_duplicates, label_files
+from .workers import bounded_map, cap, process_pool, usable_cpus
+
+__all__ = ["RAW", "OUT", "SIZE", "MIN_SIDE", "VAL_FRAC", "TEST_FRAC", "SEED", "HEMISPHERE", "OUTPUTS", "STORES",
+           "STORE", "MANIFEST_COLUMNS", "LABEL_FIELDS", "PreprocessResult", "preprocess", "check_settings",
+           "foreign_outputs", "clean_leftovers", "label_files", "output_paths", "run_jobs", "clean_all",
+           "group_duplicates", "finish_table", "write_outputs", "swap_into_place", "reason_kind", "make_summary",
+           "get_args_parser", "main"]
 
 # ---- defaults --------------------------------------------------------------
 RAW = "data/raw"
@@ -99,8 +113,6 @@ VAL_FRAC = 0.15
 TEST_FRAC = 0.15
 SEED = 0
 HEMISPHERE = "north"        # seasons from months where no latitude says otherwise
-# Everything we put in --out; nothing else there is ever moved or deleted.
-OUTPUTS = ("images", "store", "manifest.csv", "rejected.csv", "labels.json", "summary.txt")
 STORES = ("png", "npy", "both")  # the images/ folder to look at, the memory-mapped store to train from
 STORE = "both"
 MANIFEST_COLUMNS = manifest.COLUMNS
@@ -215,92 +227,6 @@ def check_settings(raw: Path, out: Path, size, min_side, max_pixels, workers, va
                              "move it away or choose another folder (--force never replaces it)")
 
 
-def foreign_outputs(out: Path) -> list[str]:
-    """Entries of a folder without our marker that carry our output names but are not our outputs."""
-    def first_line(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().strip()
-
-    def ours(name: str) -> bool:
-        path = out / name
-        try:
-            if name == "manifest.csv":
-                return first_line(path).startswith("path,source,sha256")
-            if name == "rejected.csv":
-                return first_line(path).startswith("source,reason")
-            if name == "summary.txt":
-                return first_line(path).startswith("kept ")
-            if name == "labels.json":
-                return {"biomes", "months"} <= set(json.loads(path.read_text(encoding="utf-8")))
-            if name == "store":
-                return files.is_ours(path)
-            if name == "images":  # only if an old manifest of ours lists every file in it
-                listed = set(pd.read_csv(out / "manifest.csv", dtype=str, usecols=["path"])["path"])
-                return all(p.relative_to(out).as_posix() in listed for p in path.rglob("*") if p.is_file())
-        except (OSError, ValueError, TypeError, KeyError):
-            return False
-        return False
-
-    return [name for name in OUTPUTS if (out / name).exists() and not ours(name)]
-
-
-def clean_leftovers(out: Path) -> list[str]:
-    """Remove temporary folders of ours left by a killed run; report any others. Returns notices."""
-    notices = []
-    if not out.parent.is_dir():
-        return notices
-    pattern = re.compile(re.escape(out.name) + r"\.(tmp|old)-(\d+)-")
-    for path in sorted(out.parent.iterdir()):
-        match = pattern.match(path.name)
-        if not match or not path.is_dir() or alive(int(match.group(2))):
-            continue
-        if files.is_ours(path):
-            shutil.rmtree(path, ignore_errors=True)
-            notices.append(f"removed {path}, left by an interrupted run")
-        else:
-            notices.append(f"warning: {path} looks left by an interrupted run but carries no marker; "
-                           "left alone")
-    return notices
-
-
-# ---- labels --------------------------------------------------------------------------
-
-LABEL_FIELDS = ("source", "given_split", "biome", "month", "month_source", "note", "group",
-                "hemisphere", "extras")
-
-
-def label_files(sources, vocab: Vocabulary, csv_table) -> tuple[dict[str, list], dict[str, str]]:
-    """(columns of the labelled files, {source: reason}) from the CSV or the paths."""
-    columns = {name: [] for name in LABEL_FIELDS}
-    rejected = {}
-    rows = csv_table.to_dict("index") if csv_table is not None else None
-    extras = scan.csv_extras(csv_table) if csv_table is not None else []
-    for source in sources:
-        try:
-            split, label, month_source = scan.labels_from_path(source, vocab) if rows is None else \
-                (scan.given_split(source)[0], None, "")
-            group = hemisphere = ""
-            extra = None
-            if rows is not None:
-                row = rows.get(scan.nfc_key(source))
-                if row is None:
-                    raise LabelError("not listed in the labels CSV")
-                label = scan.labels_from_csv(row, vocab)
-                month_source = "csv" if label.month else ""
-                split = scan.csv_split(row["split"]) or split
-                group, hemisphere = row["group"], scan.csv_hemisphere(row)
-                extra = tuple(row[c] for c in extras)
-        except LabelError as e:
-            rejected[source] = f"label: {e}"
-            continue
-        for name, value in zip(LABEL_FIELDS, (source, split, label.biome or "", label.month, month_source,
-                                              label.note, group, hemisphere, extra)):
-            columns[name].append(value)
-    columns["extras"] = pd.DataFrame([e for e in columns["extras"]] if extras else None,
-                                     columns=extras or None)
-    return columns, rejected
-
-
 # ---- cleaning every file ---------------------------------------------------------------
 
 def output_paths(sources: list[str]) -> list[str]:
@@ -384,260 +310,6 @@ def clean_all(labelled: dict, settings: clean.Settings, tmp: Path, workers: int,
     if len(labelled["extras"].columns):
         table = pd.concat([table, labelled["extras"].set_axis(table.index)], axis=1)
     return table[ok].reset_index(drop=True), failed
-
-
-# ---- duplicates --------------------------------------------------------------------------
-
-def group_duplicates(table: pd.DataFrame, tmp: Path, drop_near: bool):
-    """(table with a 'link' column, {source: reason}): merge identical files, join near duplicates.
-
-    'link' is the smallest row index of the image's duplicate set (identical
-    bytes with other labels, or near-identical), used for grouping.
-    """
-    dropped = {}
-    thumbs_file = tmp / ".thumbs"
-    n_rows = table["row"].max() + 1 if len(table) else 0
-    thumbs = (np.memmap(thumbs_file, np.uint8, "r", shape=(n_rows, clean.THUMB_SIZE, clean.THUMB_SIZE, 3))
-              if n_rows else np.zeros((0, clean.THUMB_SIZE, clean.THUMB_SIZE, 3), np.uint8))
-    # Ranked on the few columns that decide, not on copies of the whole table (a million rows).
-    rank = table[["source", "given_split", "biome", "month", "pixels"]].sort_values(["source"]).assign(
-        _split=lambda t: t["given_split"].map({"test": 0, "val": 1, "train": 2}).fillna(3),
-        _known=lambda t: -((t["biome"] != "").astype(int) + t["month"].notna().astype(int)),
-        _pixels=lambda t: -t["pixels"]).sort_values(["_split", "_known", "_pixels", "source"], kind="stable")
-    table = table.loc[rank.index].reset_index(drop=True)          # best keeper first within any set
-    del rank
-    identical = same_value_pairs(table["sha256"])
-    pairs = near_duplicate_array(table["phash"].to_numpy(), _Rows(thumbs, table["row"].to_numpy()))
-    del thumbs
-    thumbs_file.unlink(missing_ok=True)
-    links = connected_groups(len(table), identical, pairs)
-    drop = set()
-    if drop_near:
-        for members in pd.Series(range(len(table))).groupby(links).groups.values():
-            members = sorted(members)
-            if len(members) < 2:
-                continue
-            rows = table.iloc[members]
-            if rows["biome"].replace("", None).nunique() > 1 or rows["month"].nunique() > 1:
-                said = ", ".join(f"{scan.display_name(r.source)} ({r.biome or '?'}, "
-                                 f"{'?' if pd.isna(r.month) else int(r.month)})" for r in rows.itertuples())
-                for i in members:
-                    dropped[table.at[i, "source"]] = f"duplicates with conflicting labels: {said}"
-                drop.update(members)
-                continue
-            keeper = members[0]
-            for i in members[1:]:
-                how = ("identical bytes" if table.at[i, "sha256"] == table.at[keeper, "sha256"]
-                       else "near-identical")
-                dropped[table.at[i, "source"]] = f"duplicate of {scan.display_name(table.at[keeper, 'source'])} ({how})"
-                drop.add(i)
-    else:
-        for keeper, i in identical:
-            a, b = table.iloc[keeper], table.iloc[i]
-            if _compatible(a, b):
-                dropped[b["source"]] = f"duplicate of {scan.display_name(a['source'])} (identical bytes)"
-                drop.add(i)
-            else:
-                table.at[i, "clean_note"] = _join(table.at[i, "clean_note"],
-                                                  f"identical bytes to {scan.display_name(a['source'])}, "
-                                                  "labelled differently; kept in its group")
-    for i in drop:
-        (tmp / table.at[i, "path"]).unlink(missing_ok=True)
-    table["link"] = links
-    table = table.drop(index=sorted(drop))
-    return table.reset_index(drop=True), dropped
-
-
-class _Rows:
-    """Rows of the thumbnails file in table order, read one at a time (never all in memory)."""
-
-    def __init__(self, array, rows):
-        self.array, self.rows = array, rows
-
-    def __getitem__(self, i):
-        return self.array[self.rows[i]]
-
-    def release(self) -> None:
-        stores.drop_mapped_pages(self.array)
-
-
-def _compatible(a, b) -> bool:
-    """Whether two copies say the same, where both say anything."""
-    same_biome = not a["biome"] or not b["biome"] or a["biome"] == b["biome"]
-    same_month = pd.isna(a["month"]) or pd.isna(b["month"]) or a["month"] == b["month"]
-    return same_biome and same_month
-
-
-def _join(*notes: str) -> str:
-    return "; ".join(n for n in notes if n)
-
-
-# ---- the manifest table ---------------------------------------------------------------------
-
-def finish_table(table: pd.DataFrame, name_notes: dict, val_frac, test_frac, seed, hemisphere,
-                 csv_table) -> pd.DataFrame:
-    """Months from EXIF, hemispheres, groups, splits, seasons, notes: the manifest's rows."""
-    from_exif = table["month"].isna() & (table["exif_month"] > 0)
-    table.loc[from_exif, "month"] = table.loc[from_exif, "exif_month"]
-    table.loc[from_exif, "month_source"] = "exif"
-    lat = table["exif_lat"]
-    exif_hemisphere = np.where(lat.isna(), hemisphere, np.where(lat < 0, "south", "north"))
-    table["hemisphere"] = table["hemisphere"].where(table["hemisphere"] != "", exif_hemisphere)
-    # Groups: a CSV group, joined with duplicate sets; named by the CSV group or the first source.
-    user = table["group"].where(table["group"] != "", None)
-    by_user = same_value_pairs(user.fillna(""))
-    first = table.groupby("link", sort=False).cumcount() == 0
-    leader = pd.Series(np.arange(len(table))[first.to_numpy()], index=table.loc[first, "link"].to_numpy())
-    by_link = np.stack([leader.loc[table["link"]].to_numpy(), np.arange(len(table))], axis=1)
-    component = connected_groups(len(table), by_user, by_link)
-    names = pd.DataFrame({"c": component, "user": user.to_numpy(dtype=object),
-                          "source": table["source"].map(scan.display_name).to_numpy(dtype=object)})
-    # The first by sorting, not groupby().min(): pandas' string min runs per group in Python.
-    by_user_name = names.dropna(subset=["user"]).sort_values("user").drop_duplicates("c").set_index("c")["user"]
-    by_source = names.sort_values("source").drop_duplicates("c").set_index("c")["source"]
-    name = by_user_name.reindex(by_source.index).fillna(by_source)
-    table["group"] = name.loc[component].to_numpy()
-    table["split"] = assign_splits(table, val_frac, test_frac, seed)
-    table["season"] = [season_of(None if pd.isna(m) else int(m), h)
-                       for m, h in zip(table["month"], table["hemisphere"])]
-    moved = (table["given_split"] != "") & (table["given_split"] != table["split"])
-    table["note"] = [_join(name_notes.get(s, ""), label_note, clean_note,
-                           f"moved from {given} to {split} with its group" if m else "")
-                     for s, label_note, clean_note, given, split, m in
-                     zip(table["source"], table["note"], table["clean_note"], table["given_split"],
-                         table["split"], moved)]
-    table["source"] = table["source"].map(scan.display_name)
-    extras = [c for c in (scan.csv_extras(csv_table) if csv_table is not None else [])]
-    renamed = {c: (f"csv_{c}" if c in manifest.COLUMNS else c) for c in extras}
-    table = table.rename(columns=renamed)
-    columns = manifest.COLUMNS + list(renamed.values())
-    if table["exif_lat"].notna().any():
-        # EXIF GPS latitudes fill the lat column (training's latitude prior reads it) where the CSV gives none.
-        exif_lat = table["exif_lat"].map(lambda v: "" if pd.isna(v) else f"{v:.5f}")
-        if "lat" in table:
-            table["lat"] = table["lat"].where(table["lat"].astype(str).str.strip() != "", exif_lat)
-        else:
-            table["lat"] = exif_lat
-            columns.append("lat")
-    table = table.sort_values("source", kind="stable").reset_index(drop=True)
-    return table[columns]
-
-
-# ---- writing and reporting -------------------------------------------------------
-
-def write_outputs(folder: Path, table, rejected, vocab: Vocabulary, hemisphere: str, summary: str,
-                  store: str = STORE, size: int = SIZE, progress: bool = False, workers: int = 1):
-    manifest.write_manifest(folder, table)
-    files.write_csv(folder / "rejected.csv", rejected)
-    files.write_json(folder / "labels.json", {"biomes": vocab.biomes, "months": list(range(1, 13)),
-                                              "hemisphere": hemisphere,
-                                              "vocabulary": vocab.to_json()["biomes"]})
-    files.write_text(folder / "summary.txt", summary + "\n")
-    (folder / "images").mkdir(exist_ok=True)
-    if store in ("npy", "both"):
-        # At the stored size, capped: training at 96-128 px needs no more, and the
-        # store of a million photos stays on a laptop's disk.
-        stores.write_store(folder, short_side=min(size, stores.SHORT_SIDE), progress=progress, workers=workers)
-    else:
-        files.claim_dir(folder / "store")  # empty: training decodes images/ instead
-    if store == "npy":
-        # images/ goes; the store alone holds the pixels (manifest paths still name them).
-        shutil.rmtree(folder / "images")
-        (folder / "images").mkdir()
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Hold Ctrl-C and kill for the few renames of the swap, so it is never left half done."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
-def swap_into_place(tmp: Path, out: Path, claim: bool):
-    """Put the outputs built in tmp/ into out/, replacing only our own outputs there.
-
-    A new out/ is tmp/ renamed (with our marker). In an existing out/, each of
-    our outputs is moved aside into a marked folder, the new ones are moved
-    in (manifest.csv last), and the old ones are then deleted; anything else
-    in out/ is never touched. ``claim``: mark out/ as ours (it was new,
-    empty, or ours already), never a user's folder written with --force.
-    """
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-{os.getpid()}-", dir=out.parent))
-    files.mark_ours(old)
-    moved_out, moved_in = [], []
-    with _signals_held():
-        try:
-            for name in OUTPUTS:
-                if os.path.lexists(out / name):
-                    os.rename(out / name, old / name)
-                    moved_out.append(name)
-            for name in OUTPUTS:  # manifest.csv after images/: a reader never sees rows without images
-                os.rename(tmp / name, out / name)
-                moved_in.append(name)
-            if claim:
-                files.mark_ours(out)
-        except BaseException:
-            for name in moved_in:
-                os.rename(out / name, tmp / name)
-            for name in moved_out:
-                os.rename(old / name, out / name)
-            raise
-    shutil.rmtree(old)
-
-
-def reason_kind(reason: str) -> str:
-    """The category of a rejection reason, for the summary table."""
-    if reason.startswith("duplicate of"):
-        return "duplicate (identical bytes)" if "(identical bytes)" in reason else "duplicate (near-identical)"
-    return reason.split(":", 1)[0]
-
-
-def make_summary(table, rejected, vocab: Vocabulary, n_files: int, raw: Path, out: Path,
-                 size: int, notices: list[str] = ()) -> str:
-    lines = [f"kept {len(table)} of {n_files} files: {raw} -> {out} (short side {size} px)", ""]
-    counts = pd.crosstab(table["biome"].replace("", "(no biome)"), table["split"])
-    counts = counts.reindex(columns=list(SPLITS), fill_value=0)
-    order = [b for b in [*vocab.biomes, "(no biome)"] if b in counts.index]
-    counts = counts.reindex(order)
-    counts["total"] = counts.sum(axis=1)
-    counts.loc["total"] = counts.sum(axis=0)
-    width = max([len("biome"), *map(len, counts.index)])
-    lines.append(f"{'biome':<{width}}  " + "  ".join(f"{c:>5}" for c in counts.columns))
-    for name, row in counts.iterrows():
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>5}" for v in row))
-    sources = table.loc[table["month"].notna(), "month_source"].value_counts().sort_index()
-    said = ", ".join(f"{k} {v}" for k, v in sources.items())
-    lines.append(f"month known for {int(table['month'].notna().sum())} of {len(table)} images"
-                 + (f" ({said})" if said else ""))
-    sizes = table["group"].value_counts()
-    shared = sizes[sizes > 1]
-    if len(shared):
-        lines.append(f"{len(shared)} groups of near duplicates or shared places hold {int(shared.sum())} "
-                     "images; each group stays in one split")
-    missing = [s for s in SPLITS if not (table["split"] == s).any()]
-    if len(table) and missing:
-        lines.append(f"warning: no {' or '.join(missing)} images")
-    lines += notices
-    noted = int((table["note"] != "").sum())
-    if noted:
-        lines.append(f"{noted} kept image(s) carry a note (close spellings, small images): see manifest.csv")
-    lines += ["", f"rejected {len(rejected)} (reasons in rejected.csv)" + (":" if len(rejected) else "")]
-    kinds = rejected["reason"].map(reason_kind).value_counts()
-    kinds = kinds.sort_index().sort_values(ascending=False, kind="stable")
-    width = max([0, *map(len, kinds.index)])
-    lines += [f"  {kind:<{width}}  {n:>5}" for kind, n in kinds.items()]
-    return "\n".join(lines)
-
 
 # ---- command line ---------------------------------------------------------------
 
