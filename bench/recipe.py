@@ -33,44 +33,51 @@ Methods, same epochs and input size:
 
 Each finished run is remembered in ``--work``/results.json under its settings,
 so an interrupted or extended bench (more ``--try``) repeats only what is new;
-``--fresh`` measures everything again. Prints a table and writes
-bench/results/recipe.md (date, machine, settings, which data are real).
+``--fresh`` measures everything again. Torch and BLAS/OpenMP threads are pinned
+(``--threads``, printed). Prints a table and puts the report at the top of
+bench/results/recipe.md, newest run first (date, machine, threads, command,
+settings, which data are real). The data, the two methods and the remembered
+runs are in ``_recipe_runs``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-import torchvision  # noqa: E402
-from _machine import machine  # noqa: E402
-from torchvision.transforms import v2  # noqa: E402
+from _machine import pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
+from _recipe_runs import (  # noqa: E402  (real_data.py imports the runs from here)
+    PLAIN,
+    counts_table,
+    key_of,
+    measure,
+    prepare_real,
+    prepare_synthetic,
+    remembered,
+    run_ours,
+    run_plain,
+)
 
 from biomeseason import files  # noqa: E402
 from biomeseason.files import UsageError  # noqa: E402
 
+__all__ = ["key_of", "measure", "run_ours", "run_plain"]   # for bench/real_data.py
+
+TITLE = "Recipe check: our training defaults against a plain torchvision recipe"
 DATA = ROOT / "data" / "bluemarble"
-RESULTS = ROOT / "bench" / "results" / "recipe.md"
 WORK = ROOT / "runs" / "bench-recipe"
 DEFAULTS = {"epochs": 10, "size": 64, "per_class": 6, "scene_size": 64}
 QUICK = {"epochs": 2, "size": 32, "per_class": 3, "scene_size": 64}
 # Settings of ours that the bench sets itself; --try may change any other TrainConfig field.
 FIXED = ("data", "out", "epochs", "image_size", "progress", "resume", "eval_only", "force", "init",
          "pretrained", "limit")
-PLAIN = {"optimizer": "SGD", "momentum": 0.9, "weight_decay": 5e-4, "max_lr": 0.1, "batch_size": 64}
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -91,7 +98,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"remembered results of finished runs (default: {WORK.relative_to(ROOT)})")
     p.add_argument("--fresh", action="store_true", help="measure every run again (default: reuse finished runs)")
     p.add_argument("--no-synthetic", action="store_true", help="skip the synthetic upright set (default: run it)")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"report (default: {RESULTS.relative_to(ROOT)})")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS/OpenMP threads, pinned (default: 2)")
     return p
 
 
@@ -109,7 +116,8 @@ def settings_from(args) -> dict:
         raise UsageError(f"--per-class must be at least 3 so that every split has scenes, not {s['per_class']}")
     if not (args.data / "labels.csv").is_file():
         raise UsageError(f"no labels.csv in {args.data}; pass --data with the Blue Marble folder")
-    files.check_output_file(args.out, looks_ours=lambda p: p.read_text(errors="replace").startswith("# Recipe"))
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {args.threads}")
     files.check_dir_target(args.work, flag="--work")
     return s
 
@@ -143,202 +151,6 @@ def parse_try(text: str) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- data
-
-def region_split(labels: pd.DataFrame) -> pd.DataFrame:
-    """labels.csv with a 'split' column: per biome, the largest region trains, the next tests, the third validates."""
-    split = {}
-    for biome, rows in labels.groupby("biome"):
-        counts = rows.groupby("region").size()
-        ranked = sorted(counts.index, key=lambda r: (-counts[r], r))
-        if len(ranked) < 2:
-            raise UsageError(f"biome {biome} has a single region; a split by region needs two or more")
-        for i, region in enumerate(ranked):
-            split[biome, region] = "test" if i == 1 else "val" if i == 2 else "train"
-    return labels.assign(split=[split[b, r] for b, r in zip(labels["biome"], labels["region"])])
-
-
-def prepare_real(data: Path, tmp: Path, seed: int) -> tuple[Path, pd.DataFrame]:
-    """The tiles, split by region, through our preprocessing; checks that every tile and split survived."""
-    from biomeseason.preprocess import preprocess
-
-    labels = region_split(pd.read_csv(data / "labels.csv"))
-    table = labels.assign(group=labels["tile_id"])[["path", "biome", "month", "group", "split", "lat"]]
-    files.write_csv(tmp / "labels_by_region.csv", table)
-    result = preprocess(raw=data, out=tmp / "real", labels_csv=tmp / "labels_by_region.csv", size=32,
-                        seed=seed, workers=1, progress=False)
-    m = result.manifest.merge(labels[["path", "region", "tile_id", "split"]].rename(
-        columns={"path": "source", "split": "given"}), on="source", how="left")
-    lost = sorted(set(labels["path"]) - set(m["source"]))
-    assert not lost, f"preprocessing dropped {len(lost)} tiles, e.g. {lost[:3]}"
-    moved = m[m["split"] != m["given"]]
-    assert moved.empty, f"{len(moved)} tiles moved out of their region's split, e.g. {moved['source'].head(3).tolist()}"
-    straddle = m.groupby("tile_id")["split"].nunique()
-    assert (straddle == 1).all(), f"tiles in two splits: {straddle[straddle > 1].index[:3].tolist()}"
-    region_straddle = m.groupby("region")["split"].nunique()
-    assert (region_straddle == 1).all(), "a region in two splits"
-    print(f"real tiles: kept {len(m)} of {len(labels)}; {m['group'].nunique()} groups "
-          f"({m['tile_id'].nunique()} tiles, each in one split)")
-    return tmp / "real", m
-
-
-def prepare_synthetic(tmp: Path, s: dict) -> tuple[Path, pd.DataFrame]:
-    from biomeseason import synthetic
-    from biomeseason.preprocess import preprocess
-
-    synthetic.write_scenes(tmp / "scenes", per_class=s["per_class"], seed=s["seed"], size=s["scene_size"],
-                           look="orbital", workers=1, progress=False)
-    result = preprocess(raw=tmp / "scenes", out=tmp / "synthetic", size=s["scene_size"], seed=s["seed"],
-                        workers=1, progress=False)
-    m = result.manifest
-    expected = s["per_class"] * 7 * 12
-    assert len(m) == expected, f"synthetic: kept {len(m)} of {expected} scenes"
-    print(f"synthetic orbital scenes: kept {len(m)} of {expected}")
-    return tmp / "synthetic", m
-
-
-def counts_table(m: pd.DataFrame) -> str:
-    t = pd.crosstab(m["biome"], m["split"], margins=True, margins_name="total")
-    return t[[c for c in ("train", "val", "test", "total") if c in t]].to_string()
-
-
-# ---------------------------------------------------------------- the two methods
-
-def run_ours(processed: Path, out: Path, s: dict, changes: dict, domain: str = "") -> dict:
-    """``train.fit`` with the project's defaults but for ``changes``; the test split's biome accuracy and
-    month within +-1, of the images of one ``domain`` (a manifest column's value) when given."""
-    from biomeseason.evaluation import test_metrics_by
-    from biomeseason.train import TrainConfig, fit
-
-    cfg = TrainConfig(data=str(processed), out=str(out), epochs=s["epochs"], image_size=s["size"],
-                      seed=s["seed"], progress=False, **changes)
-    t0 = time.perf_counter()
-    result = fit(cfg)
-    seconds = time.perf_counter() - t0
-    test = result.metrics["test"]
-    if domain:
-        test = test_metrics_by(out, processed, "domain").loc[domain].to_dict()
-    given = result.metrics["test"].get("biome_acc_with_lat")   # over the test images that have a latitude
-    return {"biome_acc": test["biome_acc"], "month_within1": test["month_within1"], "seconds": seconds,
-            "best_epoch": result.metrics.get("epoch"), "biome_acc_with_lat": given}
-
-
-class TensorFolder(torch.utils.data.Dataset):
-    """ImageFolder's contract (classes sorted by name, (image, class index) samples) over decoded tensors."""
-
-    def __init__(self, root: Path, rows: pd.DataFrame, classes: list, transform, target: str = "biome"):
-        from biomeseason.images import read_image
-
-        self.classes = classes
-        self.targets = [classes.index(b) for b in rows[target]]
-        # The tiles are tiny: decode them once, as ImageFolder would on every epoch.
-        self.images = [v2.functional.pil_to_tensor(read_image(root / p).image) for p in rows["path"]]
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.transform(self.images[i]), self.targets[i]
-
-
-def run_plain(processed: Path, s: dict, target: str = "biome") -> dict:
-    """The torchvision classification recipe on one label (``biome``, or ``month``: its own network,
-    calendar months as classes); test accuracy (biome) or month within +-1 after the last epoch."""
-    m = pd.read_csv(processed / "manifest.csv", dtype=str, keep_default_na=False)
-    m = m[m[target] != ""]
-    if target == "month":
-        m = m.assign(month=m["month"].astype(int))
-    classes = sorted(m[target].unique())
-    train_tf = v2.Compose([v2.Resize(s["size"], antialias=True), v2.RandomHorizontalFlip(),
-                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-    test_tf = v2.Compose([v2.Resize(s["size"], antialias=True),
-                          v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-    train = TensorFolder(processed, m[m["split"] == "train"], classes, train_tf, target)
-    test = TensorFolder(processed, m[m["split"] == "test"], classes, test_tf, target)
-    torch.manual_seed(s["seed"])
-    loader = torch.utils.data.DataLoader(train, batch_size=PLAIN["batch_size"], shuffle=True,
-                                         generator=torch.Generator().manual_seed(s["seed"]))
-    model = torchvision.models.resnet18(weights=None, num_classes=len(classes))
-    opt = torch.optim.SGD(model.parameters(), lr=PLAIN["max_lr"], momentum=PLAIN["momentum"],
-                          weight_decay=PLAIN["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=PLAIN["max_lr"], epochs=s["epochs"],
-                                                steps_per_epoch=len(loader))
-    t0 = time.perf_counter()
-    for epoch in range(s["epochs"]):
-        model.train()
-        total = 0.0
-        for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(y)
-        print(f"plain epoch {epoch + 1}/{s['epochs']}: train loss {total / len(train):.3f}", flush=True)
-    model.eval()
-    right, probs = [], []
-    with torch.no_grad():
-        for x, y in torch.utils.data.DataLoader(test, batch_size=256):
-            out = model(x)
-            p = out.argmax(1)
-            probs.append(out.softmax(1))
-            if target == "month":   # circular distance between month indices (classes are 1..12)
-                d = (p - y).abs() % len(classes)
-                right.append(torch.minimum(d, len(classes) - d) <= 1)
-            else:
-                right.append(p == y)
-    share = torch.cat(right).float().mean().item()
-    given = None
-    if target == "biome" and "lat" in m:   # the same geographic prior as ours (the label map's), on its softmax
-        from biomeseason import geoprior
-
-        te = m[m["split"] == "test"]
-        prior, _ = geoprior.for_biomes(list(classes))
-        lats = pd.to_numeric(te["lat"], errors="coerce").to_numpy()
-        known = ~np.isnan(lats)
-        if prior and known.any():
-            answer = prior.apply(torch.cat(probs).numpy(), lats).argmax(1)
-            given = float((answer == np.array(test.targets))[known].mean())
-    return {"biome_acc": share if target == "biome" else None,
-            "month_within1": share if target == "month" else None, "seconds": time.perf_counter() - t0,
-            "biome_acc_with_lat": given}
-
-
-# ---------------------------------------------------------------- runs, remembered
-
-def remembered(work: Path) -> dict:
-    path = work / "results.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def measure(key: str, work: Path, fresh: set, run, needs: tuple = ()) -> dict:
-    """A run's result: remembered from an earlier run with the same settings (and every figure of
-    ``needs``), or measured and remembered.
-
-    The file is read again before each run and each write, so two benches may share ``--work``.
-    """
-    cache = remembered(work)
-    if key in cache and key not in fresh and all(k in cache[key] for k in needs):
-        print(f"{key}: from an earlier run ({cache[key]['date']})", flush=True)
-        return cache[key]
-    print(f"{key}: training", flush=True)
-    result = {**run(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
-    files.claim_dir(work, flag="--work")
-    files.write_json(work / "results.json", {**remembered(work), key: result})
-    return result
-
-
-def key_of(data: str, method: str, s: dict, changes: dict | None = None) -> str:
-    shown = {k: s[k] for k in ("epochs", "size", "seed")}
-    if data == "synthetic":
-        shown.update(per_class=s["per_class"], scene_size=s["scene_size"])
-    return f"{data} | {method} | {json.dumps({**shown, **(changes or {})}, sort_keys=True)}"
-
-
 # ---------------------------------------------------------------- report
 
 def fmt(v) -> str:
@@ -370,12 +182,7 @@ def verdicts(rows: list[dict]) -> list[str]:
 
 def report(rows, s, real_m, synth_m, others: dict) -> str:
     regions = real_m.groupby(["split", "biome"])["region"].first().unstack(0)
-    lines = ["# Recipe check: our training defaults against a plain torchvision recipe", "",
-             f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-             f"- machine: {machine()}",
-             f"- settings: epochs {s['epochs']}, input {s['size']} px, seed {s['seed']} (one seed per run)",
-             "- command: `nice -n 10 .venv/bin/python bench/recipe.py "
-             + " ".join(sys.argv[1:]) + "`",
+    lines = [f"- settings: epochs {s['epochs']}, input {s['size']} px, seed {s['seed']} (one seed per run)",
              "- REAL data: NASA Blue Marble Next Generation 2004 monthly tiles (data/bluemarble), "
              f"{len(real_m)} tiles of 32 px, split by region (never a region or a tile in two splits).",
              ]
@@ -390,17 +197,17 @@ def report(rows, s, real_m, synth_m, others: dict) -> str:
               f"SGD momentum {PLAIN['momentum']}, weight decay {PLAIN['weight_decay']}, OneCycleLR max_lr "
               f"{PLAIN['max_lr']}, batch {PLAIN['batch_size']}, cross-entropy on the biome only; test accuracy "
               "after the last epoch.",
-              "", "## Results (test split)", "", table(rows), "", *verdicts(rows), "",
+              "", "### Results (test split)", "", table(rows), "", *verdicts(rows), "",
               "Chance: biome 1/7 = 0.143 (the test splits are not balanced), month within ±1 3/12 = 0.250. "
               "One seed per run: the seed-to-seed spread is not measured here, so a gap of a few points is a "
               "hint, not a verdict. Seconds are wall clock on a shared machine (other jobs, and at times two "
               "of these runs, at once); ours includes per-epoch validation, calibration and reports.", "",
-              "## Real split by region", "", "```", regions.fillna("-").to_string(), "", counts_table(real_m),
+              "### Real split by region", "", "```", regions.fillna("-").to_string(), "", counts_table(real_m),
               "```", ""]
     if synth_m is not None:
-        lines += ["## Synthetic split (by group, from preprocess)", "", "```", counts_table(synth_m), "```", ""]
+        lines += ["### Synthetic split (by group, from preprocess)", "", "```", counts_table(synth_m), "```", ""]
     if others:
-        lines += ["## Other runs remembered in --work (other settings; the same code and splits)", "",
+        lines += ["### Other runs remembered in --work (other settings; the same code and splits)", "",
                   "| data \\| method \\| settings | biome accuracy | month within ±1 | seconds | date |",
                   "|---|---|---|---|---|"]
         lines += [f"| {k.replace('|', chr(92) + '|')} | {fmt(v['biome_acc'])} | {fmt(v['month_within1'])} | "
@@ -425,6 +232,7 @@ def bench(args) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    threads = pin_threads(args.threads)
     torch.manual_seed(s["seed"])
     rows, keys = [], []
 
@@ -465,8 +273,7 @@ def bench(args) -> int:
     print()
     print(table(rows))
     print("\n".join(verdicts(rows)))
-    files.write_text(args.out, report(rows, s, real_m, synth_m, others))
-    print(f"written {args.out}")
+    record("recipe", TITLE, report(rows, s, real_m, synth_m, others), threads)
     return 0
 
 
