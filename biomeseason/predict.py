@@ -142,7 +142,11 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, path: Path | None = None,
                  familiarity=None, geo: geoprior.GeoPrior | None = None):
-        self.model, self.meta, self.device, self.path = model, meta, device, path
+        # On a CPU, convolutions in channels-last layout run a single photo about twice as fast
+        # (bench/predict.py); the weights are the same.
+        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        self.model = model.to(memory_format=self.memory_format)
+        self.meta, self.device, self.path = meta, device, path
         self.familiarity = familiarity
         self.biomes: list[str] = list(meta["biomes"])
         self.months: list[int] = [int(m) for m in meta["months"]]
@@ -198,7 +202,7 @@ class Predictor:
         for the model's training view (``presets.tta_views``); the familiarity
         is of the plain view. Scores are None when the checkpoint has none.
         """
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, memory_format=self.memory_format)
         views = self.tta_views if tta else [0]
         total, scores, temperatures = None, None, self.temperatures
         for k in views:

@@ -133,9 +133,11 @@ def _band_length(rgb: np.ndarray) -> int:
     colour = np.median(rgb[0], axis=0)                                   # (3,)
     if np.ptp(colour) > NEUTRAL:
         return 0
-    distance = np.abs(rgb - colour).max(axis=2)                           # (H, W)
-    share = (distance <= BAND_TOL).mean(axis=1)                          # (H,)
     gap = max(2, n // 50)                                                 # text lines may interrupt
+    # A band ends within MAX_BAND of the side: rows beyond that and the gap cannot decide it.
+    rgb = rgb[:min(n, int(MAX_BAND * n) + gap)]
+    distance = _channel_max(np.abs(rgb - colour))                         # (H, W)
+    share = (distance <= BAND_TOL).mean(axis=1)                          # (H,)
     # End of the band: the first row that starts `gap` non-band rows in a row.
     quiet = np.convolve(share < BAND_SHARE, np.ones(gap), mode="valid") == gap
     ends = np.flatnonzero(quiet)
@@ -151,13 +153,18 @@ def _band_length(rgb: np.ndarray) -> int:
 
 def _dark_border(rgb: np.ndarray) -> np.ndarray:
     """(H, W) bool: dark, smooth regions touching the edge (margins, frames, space)."""
-    grey = rgb.mean(axis=2)
-    mean = ndimage.uniform_filter(grey, 5)
-    spread = np.sqrt(np.maximum(ndimage.uniform_filter(grey * grey, 5) - mean * mean, 0))
-    colour = ndimage.uniform_filter(rgb, (5, 5, 1))
-    neutral = np.ptp(colour, axis=2) <= DARK_TINT                         # frames are grey; forest is green
-    black = ndimage.maximum_filter(rgb.max(axis=2), 3) <= BLACK       # black whatever its grain
-    dark = black | ((mean <= DARK) & (spread <= FLAT) & neutral)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    grey = (r + g + b) / np.float32(3)                                    # = rgb.mean(axis=2), faster
+    if grey.min() > DARK:   # no pixel dark enough (BLACK < DARK): the filters below would find none
+        dark = np.zeros(grey.shape, bool)
+    else:
+        mean = ndimage.uniform_filter(grey, 5)
+        spread = np.sqrt(np.maximum(ndimage.uniform_filter(grey * grey, 5) - mean * mean, 0))
+        colour = [ndimage.uniform_filter(c, 5) for c in (r, g, b)]
+        tint = np.maximum(np.maximum(*colour[:2]), colour[2]) - np.minimum(np.minimum(*colour[:2]), colour[2])
+        neutral = tint <= DARK_TINT                                       # frames are grey; forest is green
+        black = ndimage.maximum_filter(_channel_max(rgb), 3) <= BLACK     # black whatever its grain
+        dark = black | ((mean <= DARK) & (spread <= FLAT) & neutral)
     dark = ndimage.binary_closing(dark, iterations=2, border_value=1)    # stars, dust, text specks
     labels, count = ndimage.label(dark)
     if count == 0:
@@ -166,6 +173,11 @@ def _dark_border(rgb: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     border = edge[(edge > 0) & (sizes[edge] >= MIN_BORDER * dark.size)]
     return np.isin(labels, border)
+
+
+def _channel_max(rgb: np.ndarray) -> np.ndarray:
+    """``rgb.max(axis=2)`` of an (H, W, 3) array; numpy reduces a last axis of three slowly."""
+    return np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
 
 
 def _bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
