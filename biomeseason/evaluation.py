@@ -8,6 +8,7 @@ writes the test metrics, reports and plots that ``train`` lists.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from .labels import MONTH_ABBR, north_month
 from .manifest import read_manifest
 from .model import build_model
 from .presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+
+# After training, forward passes cost time in proportion to the images they see. The familiarity
+# score (class means and one covariance of 512 features) and the drift temperatures (two numbers
+# per head) are settled by a few thousand images; more cost time and change them little (bench/after_training.py).
+FAMILIARITY_SAMPLES = 4000   # training images the familiarity score is fitted on, at most
+DRIFT_SAMPLES = 1000         # validation images seen at each drift level, at most
 
 
 @torch.no_grad()
@@ -79,6 +86,7 @@ class RunResult:
     files: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)   # per head: temperature, ECE before/after (val)
     reliability: dict = field(default_factory=dict)   # what reliability.png shows, for plots.plot_reliability
+    seconds: dict = field(default_factory=dict)       # the work after training, by part (finish)
 
 
 def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int, batch_size: int,
@@ -91,7 +99,8 @@ def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int,
     each ``calibration.DRIFT_LEVELS`` (see the calibration module), so that
     the probabilities soften as images grow unlike the training data.
     """
-    plain = ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD))
+    plain = _sample(ds["train"].with_transform(eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)),
+                    FAMILIARITY_SAMPLES)
     train_raw = predict_loader(model, make_loader(plain, batch_size, workers, device=device), device, show)
     familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"], train_raw["image_stats"],
                                     IMAGENET_MEAN, IMAGENET_STD)
@@ -99,7 +108,7 @@ def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int,
     familiarity.set_threshold(reference["embed"], reference["image_stats"])
     calibration = {}
     if val_raw is not None:
-        val = make_loader(ds["val"], batch_size, workers, device=device)
+        val = make_loader(_sample(ds["val"], DRIFT_SAMPLES), batch_size, workers, device=device)
         raws = [val_raw] + [predict_loader(model, val, device, show, alter=_drifter(level))
                             for level in C.DRIFT_LEVELS]
         levels = np.concatenate([np.full(len(r["true_biome"]), level)
@@ -110,6 +119,14 @@ def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int,
                                                  np.concatenate([r[f"true_{head}"] for r in raws]),
                                                  distances, levels)
     return calibration, familiarity
+
+
+def _sample(ds, cap: int, seed: int = 0):
+    """``ds`` itself, or a seeded random ``cap`` of its images (in order) when it holds more."""
+    if len(ds) <= cap:
+        return ds
+    keep = np.sort(np.random.default_rng(seed).choice(len(ds), cap, replace=False))
+    return torch.utils.data.Subset(ds, keep.tolist())
 
 
 def _drifter(level: int, seed: int = 0):
@@ -138,6 +155,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     """Calibrate best.pt (after training), evaluate it on val and test; write metrics, reports and plots."""
     from . import plots
 
+    clock = _Clock()
     payload = load_checkpoint(out / "best.pt")
     meta = payload["meta"]
     model = build_model(meta)
@@ -146,9 +164,11 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     raws = {split: predict_loader(model, make_loader(ds[split], cfg.batch_size * 2, workers, device=device),
                                   device, show)
             for split in ("val", "test") if len(ds[split])}
+    clock.lap("evaluation of val and test")
     if refit:
         calibration, familiarity = fit_reliability(model, ds, raws.get("val"), device, workers,
                                                    cfg.batch_size * 2, cfg.image_size, show)
+        clock.lap("familiarity and calibration")
         fam_meta, fam_tensors = familiarity.to_checkpoint()
         meta.update(calibration=calibration, familiarity={
             **fam_meta, "threshold_split": "val" if "val" in raws else "train"})
@@ -158,6 +178,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
         geo_meta, geo_tensors = prior.to_checkpoint() if prior else (None, {})
         meta["geo_prior"] = geo_meta
         save_checkpoint(out / "best.pt", payload["model"], meta, extra={**fam_tensors, **geo_tensors})
+        clock.lap("geographic prior")
     else:
         familiarity = Familiarity.from_checkpoint(payload)
         prior = geoprior.GeoPrior.from_checkpoint(payload)
@@ -198,6 +219,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
         if reliability:
             written["reliability"] = files.save_figure(
                 out / "reliability.png", plots.plot_reliability(reliability, f"({split} split)"))
+    clock.lap("metrics, reports and plots")
     for name, m in results.items():
         print(f"{name}: " + "  ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
     for head, c in (meta.get("calibration") or {}).items():
@@ -207,8 +229,26 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
                      if c.get("drift_power") and c.get("ece_drifted_before") is not None else "")
             print(f"calibration of {head} on val: T={c['temperature']:.2f}, "
                   f"ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f}{drift}")
+    print(f"after training: {clock}", flush=True)
     print(f"model and reports in {out}/", flush=True)
-    return RunResult(out, metrics, hist, written, meta.get("calibration") or {}, reliability)
+    return RunResult(out, metrics, hist, written, meta.get("calibration") or {}, reliability, clock.seconds)
+
+
+class _Clock:
+    """Seconds of the parts of a piece of work, in order; ``str`` says them in one line."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        now = time.perf_counter()
+        self.seconds[part] = round(now - self._last, 2)
+        self._last = now
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{part} {s:.0f} s" for part, s in self.seconds.items())
+        return f"{sum(self.seconds.values()):.0f} s ({parts})"
 
 
 def _reliability(raw: dict, temperatures: dict) -> dict:
