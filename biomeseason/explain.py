@@ -219,7 +219,9 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
     print(result.summary())
     if result.unfamiliar:
         print(UNFAMILIAR_WARNING)
-    plot_prediction(image, result, grad_cams(predictor, image, result))
+    # Decoded once more, at the figure's size; the heat maps and both pictures are drawn from it.
+    shown = open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)
+    plot_prediction(shown, result, grad_cams(predictor, shown, result))
     plt.show()
     return result
 
