@@ -15,13 +15,13 @@ the predictor's scene finder (``predict``). Reports per model biome
 accuracy, month within +-1, season, the share flagged unfamiliar, and how
 often the scene box leaves the margins and the caption out (at least 95% of
 the box inside the drawn photo; the finder may also leave out the space
-above the limb, so the box is compared by containment, not IoU). Writes
-bench/results/astronaut.md with the date and the machine.
+above the limb, so the box is compared by containment, not IoU). Torch and
+BLAS threads are pinned (``--threads``, printed). Puts the report at the top of
+bench/results/astronaut.md, with the date, the machine and the command.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _machine import machine  # noqa: E402
+from _machine import pin_threads, record  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from biomeseason import files, realstats  # noqa: E402
@@ -54,7 +54,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--places", type=int, default=2, help="places per held-out region, x 12 months (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the places and the views (default: 0)")
     p.add_argument("--data", type=Path, default=DATA, help=f"Blue Marble folder (default: {DATA})")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"report (default: {RESULTS.relative_to(ROOT)})")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS threads, pinned (default: 2)")
     return p
 
 
@@ -89,6 +89,7 @@ def main() -> int:
     if missing or not (args.data / "labels.csv").is_file():
         print(f"error: not found: {missing or args.data / 'labels.csv'}", file=sys.stderr)
         return 2
+    threads = pin_threads(args.threads)
     from biomeseason.predict import load_model
 
     labels = pd.read_csv(args.data / "labels.csv")
@@ -115,7 +116,7 @@ def main() -> int:
             preds = predictor.predict(paths, batch_size=32, hemisphere=list(rows["hemisphere"]))
             d = circular_distance([p.month for p in preds], rows["month"])
             # The biome again with each photo's latitude given, as `predict --lat` answers (models with a prior).
-            given = predictor.predict(paths, batch_size=32, lat=list(rows["lat"])) if predictor.lat_prior else None
+            given = predictor.predict(paths, batch_size=32, lat=list(rows["lat"])) if predictor.geo else None
             results.append({
                 "model": str(model), "photos": len(preds),
                 "biome accuracy": np.mean([p.biome == t for p, t in zip(preds, rows["true_biome"])]),
@@ -127,9 +128,6 @@ def main() -> int:
                 "scene box without margins": np.mean([inside(p.scene_box, b) >= 0.95 for p, b in zip(preds, boxes)])})
     table = pd.DataFrame(results).set_index("model")
     text = "\n".join([
-        "# Astronaut-style photos made from real tiles", "",
-        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}", f"- machine: {machine()}",
-        "- command: `.venv/bin/python bench/astronaut.py " + " ".join(sys.argv[1:]) + "`",
         f"- photos: {len(rows)} = {len(places)} REAL Blue Marble places x 12 months from the held-out regions "
         f"({', '.join(sorted(rows['region'].unique()))}), each seen obliquely with the limb, hazed, framed by "
         "black margins and a caption band; predicted with each tile's hemisphere and, for a model with a "
@@ -138,8 +136,7 @@ def main() -> int:
         "```", table.round(3).to_string(), "```", "",
         "Chance: biome 1/7 = 0.14, month within +-1 3/12 = 0.25, season 0.25.", ""])
     print(text)
-    files.write_text(args.out, text)
-    print(f"written {args.out}")
+    record("astronaut", "Astronaut-style photos made from real tiles", text, threads)
     return 0
 
 

@@ -24,13 +24,14 @@ set: biome accuracy, macro-F1, month within +-1, season, the biome's ECE, the
 share flagged unfamiliar, the share wrong with p > 0.9 and not flagged; per
 region and per biome; and the share of ground-level photos (scikit-image's,
 scikit-learn's and matplotlib's sample photos, five crops each) flagged
-unfamiliar. Writes ``bench/results/earth.md``. Runs of (a) and (b) are kept
-in ``--work`` and reused, so an interrupted bench goes on where it stopped.
+unfamiliar. Torch and BLAS threads are pinned (``--threads``, printed). Puts
+the report at the top of ``bench/results/earth.md`` (``earth_quick.md`` with
+``--quick``), with the date, the machine and the command. Runs of (a) and (b)
+are kept in ``--work`` and reused, so an interrupted bench goes on where it stopped.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -40,15 +41,14 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from _machine import machine  # noqa: E402
+from _machine import pin_threads, record  # noqa: E402
 from real_data import markdown  # noqa: E402
 
 from biomeseason import demo, files, scoring  # noqa: E402
 from biomeseason.predict import load_model  # noqa: E402
 from biomeseason.realstats import CALIBRATION_REGIONS  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "earth.md"
+TITLE = "The whole Earth: demo recipe against the Earth model, on real places neither saw"
 WORK = ROOT / "runs" / "bench-earth"
 SHARED = ROOT / "data" / "bluemarble"
 EARTH = ROOT / "runs" / "earth"
@@ -64,12 +64,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of (a) (default: 0 1 2)")
     p.add_argument("--earth-seeds", type=int, nargs="*", default=[],
                    help="also train the Earth model from scratch with these seeds (default: none; the shipped one)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads, pinned (default: 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS threads, pinned (default: 2)")
     p.add_argument("--quick", action="store_true", help=f"a smoke run of (a): {QUICK}, the first seed only")
     p.add_argument("--earth", type=Path, default=EARTH, help="the `earth` folder (made if missing; default: "
                    f"{EARTH.relative_to(ROOT)})")
     p.add_argument("--work", type=Path, default=WORK, help=f"kept runs (default: {WORK.relative_to(ROOT)})")
-    p.add_argument("--out", type=Path, default=None, help=f"report (default: {RESULTS.relative_to(ROOT)})")
     return p
 
 
@@ -206,8 +205,7 @@ def per_group(rows: pd.DataFrame, set_name: str, metric: str = "biome_acc") -> p
 
 def main() -> int:
     args = get_args_parser().parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}", flush=True)
+    pin_threads(args.threads)
     s = QUICK if args.quick else DEMO
     seeds = args.seeds[:1] if args.quick else args.seeds
     start = time.perf_counter()
@@ -232,9 +230,7 @@ def main() -> int:
     tuned = tune_prior(SHIPPED if SHIPPED.is_file() else models[-1][2], args.earth)
     text = report(rows, ground_table, tuned, args, s, seeds, len(shared), len(blocks), time.perf_counter() - start)
     print(text)
-    out = args.out or (RESULTS.with_name("earth_quick.md") if args.quick else RESULTS)
-    files.write_text(out, text)
-    print(f"written {out}")
+    record("earth_quick" if args.quick else "earth", TITLE, text, args.threads)
     return 0
 
 
@@ -242,11 +238,7 @@ def report(rows, ground_table, tuned, args, s, seeds, n_shared, n_blocks, second
     ways = ("- ways: `image` from the image alone; `lat` given the latitude; `place` given latitude and "
             "longitude (the map's biomes within `geoprior.RADIUS_KM`); (c) is (b) answered `lat` and `place`.")
     sections = [
-        "# The whole Earth: demo recipe against the Earth model, on real places neither saw", "",
-        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"- machine: {machine()}; torch threads pinned to {args.threads}",
-        "- command: `.venv/bin/python bench/earth.py " + " ".join(sys.argv[1:]) + "`"
-        + f" ({seconds / 60:.0f} min)",
+        f"- time: {seconds / 60:.0f} min",
         f"- (a) demo recipe: {s['epochs']} epochs at {s['size']} px, tiles of the 10 calibration regions + "
         f"{s['per_class']} synthetic scenes per biome-month; seeds {seeds}",
         "- (b) Earth model: `models/earth.pt` (`make earth-model`)"
@@ -258,18 +250,18 @@ def report(rows, ground_table, tuned, args, s, seeds, n_shared, n_blocks, second
         "(`biomeseason.worldmap`), the 20 regions' tiles left out.",
         "- caveat: on (2) `place` looks up the same label map that labelled the tiles, so it measures agreement "
         "with the rule as much as the model; (1) has labels of its own.",
-        "", "## All tiles of each set (mean ± sd over seeds where several)", "",
+        "", "### All tiles of each set (mean ± sd over seeds where several)", "",
         markdown(summarise(rows), index=False), "",
-        "## Biome accuracy per region, shared tiles", "",
+        "### Biome accuracy per region, shared tiles", "",
         markdown(per_group(rows, "shared tiles, 10 held-out regions"), index=False), "",
-        "## Biome accuracy per biome, Earth test blocks", "",
+        "### Biome accuracy per biome, Earth test blocks", "",
         markdown(per_group(rows, "Earth tiles, test blocks"), index=False), "",
-        "## Ground-level photos flagged unfamiliar", "",
+        "### Ground-level photos flagged unfamiliar", "",
         "Nine photos taken on the ground that ship with scikit-image, scikit-learn and matplotlib (astronaut, "
         "camera, coffee, chelsea, rocket, motorcycle, china, flower, grace_hopper), centre and four quarters "
         "of each: the share the model flags as unlike its training images.", "",
         markdown(ground_table, index=False), "",
-        "## The prior's radius and floor, chosen on the validation blocks", "",
+        "### The prior's radius and floor, chosen on the validation blocks", "",
         f"Biome accuracy of the Earth model on the {tuned[1]} labelled Earth tiles of the validation blocks given "
         f"the place (image alone: {tuned[2]:.3f}); the defaults are `geoprior.RADIUS_KM` and `geoprior.FLOOR`.", "",
         markdown(tuned[0].pivot(index="radius_km", columns="floor", values="biome_acc").reset_index(), index=False),

@@ -9,11 +9,12 @@ train.fit). Scoring reads the tiles of data/bluemarble whose
 region is NOT in ``realstats.CALIBRATION_REGIONS`` (the regions the
 generator's colours were measured on), with ``predict.load_model(...).predict``.
 
-Prints, and writes to bench/results/real.md (with the date, the machine, the
-settings and the regions scored): biome accuracy and macro-F1, month exact
-and within +-1, season, ECE of each head, the share of tiles flagged
-unfamiliar, and the share of all tiles whose answer is wrong with p > 0.9 and
-not flagged. Each tile is predicted with its hemisphere (from its ``lat``),
+Pins torch and BLAS/OpenMP threads (``--threads``, printed). Prints, and puts
+at the top of bench/results/real.md (real_quick.md with --quick; with the
+date, the machine, the command, the settings and the regions scored): biome
+accuracy and macro-F1, month exact and within +-1, season, ECE of each head,
+the share of tiles flagged unfamiliar, and the share of all tiles whose answer
+is wrong with p > 0.9 and not flagged. Each tile is predicted with its hemisphere (from its ``lat``),
 as a user gives it with ``predict --hemisphere`` or a photo's EXIF GPS does:
 the model answers the northern month a tile looks like and prediction turns
 it into the tile's calendar month and season. Chance: biome
@@ -24,7 +25,6 @@ Targets (real, held-out regions): biome accuracy >= 0.50, month within +-1 >= 0.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import shutil
 import sys
@@ -36,15 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _machine import machine, settings  # noqa: E402  (bench/ is on the path: the script's folder)
+from _machine import pin_threads, record, settings  # noqa: E402  (bench/ is on the path: the script's folder)
 
 from biomeseason import files, realstats  # noqa: E402
 from biomeseason.checkpoint import load_checkpoint  # noqa: E402
 from biomeseason.labels import season_of  # noqa: E402
 
 DATA = ROOT / "data" / "bluemarble"
-RESULTS = ROOT / "bench" / "results" / "real.md"
-FIGURE = RESULTS.with_name("real_reliability.png")
+FIGURE = ROOT / "bench" / "results" / "real_reliability.png"
 DEMO = {"per_class": 20, "image_size": 96, "epochs": 20, "scene_size": 256}    # demo --no-real
 QUICK = {"per_class": 8, "image_size": 64, "epochs": 8, "scene_size": 128}
 TARGETS = {"biome accuracy": 0.50, "month within +-1": 0.50}
@@ -65,8 +64,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="network input side (default: from the settings)")
     p.add_argument("--look", default="mixed", help="synthetic look: nadir | orbital | mixed (default: mixed)")
     p.add_argument("--seed", type=int, default=0, help="seed of scenes, splits and training (default: 0)")
-    p.add_argument("--out", type=Path, help=f"report (default: {RESULTS.relative_to(ROOT)}, "
-                   "real_quick.md with --quick)")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS/OpenMP threads, pinned (default: 2)")
     return p
 
 
@@ -167,27 +165,24 @@ def _fmt(v) -> str:
 
 
 def report(m: dict, df: pd.DataFrame, regions: list[str], s: dict, model: Path, synthetic_test: dict) -> str:
-    lines = ["# Zero-shot transfer: synthetic training, real Blue Marble tiles", "",
-             f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-             f"- machine: {machine()}",
-             f"- model: {model}" + (" (trained by this run on synthetic scenes only)" if s.get("trained") else
+    lines = [f"- model: {model}" + (" (trained by this run on synthetic scenes only)" if s.get("trained") else
                                     " (given with --model)"),
              f"- settings: {s}",
              f"- real tiles scored: {m['tiles']} from the held-out regions {', '.join(regions)}",
              f"- calibration regions (colours measured, not scored): {', '.join(realstats.CALIBRATION_REGIONS)}",
-             "", "## Real tiles (held-out regions)", "", "| metric | value | target |", "|---|---|---|"]
+             "", "### Real tiles (held-out regions)", "", "| metric | value | target |", "|---|---|---|"]
     lines += [f"| {k} | {_fmt(v)} | {TARGETS.get(k, '')} |" for k, v in m.items()]
     if synthetic_test:
-        lines += ["", "## Synthetic test split of the same run", "", "| metric | value |", "|---|---|"]
+        lines += ["", "### Synthetic test split of the same run", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in synthetic_test.items() if isinstance(v, (int, float))]
-    lines += ["", "## Per region (real)", "", "| biome | region | lat | tiles | biome acc | month +-1 | season |",
+    lines += ["", "### Per region (real)", "", "| biome | region | lat | tiles | biome acc | month +-1 | season |",
               "|---|---|---|---|---|---|---|"]
     for (b, r), g in df.groupby(["biome", "region"]):
         lines.append(f"| {b} | {r} | {g['lat'].mean():.0f} | {len(g)} | {g['biome_ok'].mean():.2f} | "
                      f"{(g['month_dist'] <= 1).mean():.2f} | {(g['season_pred'] == g['true_season']).mean():.2f} |")
     calibration = (load_checkpoint(model)["meta"].get("calibration") or {})
     if calibration:
-        lines += ["", "## Calibration stored in the model (fitted on synthetic validation images, clean and drifted)",
+        lines += ["", "### Calibration stored in the model (fitted on synthetic validation images, clean and drifted)",
                   "", "| head | T0 | grows beyond distance | power | val ECE before -> after | drifted val ECE before "
                   "-> after |", "|---|---|---|---|---|---|"]
         for head, c in calibration.items():
@@ -196,7 +191,7 @@ def report(m: dict, df: pd.DataFrame, regions: list[str], s: dict, model: Path, 
                          f"{_fmt(c.get('ece_drifted_before'))} -> {_fmt(c.get('ece_drifted_after'))} |")
         lines += ["", f"Reliability of the biome answers on the real tiles: `{FIGURE.relative_to(ROOT)}`."]
     cm = pd.crosstab(df["biome"], df["biome_pred"])
-    lines += ["", "## Biome confusion (rows true, columns predicted; real)", "",
+    lines += ["", "### Biome confusion (rows true, columns predicted; real)", "",
               "```", cm.to_string(), "```", ""]
     return "\n".join(lines)
 
@@ -226,6 +221,7 @@ def main() -> int:
     if args.look not in ("nadir", "orbital", "mixed"):
         print(f"error: --look must be nadir, orbital or mixed, not {args.look!r}", file=sys.stderr)
         return 2
+    threads = pin_threads(args.threads)
     s = settings_from(args)
     synthetic_test: dict = {}
     if args.model is None:
@@ -239,12 +235,10 @@ def main() -> int:
     if not args.quick:
         save_reliability(df)
     print(text)
-    out = args.out or (RESULTS.with_name("real_quick.md") if args.quick else RESULTS)
-    files.write_text(out, text)
-    print(f"written to {out}")
+    record("real_quick" if args.quick else "real", "Zero-shot transfer: synthetic training, real Blue Marble tiles",
+           text, threads)
     return 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     sys.exit(main())

@@ -26,16 +26,17 @@ its split. Methods, each with the same epochs and input size, per seed:
     the same split of the tiles; the scenes split by preprocess); scored on the
     same held-out real tiles only.
 
-Prints and writes bench/results/real_data.md: mean +- sd over the seeds of
-biome accuracy and month within +-1 on the held-out regions, each run, the
-split, the date and the machine. Finished runs are remembered in ``--work``
-(``recipe.measure``), so an interrupted bench goes on where it stopped.
+Pins torch and BLAS/OpenMP threads (``--threads``, printed). Prints, and puts at
+the top of bench/results/real_data.md (real_data_quick.md with --quick): mean
++- sd over the seeds of biome accuracy and month within +-1 on the held-out
+regions, each run, the split, the date, the machine and the command. Finished
+runs are remembered in ``--work`` (``recipe.measure``), so an interrupted bench
+goes on where it stopped.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
 import hashlib
 import json
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
-from _machine import machine, settings  # noqa: E402
+from _machine import pin_threads, record, settings  # noqa: E402
 from recipe import key_of, measure, run_ours, run_plain  # noqa: E402
 
 from biomeseason import demo, files  # noqa: E402
@@ -55,7 +56,6 @@ from biomeseason.files import UsageError  # noqa: E402
 from biomeseason.train import TrainConfig  # noqa: E402
 
 DATA = ROOT / "data" / "bluemarble"
-RESULTS = ROOT / "bench" / "results" / "real_data.md"
 WORK = ROOT / "runs" / "bench-real-data"
 INIT = ROOT / "runs" / "bench-real" / "model" / "best.pt"
 DEFAULTS = {"epochs": 10, "size": 64, "seeds": [0, 1, 2], "per_class": 8}
@@ -82,8 +82,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"checkpoint for (c) (default: {INIT.relative_to(ROOT)}, written by bench/real.py)")
     p.add_argument("--data", type=Path, default=DATA, help=f"Blue Marble folder (default: {DATA})")
     p.add_argument("--work", type=Path, default=WORK, help=f"remembered runs (default: {WORK.relative_to(ROOT)})")
-    p.add_argument("--out", type=Path, help=f"report (default: {RESULTS.relative_to(ROOT)}; "
-                   "real_data_quick.md with --quick)")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS/OpenMP threads, pinned (default: 2)")
     return p
 
 
@@ -186,11 +185,7 @@ def report(rows: pd.DataFrame, s: dict, m: pd.DataFrame, init: Path) -> str:
     each = rows.assign(**{k: rows[k].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}")
                           for k in FIGURES}, seconds=rows["seconds"].round(0))
     return "\n".join([
-        "# Learning from small real data: Blue Marble tiles, held-out regions", "",
-        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"- machine: {machine()}",
         f"- settings: {s['epochs']} epochs, input {s['size']} px, seeds {s['seeds']}",
-        "- command: `.venv/bin/python bench/real_data.py " + " ".join(sys.argv[1:]) + "`",
         "- data: REAL, NASA Blue Marble Next Generation 2004 monthly tiles (32 px), split by region: test "
         "regions are never trained on (nor used to measure the synthetic scenes' colours); validation is 15% "
         "of the training regions' places. A place's twelve months are never in two splits.",
@@ -206,11 +201,11 @@ def report(rows: pd.DataFrame, s: dict, m: pd.DataFrame, init: Path) -> str:
         "- biome_acc_with_lat: the biome given each test tile's latitude too: the image's probabilities times "
         "the share of each biome among all land at that latitude on the label map (`geoprior`, floor 0.05), "
         "as `predict --lat` answers; for (a), the same prior on its softmax.",
-        "", "## Held-out regions (test), mean ± sd over seeds", "",
+        "", "### Held-out regions (test), mean ± sd over seeds", "",
         markdown(summary(rows).rename_axis('method')), "", *verdict(rows), "",
         "Chance: biome 1/7 = 0.14, month within ±1 3/12 = 0.25.", "",
-        "## Each run", "", markdown(each, index=False), "",
-        "## Split", "", markdown(by_split), ""])
+        "### Each run", "", markdown(each, index=False), "",
+        "### Split", "", markdown(by_split), ""])
 
 
 def main() -> int:
@@ -220,6 +215,7 @@ def main() -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    threads = pin_threads(args.threads)
     rows = []
     try:
         with files.terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="bench-real-data-") as tmp_name:
@@ -261,9 +257,8 @@ def main() -> int:
         {"biome_acc": "max", "month_within1": "max", "biome_acc_with_lat": "max", "seconds": "sum"}).reset_index()
     text = report(table, s, m, args.init)
     print(text)
-    out = args.out or (RESULTS.with_name("real_data_quick.md") if args.quick else RESULTS)
-    files.write_text(out, text)
-    print(f"written {out}")
+    record("real_data_quick" if args.quick else "real_data",
+           "Learning from small real data: Blue Marble tiles, held-out regions", text, threads)
     return 0
 
 

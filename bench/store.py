@@ -14,7 +14,9 @@ images, as preprocessing writes them), writes the store at 96 px, then:
 
 Prints the peak resident memory of the largest process and of all processes
 together for each, and the ratio. Target: every process under 2 GB at 100,000
-images. Resident memory is sampled every 50 ms with psutil.
+images. Resident memory is sampled every 50 ms with psutil. Torch and BLAS
+threads are pinned (``--threads``); the report goes to bench/results/store.md,
+newest run first.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _machine import Peak  # noqa: E402  (bench/ is on the path: the script's folder)
+from _machine import Peak, pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
 
 from biomeseason import files, store  # noqa: E402
 from biomeseason.data import ClassLists, ProcessedImages, encode_targets  # noqa: E402
@@ -95,18 +97,25 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100_000, help="images (default: 100000)")
     parser.add_argument("--size", type=int, default=96, help="training input size (default: 96)")
     parser.add_argument("--steps", type=int, default=20, help="training steps after the pass (default: 20)")
+    parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads, pinned (default: 2)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    threads = pin_threads(args.threads)
+    lines = []
+
+    def show(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     classes = ClassLists(BIOMES, list(range(1, 13)))
     with tempfile.TemporaryDirectory() as tmp:
         processed = Path(tmp) / "processed"
         t = time.perf_counter()
         df = make_processed(processed, args.n)
-        print(f"{args.n:,} JPEGs and manifest written in {time.perf_counter() - t:.0f} s")
+        show(f"{args.n:,} JPEGs and manifest written in {time.perf_counter() - t:.0f} s")
         t = time.perf_counter()
         info = store.write_store(processed, short_side=args.size, progress=False)
         gb = info["splits"]["train"]["bytes"] / 1e9
-        print(f"store written in {time.perf_counter() - t:.0f} s: {gb:.2f} GB on disk")
+        show(f"store written in {time.perf_counter() - t:.0f} s: {gb:.2f} GB on disk")
 
         with Peak() as ours:
             t = time.perf_counter()
@@ -117,21 +126,25 @@ def main() -> int:
             read_s = time.perf_counter() - t
             seen = train_steps(DataLoader(FromStore(processed, df, classes, args.size), batch_size=64,
                                           num_workers=2, shuffle=True), args.steps)
-        print(f"ours: a full pass in {read_s:.0f} s ({args.n / read_s:,.0f} img/s) and {seen} images trained")
+        show(f"ours: a full pass in {read_s:.0f} s ({args.n / read_s:,.0f} img/s) and {seen} images trained")
 
         with Peak() as base:
             t = time.perf_counter()
             ds = ProcessedImages(processed, df, classes, args.size, eval_transform(args.size), cache=True,
                                  workers=2)
             seen = train_steps(DataLoader(ds, batch_size=64, shuffle=True), args.steps)
-        print(f"baseline: cache filled and {seen} images trained in {time.perf_counter() - t:.0f} s")
+        show(f"baseline: cache filled and {seen} images trained in {time.perf_counter() - t:.0f} s")
 
-    print(f"\n{'':<28}{'largest process':>18}{'all processes':>16}")
+    show("")
+    show(f"{'':<28}{'largest process':>18}{'all processes':>16}")
     for name, peak in (("baseline (in-memory cache)", base), ("ours (memory-mapped store)", ours)):
-        print(f"{name:<28}{peak.largest / 1e9:>15.2f} GB{peak.total / 1e9:>13.2f} GB")
-    print(f"ratio (baseline / ours, largest process): {base.largest / max(ours.largest, 1):.2f}x; "
+        show(f"{name:<28}{peak.largest / 1e9:>15.2f} GB{peak.total / 1e9:>13.2f} GB")
+    show(f"ratio (baseline / ours, largest process): {base.largest / max(ours.largest, 1):.2f}x; "
           f"target: every process under 2 GB at 100,000 images: "
           f"{'met' if ours.largest < 2e9 else 'missed'} at {args.n:,}")
+    record("store", "Training memory: memory-mapped store against the in-memory cache",
+           f"{args.n:,} images at {args.size} px, {args.steps} training steps of ResNet-18 after the pass\n\n"
+           "```\n" + "\n".join(lines) + "\n```", threads)
     return 0
 
 

@@ -18,10 +18,12 @@ gradient energy, excess green) feed a gradient-boosting classifier with a
 30% held-out split. Prints biome accuracy and month accuracy, exact and
 within +-1 month (circular), overall and per biome. A CNN should do better
 than these hand-made features.
+
+Torch and BLAS/OpenMP threads are pinned (``--threads``, printed); the report
+goes to bench/results/synthetic.md, newest run first.
 """
 import argparse
 import io
-import os
 import sys
 import tempfile
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from _machine import pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
 from PIL import Image  # noqa: E402
 
 from biomeseason import synthetic  # noqa: E402
@@ -49,7 +52,7 @@ class Timer:
         self.cpu = time.process_time() - self._cpu
 
 
-def speed(size: int, n: int) -> None:
+def speed(size: int, n: int) -> list[str]:
     pairs = [(b, m) for b in synthetic.FILE_PREFIX for m in range(1, 13)]
     rows = []
     for look in synthetic.looks.LOOKS:
@@ -68,12 +71,13 @@ def speed(size: int, n: int) -> None:
     rows += [("JPEG encode + write (baseline)", jpeg, n), ("render + JPEG (write_scenes)", both, len(paths))]
 
     base = jpeg.cpu / n
-    print(f"size {size}, one process                wall clock   CPU time   CPU per image / baseline")
-    for label, t, k in rows:
-        print(f"{label:31s} images/s: {k / t.wall:8.1f} {k / t.cpu:10.1f} {t.cpu / k / base:10.1f}x")
+    lines = [f"size {size}, one process                wall clock   CPU time   CPU per image / baseline"]
+    lines += [f"{label:31s} images/s: {k / t.wall:8.1f} {k / t.cpu:10.1f} {t.cpu / k / base:10.1f}x"
+              for label, t, k in rows]
     if size == 256:
         ok = len(paths) / both.cpu >= TARGET
-        print(f"target {TARGET:.0f} images/s per core (render + JPEG, CPU time): {'met' if ok else 'NOT met'}")
+        lines.append(f"target {TARGET:.0f} images/s per core (render + JPEG, CPU time): {'met' if ok else 'NOT met'}")
+    return lines
 
 
 def features(img: np.ndarray) -> list:
@@ -95,7 +99,7 @@ def features(img: np.ndarray) -> list:
     return out
 
 
-def probe(per_class: int, seed: int = 12345) -> None:
+def probe(per_class: int, seed: int = 12345) -> list[str]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     biomes = list(synthetic.FILE_PREFIX)
@@ -119,14 +123,14 @@ def probe(per_class: int, seed: int = 12345) -> None:
         month_pred[use] = model().fit(X[fit], ym[fit]).predict(X[test][use])
     d = np.abs(month_pred - ym[test])
     d = np.minimum(d, 12 - d)
-    print(f"probe: {len(X)} scenes ({per_class} per biome-month, 96 px) in {t.wall:.0f} s; "
-          f"{test.sum()} held out")
-    print(f"biome accuracy {np.mean(biome_pred == yb[test]):.3f}; "
-          f"month exact {np.mean(d == 0):.3f}, within +-1 {np.mean(d <= 1):.3f}")
+    lines = [f"probe: {len(X)} scenes ({per_class} per biome-month, 96 px) in {t.wall:.0f} s; {test.sum()} held out",
+             f"biome accuracy {np.mean(biome_pred == yb[test]):.3f}; "
+             f"month exact {np.mean(d == 0):.3f}, within +-1 {np.mean(d <= 1):.3f}"]
     for bi, b in enumerate(biomes):
         s = yb[test] == bi
-        print(f"  {b:28s} biome {np.mean(biome_pred[s] == bi):.2f}  month exact {np.mean(d[s] == 0):.2f}"
-              f"  within +-1 {np.mean(d[s] <= 1):.2f}")
+        lines.append(f"  {b:28s} biome {np.mean(biome_pred[s] == bi):.2f}  month exact {np.mean(d[s] == 0):.2f}"
+                     f"  within +-1 {np.mean(d[s] <= 1):.2f}")
+    return lines
 
 
 def main() -> int:
@@ -135,13 +139,20 @@ def main() -> int:
     p.add_argument("--n", type=int, default=336, help="images to time (default: 336 = 4 per biome-month)")
     p.add_argument("--probe", type=int, default=0, metavar="N",
                    help="also run the learnability probe with N scenes per biome-month (default: off)")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS/OpenMP threads, pinned (default: 2)")
     args = p.parse_args()
-    speed(args.size, args.n)
+    threads = pin_threads(args.threads)
+    lines = speed(args.size, args.n)
+    print("\n".join(lines), flush=True)
     if args.probe:
-        probe(args.probe)
+        learnt = probe(args.probe)
+        print("\n".join(learnt), flush=True)
+        lines += ["", *learnt]
+    record("synthetic", "Synthetic scene generator: speed (and, with --probe, learnability)",
+           f"{args.n} images of {args.size} px; the baseline is JPEG encoding and writing alone, measured in this "
+           "run\n\n```\n" + "\n".join(lines) + "\n```", threads)
     return 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.exit(main())

@@ -7,7 +7,8 @@ The baseline reads the original photos from disk and decodes them in full at
 every step (as the original notebook's ImageFolder loader did); ours decodes
 each image once at preprocessing time and trains from uint8 tensors in memory.
 Prints images/s of each, the ratio, and the share of step time spent waiting
-for data. Target: ratio >= 3.
+for data. Target: ratio >= 3. Torch and BLAS threads are pinned (``--threads``,
+printed); the report goes to bench/results/train.md, newest run first.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _machine import pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
+
 from biomeseason.data import read_class_lists, read_manifest  # noqa: E402
 from biomeseason.images import open_rgb  # noqa: E402
 from biomeseason.labels import MONTH_ABBR  # noqa: E402
@@ -100,7 +103,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=16, help="(default 16)")
     p.add_argument("--image-size", type=int, default=96, help="(default 96)")
     p.add_argument("--megapixels", type=float, default=12.0, help="size of each original (default 12)")
+    p.add_argument("--threads", type=int, default=2, help="torch and BLAS threads, pinned (default 2)")
     args = p.parse_args()
+    threads = pin_threads(args.threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         raw, processed = Path(tmp) / "raw", Path(tmp) / "processed"
@@ -127,12 +132,16 @@ def main():
         o_time, o_wait, o_seen = run_steps(ours_loader, model, opt, args.steps)
 
     base, ours = b_seen / b_time, o_seen / o_time
-    print(f"\nResNet-18, {args.image_size} px, batch {args.batch_size}, {torch.get_num_threads()} threads")
-    print(f"{'loop':<34}{'images/s':>10}{'waiting for data':>18}")
-    print(f"{'decode originals every step':<34}{base:>10.1f}{b_wait / b_time:>17.0%}")
-    print(f"{'ours (decoded once, in memory)':<34}{ours:>10.1f}{o_wait / o_time:>17.0%}")
-    print(f"ratio ours/baseline: {ours / base:.1f}x (target >= 3x)")
-    print(f"one-off preprocessing of the {args.images} originals: {prep:.1f} s")
+    lines = [f"ResNet-18, {args.image_size} px, batch {args.batch_size}, {torch.get_num_threads()} threads",
+             f"{'loop':<34}{'images/s':>10}{'waiting for data':>18}",
+             f"{'decode originals every step':<34}{base:>10.1f}{b_wait / b_time:>17.0%}",
+             f"{'ours (decoded once, in memory)':<34}{ours:>10.1f}{o_wait / o_time:>17.0%}",
+             f"ratio ours/baseline: {ours / base:.1f}x (target >= 3x)",
+             f"one-off preprocessing of the {args.images} originals: {prep:.1f} s"]
+    print("\n" + "\n".join(lines))
+    record("train", "Training throughput: decoded once, in memory, against decoding the originals every step",
+           f"{args.images} originals of {args.megapixels:g} MP, {args.steps} timed batches per loop; the baseline "
+           "is measured in this run\n\n```\n" + "\n".join(lines) + "\n```", threads)
 
 
 if __name__ == "__main__":
