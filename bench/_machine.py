@@ -40,16 +40,18 @@ def machine() -> str:
 
 def pin_threads(n: int) -> int:
     """Pin every thread pool a bench uses (torch, BLAS/OpenMP through threadpoolctl) to ``n``,
-    print it, and return it; child processes inherit it through the environment."""
-    import torch
+    print it, and return it; child processes, and torch if it is imported later, take it
+    from the environment (a bench without torch does not load it for this)."""
     from threadpoolctl import threadpool_limits
 
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(n)
-    torch.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
     threadpool_limits(limits=n)
-    print(f"threads pinned to {n} (torch {torch.get_num_threads()}; BLAS/OpenMP {n}); "
-          f"{os.cpu_count()} cores", flush=True)
+    said = f"torch {torch.get_num_threads()}; " if torch is not None else ""
+    print(f"threads pinned to {n} ({said}BLAS/OpenMP {n}); {os.cpu_count()} cores", flush=True)
     return n
 
 
@@ -63,12 +65,13 @@ def command() -> str:
     return shlex.join([".venv/bin/python", str(script), *sys.argv[1:]])
 
 
-def record(bench: str, title: str, body: str, threads: int | None = None) -> Path:
-    """Put this run at the top of ``bench/results/<bench>.md`` (newest first), under a heading with
-    the date, the machine, the thread count and the command; earlier runs are kept below it."""
+def record(bench: str, title: str, body: str, threads: int | None = None, path: Path | None = None) -> Path:
+    """Put this run at the top of ``bench/results/<bench>.md`` (or ``path``: a trial run's own file),
+    newest first, under a heading with the date, the machine, the thread count and the command;
+    earlier runs are kept below it."""
     from biomeseason import files
 
-    path = RESULTS / f"{bench}.md"
+    path = Path(path) if path is not None else RESULTS / f"{bench}.md"
     earlier = path.read_text() if path.exists() else ""
     # Runs written before this layout start at their first line; keep them whole, below.
     runs = earlier.split("\n", 1)[1].lstrip("\n") if earlier.startswith("# ") else earlier
@@ -79,7 +82,7 @@ def record(bench: str, title: str, body: str, threads: int | None = None) -> Pat
     head += [f"- command: `{command()}`", ""]
     text = "\n".join([f"# {title}", "", *head, body.strip(), "", runs]).rstrip() + "\n"
     files.write_text(path, re.sub(r"\n{3,}", "\n\n", text))
-    print(f"wrote {path.relative_to(RESULTS.parents[1])}")
+    print(f"wrote {path}")
     return path
 
 
