@@ -86,6 +86,13 @@ def record(bench: str, title: str, body: str, threads: int | None = None, path: 
     return path
 
 
+def report(bench: str, title: str, lines: list[str], threads: int | None = None) -> Path:
+    """Print a report's lines and ``record`` them."""
+    body = "\n".join(lines)
+    print(body, flush=True)
+    return record(bench, title, body, threads)
+
+
 class Peak:
     """Peak resident memory, sampled in a thread every ``every`` seconds: of the largest process
     (``largest``) and of all together (``total``), in bytes, over this process (unless

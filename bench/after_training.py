@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import pin_threads, record  # noqa: E402
+from _machine import pin_threads, report  # noqa: E402
 
 from biomeseason import evaluation  # noqa: E402
 from biomeseason.train import TrainConfig, fit  # noqa: E402
@@ -95,9 +95,7 @@ def main() -> int:
               f"{'met' if ratio <= 1 / 3 else 'NOT met'}); the baseline took "
               f"{sum(base['after'].values()) / base['epoch']:.2f}; ours is "
               f"{sum(base['after'].values()) / sum(ours['after'].values()):.1f}x faster after training."]
-    body = "\n".join(lines)
-    print(body)
-    record("after_training", "The work after training, against one epoch", body, threads)
+    report("after_training", "The work after training, against one epoch", lines, threads)
     return 0
 
 

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import pin_threads, record  # noqa: E402
+from _machine import pin_threads, report  # noqa: E402
 from _photos import SOURCES, photos  # noqa: E402
 
 from biomeseason import colors  # noqa: E402
@@ -219,9 +219,7 @@ def main() -> int:
               f"ratio: {total_ratio:.1f}x on real photos (target >= 10x: {'met' if total_ratio >= 10 else 'NOT met'}); "
               f"mean dE {statistics.mean(d_e):.2f} (target <= 1: {'met' if statistics.mean(d_e) <= 1 else 'NOT met'})",
               "", *texture]
-    body = "\n".join(lines)
-    print(body)
-    record("colors", "Dominant colours of 12-megapixel photos", body, threads)
+    report("colors", "Dominant colours of 12-megapixel photos", lines, threads)
     return 0
 
 

@@ -38,7 +38,7 @@ from PIL import Image
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import pin_threads, record  # noqa: E402
+from _machine import pin_threads, report  # noqa: E402
 from _photos import PHOTO_SIZE, photos  # noqa: E402
 
 from biomeseason import images, scene  # noqa: E402
@@ -221,9 +221,7 @@ def main() -> int:
     ours_per = batch["ours (streaming)"][2]
     lines += ["", f"ratio: ours is {base / ms(single):.1f}x the original decode-and-resize alone for one photo "
               f"and {base / (1000 * ours_per):.1f}x in a batch ({args.workers} workers); target >= 4x."]
-    body = "\n".join(lines)
-    print(body)
-    record("predict", "Prediction of real 12-megapixel photos", body, threads)
+    report("predict", "Prediction of real 12-megapixel photos", lines, threads)
     return 0  # a report, not a gate: timings on a shared machine vary
 
 
