@@ -45,6 +45,7 @@ from biomeseason import images, scene  # noqa: E402
 from biomeseason.clean import exif_month_and_place  # noqa: E402
 from biomeseason.predict import load_model  # noqa: E402
 from biomeseason.prediction import prediction_of  # noqa: E402
+from biomeseason.workers import one_thread  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +117,6 @@ def profile(predictor, path: Path) -> dict[str, float]:
     t["crop and eval transform"], x = clock(lambda: predictor.transform(crop)[None])
     model = predictor.model
     with torch.inference_mode():
-        x = x.to(memory_format=predictor.memory_format)
         def forward():
             features = model.forward_features(x)
             model.forward_head(features)
@@ -125,7 +125,8 @@ def profile(predictor, path: Path) -> dict[str, float]:
         t["forward pass"], features = clock(forward)
         embedding = model.pool(features).flatten(1).float().numpy()
     if predictor.familiarity is not None:
-        t["familiarity score"], _ = clock(lambda: predictor.familiarity.score(embedding, x.numpy()))
+        with one_thread("blas"):
+            t["familiarity score"], _ = clock(lambda: predictor.familiarity.score(embedding, x.numpy()))
     prepared = scene.prepare(path, predictor.image_size)
     prepared.hemisphere = predictor.hemisphere
     probs, _ = predictor._forward(x)

@@ -21,10 +21,10 @@ from PIL import Image
 from scipy import ndimage
 from skimage.color import lab2rgb
 from sklearn.cluster import KMeans
-from threadpoolctl import ThreadpoolController
 
 from . import images
 from .colors_names import ColorNamer, lab_of
+from .workers import one_thread  # noqa: F401  (colors and colors_analysis take it from here)
 
 SEED = 0                 # pixel sample and k-means initialisation
 MAX_SIDE = 256           # decode/reduce to at most this many pixels a side (~65k pixels)
@@ -111,19 +111,6 @@ def _cluster(lab: np.ndarray, rgb: np.ndarray, k: int, seed: int) -> tuple[np.nd
     start = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit(subsample).cluster_centers_
     km = KMeans(n_clusters=k, init=start, n_init=1).fit(lab)
     return km.cluster_centers_, km.labels_
-
-
-_THREADS: list[ThreadpoolController] = []
-
-
-def one_thread():
-    """Limit OpenMP/BLAS to one thread: on ~10k points (k-means) or a handful
-    (naming), starting threads costs more than it saves, and on a busy machine
-    it costs tens of milliseconds. The controller scans the loaded libraries,
-    so it is made once."""
-    if not _THREADS:
-        _THREADS.append(ThreadpoolController())
-    return _THREADS[0].limit(limits=1)
 
 
 def _percentages(counts: np.ndarray, decimals: int = 2) -> np.ndarray:

@@ -58,6 +58,7 @@ from .prediction import (
 )
 from .presets import dihedral, eval_transform
 from .scene import Prepared, ordered_map, prepare
+from .workers import one_thread
 
 __all__ = ["COLUMNS", "TOP_K", "UNFAMILIAR_WARNING", "ModelNotFoundError", "Prediction", "Predictor",
            "SettingError", "default_model_path", "load_model"]
@@ -142,11 +143,7 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, path: Path | None = None,
                  familiarity=None, geo: geoprior.GeoPrior | None = None):
-        # On a CPU, convolutions in channels-last layout run a single photo about twice as fast
-        # (bench/predict.py); the weights are the same.
-        self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-        self.model = model.to(memory_format=self.memory_format)
-        self.meta, self.device, self.path = meta, device, path
+        self.model, self.meta, self.device, self.path = model, meta, device, path
         self.familiarity = familiarity
         self.biomes: list[str] = list(meta["biomes"])
         self.months: list[int] = [int(m) for m in meta["months"]]
@@ -202,7 +199,7 @@ class Predictor:
         for the model's training view (``presets.tta_views``); the familiarity
         is of the plain view. Scores are None when the checkpoint has none.
         """
-        batch = batch.to(self.device, memory_format=self.memory_format)
+        batch = batch.to(self.device)
         views = self.tta_views if tta else [0]
         total, scores, temperatures = None, None, self.temperatures
         for k in views:
@@ -211,7 +208,8 @@ class Predictor:
                 # Features and plain image statistics: a black frame or a bare wall can
                 # land near a class in feature space, never in image statistics.
                 embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
-                scores = self.familiarity.score(embedding, batch.cpu().numpy())
+                with one_thread("blas"):   # a few rows: BLAS threads would only fight PyTorch's (bench/predict.py)
+                    scores = self.familiarity.score(embedding, batch.cpu().numpy())
                 distances = self.familiarity.relative(scores)
                 temperatures = {head: C.temperature_at(c, distances) for head, c in self.calibration.items()}
             logits = self.model.forward_head(features)

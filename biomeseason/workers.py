@@ -223,3 +223,18 @@ def bounded_map(pool, fn, items, window: int | None = None):
         result = pending.popleft().result()
         pending.extend(pool.submit(fn, item) for item in itertools.islice(items, 1))
         yield result
+
+
+_THREADS: list = []
+
+
+def one_thread(user_api: str | None = None):
+    """A context that limits OpenMP/BLAS (or only ``user_api``, e.g. "blas") to one thread. On
+    ~10k points (k-means), a handful (colour naming) or one photo's familiarity score, starting
+    threads costs more than it saves, and threads that spin beside PyTorch's own on a 2-core
+    machine cost tens of milliseconds. The controller scans the loaded libraries, so it is made once."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _THREADS:
+        _THREADS.append(ThreadpoolController())
+    return _THREADS[0].limit(limits=1, user_api=user_api)
