@@ -1,8 +1,8 @@
 """Prediction of real 12-megapixel photos: where the time goes, and ours against the original approach.
 
-    python bench/predict.py [--n 21] [--threads 2] [--workers 2] [--model models/earth.pt]
+    python bench/predict.py [--n 21] [--batch 84] [--threads 2] [--workers 2] [--model models/earth.pt]
 
-``--n`` distinct 4000 x 3000 JPEGs made from REAL imagery (``bench/_photos.py``: twelve
+``--batch`` distinct 4000 x 3000 JPEGs made from REAL imagery (``bench/_photos.py``: twelve
 Blue Marble places, one per month, and nine scikit-image sample photos, enlarged, with a
 camera's grain) are written once into a temporary folder; the model is the shipped Earth
 model (64 px) unless ``--model`` names another. Measured in the same run:
@@ -10,12 +10,13 @@ model (64 px) unless ``--model`` names another. Measured in the same run:
 1. The profile of one photo as ``predict`` handles it, stage by stage, median over the photos
    (read and SHA-256, decode at reduced JPEG scale, scene finder, EXIF, crop and the eval
    transform, the forward pass, the familiarity score, turning probabilities into a row), and
-   the whole ``predictor.predict(path)`` of a loaded model: one photo in ``predict.ipynb``.
+   the whole ``predictor.predict(path)`` of a loaded model: one photo in ``predict.ipynb`` (over the
+   first ``--n`` photos: each of the 21 sources once).
 2. The baselines, one photo at a time in this process: the original approach's decode and
    resize alone (``Image.open(path).convert("RGB")`` and ``transforms.Resize``), and its
    whole prediction (decode, resize, centre crop, the same model).
 3. A batch as a user runs it: ``python -m biomeseason predict FOLDER --out preds.csv``
-   (``--workers`` decoding processes, rows streamed into the CSV) on one photo and on all,
+   (``--workers`` decoding processes, rows streamed into the CSV) on one photo and on ``--batch``,
    each in a fresh process; the cost per photo beyond the first is (t_n - t_1) / (n - 1).
    The original script (one at a time, rows written at the end) is timed the same way.
    Peak resident memory of the largest process is sampled with psutil.
@@ -144,15 +145,16 @@ def original_decode_resize(path: Path, size: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=21, help="photos, all distinct (default: 21)")
+    parser.add_argument("--n", type=int, default=21, help="photos profiled one at a time (default: 21)")
+    parser.add_argument("--batch", type=int, default=84, help="photos of the batch, all distinct (default: 84)")
     parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads, pinned (default: 2)")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes of ours (default: 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of ours (default: 32)")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "earth.pt",
                         help="checkpoint (default: the shipped models/earth.pt)")
     args = parser.parse_args()
-    if args.n < 2:
-        parser.error("--n must be at least 2 (the batch figure is per photo beyond the first)")
+    if args.batch < 2 or args.n < 1:
+        parser.error("--batch must be at least 2 (its figure is per photo beyond the first), --n at least 1")
     threads = pin_threads(args.threads)
     predictor = load_model(args.model)
     size = predictor.image_size
@@ -163,10 +165,10 @@ def main() -> int:
         folder.mkdir()
         one.mkdir()
         start = time.perf_counter()
-        made = photos(folder, args.n)
+        made = photos(folder, max(args.n, args.batch))
         (one / made[0][0].name).write_bytes(made[0][0].read_bytes())
         mb = [p.stat().st_size / 1e6 for p, _ in made]
-        head = (f"{args.n} REAL photos (`bench/_photos.py`: Blue Marble places and scikit-image samples, "
+        head = (f"{len(made)} REAL photos (`bench/_photos.py`: Blue Marble places and scikit-image samples, "
                 f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG, {min(mb):.1f}-{max(mb):.1f} MB, made in "
                 f"{time.perf_counter() - start:.0f} s); model `{args.model.name}` ({predictor.meta['arch']}, "
                 f"{size} px)")
@@ -176,7 +178,7 @@ def main() -> int:
         stages, single, decode_resize, original_whole = [], [], [], []
         original_tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor(),
                                           transforms.Normalize(predictor.meta["mean"], predictor.meta["std"])])
-        for path, _ in made:
+        for path, _ in made[:args.n]:
             stages.append(profile(predictor, path))
             single.append(clock(lambda p=path: predictor.predict(p))[0])
             decode_resize.append(clock(lambda p=path: original_decode_resize(p, size))[0])
@@ -196,24 +198,24 @@ def main() -> int:
         batch = {}
         for name, make in (("ours (streaming)", ours), ("original (one at a time)", original)):
             (t1, _), (tn, peak) = run(make(one, f"{name[:4]}1.csv")), run(make(folder, f"{name[:4]}n.csv"))
-            batch[name] = (t1, tn, (tn - t1) / (args.n - 1), peak)
+            batch[name] = (t1, tn, (tn - t1) / (len(made) - 1), peak)
 
     ms = lambda values: 1000 * statistics.median(values)  # noqa: E731
     base = ms(decode_resize)
-    lines = [head, "", "## Where one photo's time goes (ours, median over the photos, ms)", "",
+    lines = [head, "", f"## Where one photo's time goes (ours, median over {args.n} photos, ms)", "",
              "| stage | ms | share |", "|---|---|---|"]
     staged = {k: ms([s[k] for s in stages]) for k in stages[0]}
     for k, v in staged.items():
         lines.append(f"| {k} | {v:.1f} | {v / sum(staged.values()):.0%} |")
     lines += [f"| sum of the stages | {sum(staged.values()):.1f} | |",
               f"| `predictor.predict(path)`, whole (one photo in predict.ipynb) | {ms(single):.1f} | |", "",
-              "## One photo at a time (median ms per photo)", "",
+              f"## One photo at a time (median ms per photo, {args.n} photos)", "",
               "| approach | ms | original decode-and-resize / this |", "|---|---|---|",
               f"| original: decode and resize alone | {base:.1f} | 1.0 |",
               f"| original: whole prediction (decode, resize, crop, model) | {ms(original_whole):.1f} | "
               f"{base / ms(original_whole):.2f} |",
               f"| ours: `predictor.predict(path)` | {ms(single):.1f} | **{base / ms(single):.1f}x** |", "",
-              f"## A batch of {args.n} photos, each command in a fresh process", "",
+              f"## A batch of {len(made)} photos, each command in a fresh process", "",
               "| command | s, 1 photo | s, all | ms per photo beyond the first | original decode-and-resize / this "
               "| peak MB (largest process) |", "|---|---|---|---|---|---|"]
     for name, (t1, tn, per, peak) in batch.items():
