@@ -19,13 +19,16 @@ folders and writing results, and the command line. The work is done by
   basic colour term of each colour;
 - ``colors_analysis``: ``analyze_colors``, the fields of Azure's colour analysis.
 
-Of the package these modules import only ``images`` (reading) and ``files``
-(writing), so the colours command does not pay for importing torch.
+Of the package these modules import only ``images`` (reading), ``files``
+(writing) and ``workers`` (processes), so the colours command does not pay for importing torch.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from . import files, images
 from .colors_analysis import ANALYSIS_K, SALIENT_SHARE, analyze_colors
 from .colors_cluster import SEED, Palette, Pixels, one_thread, palette_of
 from .colors_names import BASIC_NAMES, TABLE, ColorNamer, basic_names, color_table, lab_of, load_namer, name_colors
+from .workers import bounded_map, cap, process_pool
 
 __all__ = ["K", "ANALYSIS_K", "SEED", "TABLE", "BASIC_NAMES", "SALIENT_SHARE", "Palette", "ColorNamer",
            "dominant_colors", "analyze_colors", "plot_palette", "name_colors", "basic_names", "color_table",
@@ -86,19 +90,36 @@ def plot_palette(palette, ax=None):
 
 # ------------------------------------------------------------------- files ---
 
-def colors_of_files(paths, k: int = K, *, progress: bool = True, **options):
-    """Yield (path, Palette) for every image in ``paths``, or (path, the error)
-    for a file that cannot be used; such files are also reported on stderr."""
+def colors_of_files(paths, k: int = K, *, progress: bool = True, workers: int = 0, **options):
+    """Yield (path, Palette) for every image in ``paths``, in order, or (path, the error) for a file
+    that cannot be used; such files are also reported on stderr. ``workers`` > 1: that many
+    processes decode and cluster (``workers.process_pool``), a few images ahead of the results."""
     found, _ = images.find_images(paths)
-    for path in tqdm(found, desc="colours", unit="img", disable=not progress, file=sys.stderr):
-        try:
-            yield path, dominant_colors(path, k, **options)
-        except ValueError as exc:   # images.ImageError, or nothing left to analyse
-            tqdm.write(f"skipped {exc}", file=sys.stderr)   # the message names the file
-            yield path, exc
+    job = functools.partial(_palette_or_error, k=k, options=options)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(process_pool(workers, preload=["biomeseason.colors"]))
+            results = bounded_map(pool, job, found)
+        else:
+            results = map(job, found)
+        for path, result in tqdm(zip(found, results), total=len(found), desc="colours", unit="img",
+                                 disable=not progress, file=sys.stderr):
+            if isinstance(result, str):   # the reason, which names the file
+                tqdm.write(f"skipped {result}", file=sys.stderr)
+                result = ValueError(result)
+            yield path, result
+
+
+def _palette_or_error(path, k: int, options: dict):
+    """A Palette, or the reason it cannot be had as text (it crosses from a worker process)."""
+    try:
+        return dominant_colors(path, k, **options)
+    except ValueError as exc:   # images.ImageError, or nothing left to analyse
+        return str(exc)
 
 
 SHOWN = 20                                   # up to this many images, the palettes are shown on screen
+WORKERS = min(2, os.cpu_count() or 1)        # processes of a run over many images
 BATCH_OUT = Path("runs/colors/colors.csv")   # where more go without --out
 NAME_FIELDS = ["share", "name", "name_hex", "basic_name", "delta_e"]
 CSV_FIELDS = ["path", "rank", "hex", "r", "g", "b", *NAME_FIELDS, "ignored_frame", "ignored_transparent"]
@@ -156,6 +177,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help=f"skip images with more pixels than this (default {images.MAX_PIXELS:,})")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing --out that was not written by biomeseason (default: refuse)")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"processes that analyse images; 0 or 1: this one (default: {WORKERS})")
     return parser
 
 
@@ -171,6 +194,9 @@ def check_args(args) -> list[Path]:
         raise files.UsageError(f"--k {args.k}: the number of colours must be between 1 and {MAX_K}")
     if args.max_pixels < 1:
         raise files.UsageError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
+    if args.workers < 0:
+        raise files.UsageError(f"--workers {args.workers}: must be 0 or more")
+    args.workers = cap(args.workers)
     images.check_paths_exist(args.paths)
     found, _ = images.find_images(args.paths)
     if args.out is None and len(found) > SHOWN:
@@ -189,10 +215,12 @@ def main(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     options = dict(seed=args.seed, ignore_frame=args.ignore_frame, table=args.table, max_pixels=args.max_pixels)
+    # A few images: this process (starting workers would cost more); more: the worker processes.
+    pool = dict(workers=args.workers if args.out is not None else 0)
     load_namer(args.table)          # fit once, before the progress bar starts
     if args.out is None:            # a few images: the palettes on screen, nothing written
         with files.terminate_as_interrupt():
-            results = [(path, p) for path, p in colors_of_files(args.paths, args.k, **options)
+            results = [(path, p) for path, p in colors_of_files(args.paths, args.k, **pool, **options)
                        if isinstance(p, Palette)]
         for path, palette in results:
             print(json.dumps({"path": str(path), "colors": list(palette)}) if args.json
@@ -203,7 +231,7 @@ def main(args) -> int:
     if args.out == str(BATCH_OUT):
         files.claim_dir(BATCH_OUT.parent)
     with files.terminate_as_interrupt():
-        written, skipped = write_results(colors_of_files(args.paths, args.k, **options), args.out)
+        written, skipped = write_results(colors_of_files(args.paths, args.k, **pool, **options), args.out)
     if not written:
         kept = f"; {args.out} was left as it was" if Path(args.out).exists() else ""
         print(f"error: no image could be analysed ({skipped} skipped){kept}", file=sys.stderr)

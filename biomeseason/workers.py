@@ -52,10 +52,10 @@ PARENT_CHECK_SECONDS = 0.5   # how often a worker looks for its parent where no 
 PRELOAD = ["biomeseason.clean", "biomeseason.scene", "biomeseason.synthetic"]
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(preload=()) -> multiprocessing.context.BaseContext:
     if sys.platform.startswith("linux"):
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)   # only read when the server starts
+        ctx.set_forkserver_preload([*PRELOAD, *preload])   # only read when the server starts
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -186,13 +186,14 @@ def _main_not_rerun():
 
 
 @contextlib.contextmanager
-def process_pool(workers: int, initializer=None, initargs=()):
-    """A ProcessPoolExecutor whose workers never outlive this process.
+def process_pool(workers: int, initializer=None, initargs=(), preload=()):
+    """A ProcessPoolExecutor whose workers never outlive this process; ``preload``: modules the
+    fork server imports once for all its workers, besides ``PRELOAD`` (if it is not running yet).
 
     Leaving the block by an exception (KeyboardInterrupt included) cancels
     pending work and terminates the workers at once instead of waiting.
     """
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(preload), initializer=_init_worker,
                                initargs=(os.getpid(), initializer, initargs))
     try:
         # All workers now, not one per submitted job, with Ctrl-C and kill held until each
