@@ -202,20 +202,20 @@ def main() -> int:
 
     ms = lambda values: 1000 * statistics.median(values)  # noqa: E731
     base = ms(decode_resize)
-    lines = [head, "", f"## Where one photo's time goes (ours, median over {args.n} photos, ms)", "",
+    lines = [head, "", f"### Where one photo's time goes (ours, median over {args.n} photos, ms)", "",
              "| stage | ms | share |", "|---|---|---|"]
     staged = {k: ms([s[k] for s in stages]) for k in stages[0]}
     for k, v in staged.items():
         lines.append(f"| {k} | {v:.1f} | {v / sum(staged.values()):.0%} |")
     lines += [f"| sum of the stages | {sum(staged.values()):.1f} | |",
               f"| `predictor.predict(path)`, whole (one photo in predict.ipynb) | {ms(single):.1f} | |", "",
-              f"## One photo at a time (median ms per photo, {args.n} photos)", "",
+              f"### One photo at a time (median ms per photo, {args.n} photos)", "",
               "| approach | ms | original decode-and-resize / this |", "|---|---|---|",
               f"| original: decode and resize alone | {base:.1f} | 1.0 |",
               f"| original: whole prediction (decode, resize, crop, model) | {ms(original_whole):.1f} | "
               f"{base / ms(original_whole):.2f} |",
               f"| ours: `predictor.predict(path)` | {ms(single):.1f} | **{base / ms(single):.1f}x** |", "",
-              f"## A batch of {len(made)} photos, each command in a fresh process", "",
+              f"### A batch of {len(made)} photos, each command in a fresh process", "",
               "| command | s, 1 photo | s, all | ms per photo beyond the first | original decode-and-resize / this "
               "| peak MB (largest process) |", "|---|---|---|---|---|---|"]
     for name, (t1, tn, per, peak) in batch.items():
