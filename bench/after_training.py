@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import pin_threads, report  # noqa: E402
 
-from biomeseason import evaluation  # noqa: E402
+from biomeseason import evaluation, geoprior, worldmap  # noqa: E402
 from biomeseason.train import TrainConfig, fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,8 @@ def earth_tiles(work: Path) -> Path:
 def run(data: Path, out: Path, epochs: int, capped: bool) -> dict:
     """One training run; {epoch seconds, after-training seconds by part, test figures}."""
     caps = (evaluation.FAMILIARITY_SAMPLES, evaluation.DRIFT_SAMPLES)
+    for cached in (geoprior._from_label_map, worldmap.label_map, worldmap.load_label_maps):
+        cached.cache_clear()   # each run builds the Earth's prior itself, as a fresh process would
     if not capped:
         evaluation.FAMILIARITY_SAMPLES = evaluation.DRIFT_SAMPLES = 10 ** 9
     try:
