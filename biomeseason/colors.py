@@ -93,11 +93,12 @@ def plot_palette(palette, ax=None):
 def colors_of_files(paths, k: int = K, *, progress: bool = True, workers: int = 0, **options):
     """Yield (path, Palette) for every image in ``paths``, in order, or (path, the error) for a file
     that cannot be used; such files are also reported on stderr. ``workers`` > 1: that many
-    processes decode and cluster (``workers.process_pool``), a few images ahead of the results."""
+    processes decode and cluster (``workers.process_pool``), a few images ahead of the results, when
+    there are at least ``POOL_FROM`` images (fewer are quicker done here than the workers start)."""
     found, _ = images.find_images(paths)
     job = functools.partial(_palette_or_error, k=k, options=options)
     with contextlib.ExitStack() as stack:
-        if workers > 1:
+        if workers > 1 and len(found) >= POOL_FROM:
             pool = stack.enter_context(process_pool(workers, preload=["biomeseason.colors"]))
             results = bounded_map(pool, job, found)
         else:
@@ -120,6 +121,7 @@ def _palette_or_error(path, k: int, options: dict):
 
 SHOWN = 20                                   # up to this many images, the palettes are shown on screen
 WORKERS = min(2, os.cpu_count() or 1)        # processes of a run over many images
+POOL_FROM = 40                               # about what starting them costs (a second), in images
 BATCH_OUT = Path("runs/colors/colors.csv")   # where more go without --out
 NAME_FIELDS = ["share", "name", "name_hex", "basic_name", "delta_e"]
 CSV_FIELDS = ["path", "rank", "hex", "r", "g", "b", *NAME_FIELDS, "ignored_frame", "ignored_transparent"]

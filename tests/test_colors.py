@@ -319,15 +319,21 @@ def test_cli_on_a_folder_skips_bad_files(tmp_path, capsys):
         assert sum(float(r["share"]) for r in rows if r["path"].endswith(name)) == pytest.approx(100)
 
 
-def test_worker_processes_give_the_same_file_as_this_one(tmp_path, capsys):
+def test_worker_processes_give_the_same_file_as_this_one(tmp_path, capsys, monkeypatch):
     write_folder(tmp_path / "photos")
     for i in range(4):
         Image.fromarray(photo(np.random.default_rng(10 + i))).save(tmp_path / "photos" / f"c{i}.jpg")
+    started, pool = [], colors.process_pool
+    monkeypatch.setattr(colors, "process_pool", lambda *a, **kw: started.append(a) or pool(*a, **kw))
+    assert cli(["colors", str(tmp_path / "photos"), "--out", str(tmp_path / "few.csv"), "--workers", "2"]) == 0
+    assert started == []                       # 7 files: quicker done here than workers start
+    monkeypatch.setattr(colors, "POOL_FROM", 2)
     outs = [tmp_path / f"colors_{w}.csv" for w in (0, 2)]
     for workers, out in zip((0, 2), outs):
         assert cli(["colors", str(tmp_path / "photos"), "--out", str(out), "--workers", str(workers)]) == 0
         assert "broken.jpg" in capsys.readouterr().err
-    assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert len(started) == 1                   # the run with --workers 2 used them
+    assert outs[0].read_bytes() == outs[1].read_bytes() == (tmp_path / "few.csv").read_bytes()
     assert len({r["path"] for r in csv.DictReader(outs[1].open())}) == 6
 
 
