@@ -49,8 +49,12 @@ def _map_window(lon: float, lat: float, month: int, mask: np.ndarray) -> np.ndar
     w, h = WINDOW
     x = int((lon + 180) * PX_PER_DEGREE) - w // 2
     y = min(max(int((90 - lat) * PX_PER_DEGREE) - h // 2, 0), mask.shape[0] - h)
-    while mask[y:y + h, x % mask.shape[1]:x % mask.shape[1] + w].any() or x % mask.shape[1] + w > mask.shape[1]:
+    for _ in range(mask.shape[1] // 30):
+        if not mask[y:y + h, x % mask.shape[1]:x % mask.shape[1] + w].any() and x % mask.shape[1] + w <= mask.shape[1]:
+            break
         x += 30
+    else:
+        raise ValueError(f"no window of {w} x {h} px at row {y} is clear of the held-out boxes")
     x %= mask.shape[1]
     world = np.asarray(images.open_rgb(MAPS / f"world.2004{month:02d}.3x5400x2700.jpg"))
     return world[y:y + h, x:x + w]
