@@ -105,18 +105,17 @@ def colors_of_files(paths, k: int = K, *, progress: bool = True, workers: int = 
             results = map(job, found)
         for path, result in tqdm(zip(found, results), total=len(found), desc="colours", unit="img",
                                  disable=not progress, file=sys.stderr):
-            if isinstance(result, str):   # the reason, which names the file
+            if isinstance(result, ValueError):   # the message names the file
                 tqdm.write(f"skipped {result}", file=sys.stderr)
-                result = ValueError(result)
             yield path, result
 
 
 def _palette_or_error(path, k: int, options: dict):
-    """A Palette, or the reason it cannot be had as text (it crosses from a worker process)."""
+    """A Palette, or the error that kept it from being had (images.ImageError, or nothing left to analyse)."""
     try:
         return dominant_colors(path, k, **options)
-    except ValueError as exc:   # images.ImageError, or nothing left to analyse
-        return str(exc)
+    except ValueError as exc:
+        return exc
 
 
 SHOWN = 20                                   # up to this many images, the palettes are shown on screen

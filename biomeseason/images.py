@@ -56,6 +56,9 @@ class ImageError(ValueError):
         self.source = str(source)
         self.reason = reason
 
+    def __reduce__(self):   # whole across processes (a worker's error reaches the parent as itself)
+        return type(self), (self.source, self.reason)
+
     @property
     def kind(self) -> str:
         return self.reason.split(":", 1)[0]

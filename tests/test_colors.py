@@ -335,6 +335,11 @@ def test_worker_processes_give_the_same_file_as_this_one(tmp_path, capsys, monke
     assert len(started) == 1                   # the run with --workers 2 used them
     assert outs[0].read_bytes() == outs[1].read_bytes() == (tmp_path / "few.csv").read_bytes()
     assert len({r["path"] for r in csv.DictReader(outs[1].open())}) == 6
+    # A worker's error reaches the caller as itself, reason and all.
+    errors = {p.name: r for p, r in colors.colors_of_files([tmp_path / "photos"], 3, progress=False, workers=2)
+              if not isinstance(r, colors.Palette)}
+    assert len(started) == 2 and list(errors) == ["broken.jpg"]
+    assert isinstance(errors["broken.jpg"], images.ImageError) and errors["broken.jpg"].kind == "corrupt"
 
 
 def test_cli_json_and_nothing_readable(tmp_path, capsys):
