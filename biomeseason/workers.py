@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import functools
 import importlib.machinery
 import itertools
 import multiprocessing
@@ -226,16 +227,17 @@ def bounded_map(pool, fn, items, window: int | None = None):
         yield result
 
 
-_THREADS: list = []
-
-
 def one_thread(user_api: str | None = None):
     """A context that limits OpenMP/BLAS (or only ``user_api``, e.g. "blas") to one thread. On
     ~10k points (k-means), a handful (colour naming) or one photo's familiarity score, starting
     threads costs more than it saves, and threads that spin beside PyTorch's own on a 2-core
-    machine cost tens of milliseconds. The controller scans the loaded libraries, so it is made once."""
+    machine cost tens of milliseconds."""
+    return _thread_pools().limit(limits=1, user_api=user_api)
+
+
+@functools.cache
+def _thread_pools():
+    """The thread pools of the loaded libraries: scanning them is slow, so it is done once."""
     from threadpoolctl import ThreadpoolController
 
-    if not _THREADS:
-        _THREADS.append(ThreadpoolController())
-    return _THREADS[0].limit(limits=1, user_api=user_api)
+    return ThreadpoolController()
