@@ -33,6 +33,7 @@ processes. Nothing here imports torch, so the workers start light.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,7 @@ MIN_EARTH = 0.10    # below this share of the image, the finder gives up: the wh
 MIN_BORDER = 0.005  # dark regions smaller than this share of the image are details, not borders
 
 Box = tuple[int, int, int, int]
+_SQUARE = np.ones((3, 3), bool)
 
 
 def find_scene(image: Image.Image) -> tuple[Box, list[str]]:
@@ -163,7 +165,9 @@ def _dark_border(rgb: np.ndarray) -> np.ndarray:
         colour = [ndimage.uniform_filter(c, 5) for c in (r, g, b)]
         tint = np.maximum(np.maximum(*colour[:2]), colour[2]) - np.minimum(np.minimum(*colour[:2]), colour[2])
         neutral = tint <= DARK_TINT                                       # frames are grey; forest is green
-        black = ndimage.maximum_filter(_channel_max(rgb), 3) <= BLACK     # black whatever its grain
+        # Black whatever its grain: no channel above BLACK within a 3 x 3 window (a maximum filter,
+        # done as a dilation of the bright pixels: the same mask, five times faster).
+        black = ~ndimage.binary_dilation(_channel_max(rgb) > BLACK, _SQUARE)
         dark = black | ((mean <= DARK) & (spread <= FLAT) & neutral)
     dark = ndimage.binary_closing(dark, iterations=2, border_value=1)    # stars, dust, text specks
     labels, count = ndimage.label(dark)
@@ -246,22 +250,28 @@ def prepare(source, image_size: int, scene: bool = True, max_pixels: int = image
     """Read (at reduced scale), find the scene, crop. Never raises for a bad image: the
     reason is in ``error``. A file whose (path, sha256) is in ``done`` is not decoded."""
     name = images.name_of(source)
-    sha, data = "", source
+    data, hasher, hashing = source, None, None
     if isinstance(source, (str, Path)):
         try:
             data = Path(source).read_bytes()
         except OSError:
             data = source   # let the reader say why in its words (no such file, a folder, ...)
         else:
-            sha = hashlib.sha256(data).hexdigest()
-            if (name, sha) in (_DONE if done is None else done):
-                return Prepared(name, sha256=sha, done=True)
+            done = _DONE if done is None else done
+            hasher = hashlib.sha256()
+            if done:   # resuming: the hash says whether the file needs decoding at all
+                hasher.update(data)
+                if (name, hasher.hexdigest()) in done:
+                    return Prepared(name, sha256=hasher.hexdigest(), done=True)
+            else:      # hashed on another core while this one decodes (both let go of the GIL)
+                hashing = threading.Thread(target=hasher.update, args=(data,))
+                hashing.start()
     try:
         # The scene finder needs more pixels than a small model: margins and captions must show.
         size = max(image_size, SCENE_SIZE) if scene else image_size
         record = images.read_image(data, min_size=size, reduce=True, max_pixels=max_pixels)
     except ImageError as e:
-        return Prepared(name, sha256=sha, error=e.reason)
+        return Prepared(name, sha256=_digest(hasher, hashing), error=e.reason)
     img = record.image
     w, h = img.size
     ow, oh = record.original_size
@@ -273,7 +283,15 @@ def prepare(source, image_size: int, scene: bool = True, max_pixels: int = image
     full_box = (round(box[0] * size[0] / w), round(box[1] * size[1] / h),
                 round(box[2] * size[0] / w), round(box[3] * size[1] / h))
     _, lat, lon = exif_month_and_place(record.image)
-    return Prepared(name, np.array(img), full_box, size, sha, [*record.notes, *notes], lat=lat, lon=lon)
+    return Prepared(name, np.array(img), full_box, size, _digest(hasher, hashing), [*record.notes, *notes],
+                    lat=lat, lon=lon)
+
+
+def _digest(hasher, hashing: threading.Thread | None) -> str:
+    """The hex SHA-256 of a file's bytes once its hashing thread (if any) is done; "" for no file."""
+    if hashing is not None:
+        hashing.join()
+    return "" if hasher is None else hasher.hexdigest()
 
 
 def ordered_map(fn, items, workers: int, window: int, done=()) -> Iterator:

@@ -124,3 +124,21 @@ def test_boxes_are_in_the_callers_pixels_at_any_size():
     big = Image.fromarray(frame).resize((W * 4, H * 4), Image.Resampling.NEAREST)
     box, _ = find_scene(big)
     assert iou(box, tuple(4 * v for v in drawn)) >= 0.9
+
+
+@pytest.mark.parametrize("resuming", [False, True])
+def test_prepare_gives_the_files_sha256_whether_hashed_beside_the_decode_or_before_it(tmp_path, resuming):
+    import hashlib
+
+    from biomeseason.scene import prepare
+
+    good, broken = tmp_path / "earth.jpg", tmp_path / "broken.jpg"
+    Image.fromarray(earth(W, H, seed=8)).save(good, quality=90)
+    broken.write_bytes(good.read_bytes()[:200])
+    done = {("elsewhere.jpg", "0" * 64)} if resuming else set()   # a resume skips by (name, hash)
+    for path in (good, broken):
+        ready = prepare(path, 64, done=done)
+        assert ready.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert not ready.done and (ready.error == "") == (path is good)
+    skipped = prepare(good, 64, done={(str(good), hashlib.sha256(good.read_bytes()).hexdigest())})
+    assert skipped.done and skipped.image is None
