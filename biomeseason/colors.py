@@ -13,8 +13,9 @@ From the command line (folders are searched recursively):
 
 This module is the public face: ``dominant_colors``, ``plot_palette``, reading
 folders and writing results, and the command line. The work is done by
-- ``colors_cluster``: the pixel sample of an image (decoded small, transparent
-  and optionally frame pixels left out) and its k-means clusters in CIELAB;
+- ``colors_cluster``: the distinct colours of an image and how many pixels have
+  each (decoded small, transparent and optionally frame pixels left out), and
+  their k-means clusters in CIELAB;
 - ``colors_names``: the nearest name of a colour table (CSS4 or XKCD) and the
   basic colour term of each colour;
 - ``colors_analysis``: ``analyze_colors``, the fields of Azure's colour analysis.
@@ -62,7 +63,7 @@ def dominant_colors(image, k: int = K, *, seed: int = SEED, ignore_frame: bool =
     ``delta_e`` (CIEDE2000 to the named colour). Fewer than ``k`` records come
     back when the image has fewer distinct colours.
     """
-    pixels = Pixels(image, seed=seed, ignore_frame=ignore_frame, max_pixels=max_pixels)
+    pixels = Pixels(image, ignore_frame=ignore_frame, max_pixels=max_pixels)
     namer = load_namer(table)
     with one_thread():
         return palette_of(pixels, k, seed, namer)[0]
@@ -171,7 +172,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              f"are on screen; {BATCH_OUT} for more)")
     parser.add_argument("--json", action="store_true", help="print JSON lines, one object per image, for scripts")
     parser.add_argument("--table", choices=["css4", "xkcd"], default=TABLE, help=f"colour names (default {TABLE})")
-    parser.add_argument("--seed", type=int, default=SEED, help=f"pixel sample and k-means seed (default {SEED})")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"k-means seed (default {SEED})")
     parser.add_argument("--ignore-frame", action="store_true",
                         help="leave out near-black pixels connected to the border (default: keep them)")
     parser.add_argument("--max-pixels", type=int, default=images.MAX_PIXELS,

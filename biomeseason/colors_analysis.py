@@ -41,31 +41,36 @@ def analyze_colors(image, k: int = ANALYSIS_K, *, seed: int = SEED, ignore_frame
       above ACHROMATIC_CHROMA (grayscale, black-and-white, faint casts).
     A region with no pixels (transparent, or all frame) gives None.
     """
-    pixels = Pixels(image, seed=seed, ignore_frame=ignore_frame, max_pixels=max_pixels)
+    pixels = Pixels(image, ignore_frame=ignore_frame, max_pixels=max_pixels)
     namer = load_namer(table)
     with one_thread():
-        palette, labels = palette_of(pixels, k, seed, namer)
+        palette, of_colour = palette_of(pixels, k, seed, namer)
+    labels = of_colour[pixels.colour_of]                            # per pixel
     basic = np.array([c["basic_name"] for c in palette])           # per cluster
-    centre = np.all(np.abs(pixels.xy - 0.5) < CENTRE / 2, axis=1)
-    border = np.any(np.minimum(pixels.xy, 1 - pixels.xy) < BORDER, axis=1)
+    y, x = ((np.arange(n) + 0.5) / n for n in pixels.shape)         # pixel centres, in (0, 1)
+    centre = ((np.abs(y - 0.5) < CENTRE / 2)[:, None] & (np.abs(x - 0.5) < CENTRE / 2)).ravel()[pixels.index]
+    border = ((np.minimum(y, 1 - y) < BORDER)[:, None] | (np.minimum(x, 1 - x) < BORDER)).ravel()[pixels.index]
     salient = [c for c in palette if c["share"] >= SALIENT_SHARE] or palette[:1]
     totals = {}
     for c in salient:
         totals[c["basic_name"]] = totals.get(c["basic_name"], 0.0) + c["share"]
     chroma = chroma_of(lab_of([c["rgb"] for c in salient]))
-    coloured = 100.0 * np.mean(chroma_of(pixels.lab) > ACHROMATIC_CHROMA)
+    coloured = 100.0 * np.average(chroma_of(pixels.lab) > ACHROMATIC_CHROMA, weights=pixels.counts)
     return {
-        "dominant_color_foreground": _most_frequent(basic[labels[centre]]),
-        "dominant_color_background": _most_frequent(basic[labels[border]]),
+        "dominant_color_foreground": _most_frequent(basic, labels[centre]),
+        "dominant_color_background": _most_frequent(basic, labels[border]),
         "dominant_colors": sorted(totals, key=lambda name: (-totals[name], name)),
         "accent_color": salient[int(np.argmax(chroma))]["hex"],
         "is_bw_img": bool(coloured <= BW_MAX_COLOURED),
     }
 
 
-def _most_frequent(names: np.ndarray):
-    """The most frequent name (ties alphabetical), or None if there are none."""
-    if names.size == 0:
+def _most_frequent(names: np.ndarray, labels: np.ndarray):
+    """The name of the clusters that ``labels`` (one a pixel) fall in most often (ties
+    alphabetical), or None if there are no labels."""
+    if labels.size == 0:
         return None
-    values, counts = np.unique(names, return_counts=True)
-    return str(values[np.lexsort((values, -counts))[0]])
+    totals = {}
+    for name, count in zip(names, np.bincount(labels, minlength=len(names))):
+        totals[name] = totals.get(name, 0) + int(count)
+    return str(min(totals, key=lambda name: (-totals[name], name)))

@@ -150,6 +150,68 @@ def test_palette_equals_kmeans_on_all_pixels_within_one_delta_e(tmp_path, seed):
     assert cost[rows, cols].mean() <= 1.0
 
 
+def test_shares_are_those_of_every_pixel_and_centres_the_groups_means():
+    rng = np.random.default_rng(0)
+    base = np.empty((200, 300, 3), np.float64)
+    base[:, :150] = (200, 30, 30)          # 50 %
+    base[:, 150:240] = (30, 60, 200)       # 30 %
+    base[:, 240:] = (240, 240, 240)        # 20 %
+    image = np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)   # many shades of each
+    palette = colors.dominant_colors(image, k=3)
+    # every pixel counts (no sample), so the shares are exact
+    assert [c["share"] for c in palette] == [50, 30, 20]
+    means = [image[:, a:b].reshape(-1, 3).mean(0) for a, b in ((0, 150), (150, 240), (240, 300))]
+    for c, mean in zip(palette, means):
+        assert np.abs(np.subtract(c["rgb"], mean)).max() <= 1
+
+
+def test_palette_does_not_depend_on_where_the_pixels_are():
+    image = photo(np.random.default_rng(3))
+    shuffled = np.random.default_rng(0).permutation(image.reshape(-1, 3)).reshape(image.shape)
+    assert not np.array_equal(shuffled, image)
+    assert colors.dominant_colors(shuffled, k=5) == colors.dominant_colors(image, k=5)
+
+
+def colour_groups(rng, groups=((200, 30, 30), (30, 60, 200), (40, 120, 40), (240, 240, 240)), per_group=40):
+    """(M, 3) uint8 distinct colours around well-separated group colours, and (M,) pixel counts from 1 to 300."""
+    rgb = np.concatenate([np.clip(np.add(g, rng.integers(-8, 9, (per_group, 3))), 0, 255) for g in groups])
+    rgb = np.unique(rgb.astype(np.uint8), axis=0)
+    return rgb, rng.integers(1, 301, len(rgb))
+
+
+def test_weighted_clustering_equals_the_clustering_of_the_repeated_pixels():
+    from sklearn.cluster import KMeans
+
+    from biomeseason import colors_cluster
+
+    rgb, counts = colour_groups(np.random.default_rng(1))
+    lab = colors_names.lab_of(rgb)
+    centres, labels = colors_cluster._cluster(lab, counts, 4, seed=0)
+    repeated = KMeans(n_clusters=4, n_init=10, random_state=0).fit(np.repeat(lab, counts, axis=0))
+    order = [int(np.argmin(np.linalg.norm(repeated.cluster_centers_ - c, axis=1))) for c in centres]
+    assert sorted(order) == [0, 1, 2, 3]
+    np.testing.assert_allclose(centres, repeated.cluster_centers_[order], atol=1e-6)
+    assert np.array_equal(np.array(order)[labels], repeated.labels_[np.cumsum(counts) - 1])
+
+
+def test_pooling_keeps_heavy_colours_and_the_weight_and_mean_of_all():
+    from biomeseason import colors_cluster
+
+    rng = np.random.default_rng(2)
+    rgb, counts = colour_groups(rng, per_group=400)
+    rgb = np.concatenate([rgb, [(2, 5, 20), (4, 8, 24)]]).astype(np.uint8)   # two near shades of dark sea...
+    counts = np.concatenate([counts, [counts.sum(), counts.sum()]])          # ...each a third of the pixels
+    lab = colors_names.lab_of(rgb)
+    points, weights = colors_cluster._pool(lab, counts)
+    assert len(points) < len(lab) / 4
+    assert weights.sum() == pytest.approx(counts.sum())
+    np.testing.assert_allclose(weights @ points / weights.sum(), counts @ lab / counts.sum(), atol=1e-9)
+    heavy = counts >= colors_cluster.HEAVY_SHARE * counts.sum()
+    assert heavy[-2:].all()
+    for colour, count in zip(lab[heavy], counts[heavy]):
+        assert np.any(np.all(points == colour, axis=1) & (weights == count))
+
+
 def test_palette_finds_the_colours_of_the_image():
     image = np.zeros((200, 300, 3), np.uint8)
     image[:, :150] = (200, 30, 30)          # 50 %
