@@ -45,6 +45,7 @@ BINS = 15
 T_RANGE = (0.05, 20.0)   # beyond these the fit is chasing a handful of images
 PRIOR_SD = 1.0           # of log T: T within e^-2..e^2 (0.14..7.4) before the data speak
 DRIFT_LEVELS = (1, 2, 3, 4)   # drift steps the validation images are also seen at (0: as they are)
+BLUR_CHUNK = 32               # images blurred at a time by ``drift``
 
 
 def _labelled(values, labels) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +88,10 @@ def drift(images: torch.Tensor, level: int, generator: torch.Generator | None = 
     and sensor noise. Level 0 gives the images back unchanged."""
     if level <= 0:
         return images
-    x = TF.gaussian_blur(images, kernel_size=2 * level + 1, sigma=0.6 * level)
+    # The blur a few images at a time: the same numbers, 3-4 times faster on a CPU than over a batch
+    # of 128 (whose copies do not stay in the caches); the random draws below take the whole batch.
+    x = torch.cat([TF.gaussian_blur(part, kernel_size=2 * level + 1, sigma=0.6 * level)
+                   for part in images.split(BLUR_CHUNK)])
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * (1 - 0.15 * level) + mean
     cast = (torch.rand(x.shape[0], 3, 1, 1, generator=generator, dtype=x.dtype) - 0.5) * 0.08 * level

@@ -49,11 +49,11 @@ from torch.utils.data.distributed import DistributedSampler
 from . import __version__, files, store
 from .checkpoint import save_checkpoint
 from .data import ProcessedImages, estimate_cache_bytes, make_loader
-from .evaluation import RunResult, evaluate, finish
+from .evaluation import EvalPixels, RunResult, evaluate, finish
 from .files import UsageError
 from .manifest import SPLITS, manifest_sha256
 from .model import BiomeSeasonNet, load_backbone_weights, load_matching, select_device
-from .presets import IMAGENET_MEAN, IMAGENET_STD, augmentation_settings, eval_transform, train_transform
+from .presets import IMAGENET_MEAN, IMAGENET_STD, augmentation_settings, train_transform
 from .train_config import BALANCES, DERIVED, DEVICES, TrainConfig, config_from_args, get_args_parser, setting
 from .train_epoch import circular_soft_targets, masked_losses, train_one_epoch
 from .train_inputs import RESUME_KEYS, Inputs, check_inputs, imagenet_weights_file
@@ -108,8 +108,9 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
         rows = df[df["split"] == split]
         if split == "train" and cfg.limit:
             rows = rows.sample(n=min(cfg.limit, len(rows)), random_state=cfg.seed).sort_index()
+        # val and test give uint8 images; evaluation.predict_loader normalises whole batches of them.
         tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment) if split == "train"
-              else eval_transform(short, IMAGENET_MEAN, IMAGENET_STD))
+              else EvalPixels(short))
         parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress,
                                        found=found)
     return parts
@@ -169,16 +170,19 @@ def _fit(cfg: TrainConfig, ddp: Dist) -> RunResult | None:
     if cfg.eval_only:
         return finish(cfg, classes, ds, device, workers, out, None, show, refit=False) if ddp.main else None
 
-    history = _train(cfg, ddp, inputs, ds, device, workers, show)
+    history, val_raw = _train(cfg, ddp, inputs, ds, device, workers, show)
     if not ddp.main:
         return None
-    return finish(cfg, classes, ds, device, workers, out, history, show, refit=True)
+    return finish(cfg, classes, ds, device, workers, out, history, show, refit=True, val_raw=val_raw)
 
 
 def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.device, workers: int,
-           show: bool) -> list[dict]:
+           show: bool) -> tuple[list[dict], dict | None]:
     """The epochs, from the start or from last.pt; after each, rank 0 writes best.pt (if the validation
-    score improved), last.pt and history.csv. Returns the history (rank 0's is complete)."""
+    score improved), last.pt and history.csv. Returns the history (rank 0's is complete) and rank 0's
+    validation outputs (``evaluation.predict_loader``) of the epoch that last wrote best.pt in this
+    process: ``evaluation.finish`` needs them and need not compute them again. None when no epoch
+    here wrote best.pt (a resumed run whose best came before) or there is no val split."""
     classes, out = inputs.classes, Path(cfg.out)
     use_amp = cfg.amp and device.type == "cuda"
     model = _build_model(cfg, inputs, show)
@@ -198,7 +202,7 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
     optimizer, scheduler = _optimizer(cfg, backbone, heads, len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     meta = _meta(cfg, classes, inputs)
-    start_epoch, history, best = 0, [], -math.inf
+    start_epoch, history, best, best_val = 0, [], -math.inf, None
     if inputs.resume is not None:
         start_epoch, history, best = _resume(inputs.resume, model, optimizer, scheduler, scaler)
         if ddp.main:
@@ -219,7 +223,7 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
         stats = train_one_epoch(net, train_loader, optimizer, scheduler, device, cfg, epoch,
                                 biome_weight, scaler, show, frozen=frozen)
         if ddp.main:
-            val, _ = evaluate(model, val_loader, device, classes) if len(ds["val"]) else ({}, None)
+            val, val_raw = evaluate(model, val_loader, device, classes) if len(ds["val"]) else ({}, None)
             row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[-1], **stats,
                    **{f"val_{k}": v for k, v in val.items()}}
             history.append(row)
@@ -232,10 +236,12 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
                      "scheduler": scheduler.state_dict(), "history": history, "best": best,
                      "scaler": scaler.state_dict() if scaler else None}
             _save_epoch(out, model, meta, state, improved)
+            if improved:
+                best_val = val_raw
             print(_epoch_line(row) + ("  *best" if improved else ""), flush=True)
         if ddp.world > 1:
             dist.barrier()
-    return history
+    return history, best_val
 
 
 def _train_sampler(cfg: TrainConfig, train: ProcessedImages, n_biomes: int, ddp: Dist,

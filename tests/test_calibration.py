@@ -125,3 +125,15 @@ def test_drift_leaves_level_0_alone_and_moves_images_further_at_each_level():
     assert changes == sorted(changes) and changes[0] > 0.01
     out = C.drift(images, 4, torch.Generator().manual_seed(1))
     assert out.shape == images.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_drift_blurs_a_few_images_at_a_time_to_what_the_whole_batch_gives(monkeypatch):
+    import torch
+
+    images = torch.rand(7, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(C, "BLUR_CHUNK", 1000)
+    whole = C.drift(images, 3, torch.Generator().manual_seed(1))
+    monkeypatch.setattr(C, "BLUR_CHUNK", 3)
+    parts = C.drift(images, 3, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(parts, whole, rtol=0, atol=1e-6)   # the same images, the same random draws
+    assert not torch.equal(parts, C.drift(images, 3, torch.Generator().manual_seed(2)))

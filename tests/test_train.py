@@ -14,10 +14,11 @@ import torch
 
 from biomeseason import evaluation, train
 from biomeseason.checkpoint import load_checkpoint
-from biomeseason.data import ClassLists, encode_targets
+from biomeseason.data import ClassLists, encode_targets, make_loader
 from biomeseason.files import UsageError, is_ours
 from biomeseason.manifest import manifest_sha256, read_manifest
 from biomeseason.model import build_model
+from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from biomeseason.train import TrainConfig, fit
 
 TIMING = ["seconds", "images_per_s", "data_wait_share"]
@@ -195,6 +196,117 @@ def test_eval_only_reproduces_the_stored_metrics(trained, tiny_processed):
     shutil.copytree(trained.out, shadow)
     result = fit(cfg(tiny_processed, shadow, eval_only=True))
     assert result.metrics == trained.metrics
+
+
+def _falling_scores(monkeypatch):
+    """Make each validation score lower than the one before (over every run of the test), so a run's
+    first epoch stays its best and best.pt differs from last.pt; the other figures are the real ones."""
+    real, scores = train.evaluate, iter(range(100, 0, -1))
+
+    def evaluate(*args, **kwargs):
+        metrics, raw = real(*args, **kwargs)
+        return {**metrics, "score": float(next(scores))}, raw
+
+    monkeypatch.setattr(train, "evaluate", evaluate)
+
+
+def _kept_val_outputs(monkeypatch) -> list:
+    """What training hands ``finish`` as the val outputs, one entry a run."""
+    real, kept = train.finish, []
+
+    def finish(*args, **kwargs):
+        kept.append(kwargs.get("val_raw"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "finish", finish)
+    return kept
+
+
+def _fresh_pass(checkpoint, settings, split="val") -> dict:
+    payload = load_checkpoint(checkpoint)
+    model = build_model(payload["meta"])
+    model.load_state_dict(payload["model"])
+    inputs = train.check_inputs(settings, writes=False)
+    ds = train._datasets(settings, inputs.classes, inputs.df, False)
+    return evaluation.predict_loader(model, make_loader(ds[split], 32, 0), torch.device("cpu"))
+
+
+def test_the_val_outputs_kept_from_training_are_those_of_a_fresh_pass_over_best_pt(tiny_processed, tmp_path,
+                                                                                  monkeypatch):
+    _falling_scores(monkeypatch)
+    kept = _kept_val_outputs(monkeypatch)
+    settings = cfg(tiny_processed, tmp_path)
+    fit(settings)
+    assert load_checkpoint(tmp_path / "best.pt")["meta"]["epoch"] == 1     # not the last epoch
+    fresh, last = _fresh_pass(tmp_path / "best.pt", settings), _fresh_pass(tmp_path / "last.pt", settings)
+    assert kept[0] is not None and set(kept[0]) == set(fresh)
+    for key in fresh:
+        assert np.array_equal(kept[0][key], fresh[key]), key
+    assert not np.array_equal(kept[0]["logits_biome"], last["logits_biome"])   # the test can tell the epochs apart
+
+
+def test_a_resumed_run_whose_best_came_before_evaluates_val_again(tiny_processed, tmp_path, monkeypatch):
+    _falling_scores(monkeypatch)
+    kept = _kept_val_outputs(monkeypatch)
+    whole = fit(cfg(tiny_processed, tmp_path / "whole"))
+    real = train.train_one_epoch
+
+    def interrupted(*args, **kwargs):
+        if args[6] == 1:  # the second epoch
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg(tiny_processed, tmp_path / "cut"))
+    monkeypatch.setattr(train, "train_one_epoch", real)
+    resumed = fit(cfg(tiny_processed, tmp_path / "cut", resume=True))
+    assert kept[0] is not None and kept[1] is None     # best.pt was written before the resume: nothing kept
+    assert load_checkpoint(tmp_path / "cut" / "best.pt")["meta"]["epoch"] == 1
+    assert resumed.metrics == whole.metrics
+    assert "evaluation of val and test" in resumed.seconds and "evaluation of test" in whole.seconds
+
+
+def test_eval_pixels_normalised_by_the_batch_are_the_eval_transform_to_the_bit():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = [torch.from_numpy(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)),    # the crop's size already
+              torch.from_numpy(rng.integers(0, 256, (3, 50, 41), dtype=np.uint8)),    # resized and cropped
+              Image.fromarray(rng.integers(0, 256, (45, 70, 3), dtype=np.uint8))]
+    expected = torch.stack([eval_transform(32, IMAGENET_MEAN, IMAGENET_STD)(image) for image in images])
+    pixels = torch.stack([evaluation.EvalPixels(32)(image) for image in images])
+    assert pixels.dtype == torch.uint8
+    assert torch.equal(evaluation.normalised(pixels), expected)
+    assert torch.equal(evaluation.normalised(expected), expected)   # a normalised batch is left alone
+
+
+def test_one_load_for_several_drift_levels_gives_what_one_pass_a_level_gives(tiny_processed, monkeypatch):
+    settings = cfg(tiny_processed, "unused")
+    inputs = train.check_inputs(settings, writes=False)
+    ds = train._datasets(settings, inputs.classes, inputs.df, False)
+    torch.manual_seed(0)
+    model = build_model({"arch": "resnet18", "biomes": inputs.classes.biomes, "months": inputs.classes.months})
+    loader, cpu = make_loader(ds["test"], 16, 0), torch.device("cpu")
+    together = evaluation.predict_altered(model, loader, cpu, [None, evaluation._drifter(1), evaluation._drifter(3)])
+    apart = [evaluation.predict_loader(model, loader, cpu)] + [
+        evaluation.predict_altered(model, loader, cpu, [evaluation._drifter(level)])[0] for level in (1, 3)]
+    for one, other in zip(together, apart):
+        for key in one:
+            assert np.array_equal(one[key], other[key]), key
+    assert not np.array_equal(together[0]["logits_biome"], together[1]["logits_biome"])   # the drift did something
+    # The network sees a few images at a time on a CPU; whole batches give the same answers, in the same order.
+    monkeypatch.setattr(evaluation, "CPU_CHUNK", 5)
+    chunked = evaluation.predict_loader(model, loader, cpu)
+    monkeypatch.setattr(evaluation, "CPU_CHUNK", 10_000)
+    whole = evaluation.predict_loader(model, loader, cpu)
+    assert len(whole["embed"]) == len(ds["test"])
+    for key in whole:
+        np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    # The stem in channels-last (evaluation._features) gives the features model.embed gives.
+    images = torch.cat([evaluation.normalised(batch) for batch, _, _ in loader])
+    with torch.no_grad():
+        np.testing.assert_allclose(whole["embed"], model.embed(images).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_biome_only_data_set_trains_and_month_metrics_are_na(tiny_processed, tmp_path):
