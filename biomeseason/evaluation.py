@@ -211,10 +211,11 @@ def relative_familiarity(familiarity: Familiarity | None, raw: dict) -> np.ndarr
     return familiarity.relative(familiarity.score(raw["embed"], raw["image_stats"]))
 
 
-def _temperatures(meta: dict, familiarity: Familiarity | None, raw: dict) -> dict:
-    """Per head, the temperature of each image of ``raw`` (or one for all)."""
+def _temperatures(meta: dict, familiarity: Familiarity | None, scores: np.ndarray | None) -> dict:
+    """Per head, the temperature of each image of a split given its familiarity ``scores`` (or one for all)."""
     stored = meta.get("calibration") or {}
-    distances = relative_familiarity(familiarity, raw)
+    distances = (None if familiarity is None or familiarity.threshold is None or scores is None
+                 else familiarity.relative(scores))
     return {head: C.temperature_at(stored.get(head) or {}, distances) for head in ("biome", "month")}
 
 
@@ -262,7 +263,10 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     else:
         familiarity = Familiarity.from_checkpoint(payload)
         prior = geoprior.GeoPrior.from_checkpoint(payload)
-    temperatures = {split: _temperatures(meta, familiarity, raw) for split, raw in raws.items()}
+    # Each split's familiarity scores, once: the temperatures, the flagged share and the report use them.
+    scores = {split: familiarity.score(raw["embed"], raw["image_stats"]) if familiarity is not None else None
+              for split, raw in raws.items()}
+    temperatures = {split: _temperatures(meta, familiarity, scores[split]) for split in raws}
     results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
     # The biome again given the latitude, and given the place (latitude and longitude), where known (-1 elsewhere).
     with_lat = {split: _biome_given_place(prior, raw, ds[split].lats, None, temperatures[split])
@@ -280,9 +284,8 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
             results[split]["biome_acc_with_place"] = float(
                 (with_place[split][placed] == raw["true_biome"][placed]).mean())
     if familiarity is not None:
-        for split, raw in raws.items():
-            flags = familiarity.flags(familiarity.score(raw["embed"], raw["image_stats"]))
-            results[split]["unfamiliar_share"] = float(flags.mean())
+        for split in raws:
+            results[split]["unfamiliar_share"] = float(familiarity.flags(scores[split]).mean())
     metrics = {"epoch": meta["epoch"], **results}
     written = {"metrics": files.write_json(out / "metrics.json", metrics)}
     if history is None:
@@ -294,7 +297,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     reliability = {}
     if split:
         written.update(_reports(raws[split], ds[split], classes, out, plots, temperatures[split], familiarity,
-                                with_lat[split], with_place[split]))
+                                scores[split], with_lat[split], with_place[split]))
         reliability = _reliability(raws[split], temperatures[split])
         if reliability:
             written["reliability"] = files.save_figure(
@@ -357,7 +360,8 @@ def _biome_given_place(prior: geoprior.GeoPrior | None, raw: dict, lats: np.ndar
 
 
 def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperatures: dict,
-             familiarity: Familiarity | None, with_lat: np.ndarray, with_place: np.ndarray) -> dict:
+             familiarity: Familiarity | None, scores: np.ndarray | None, with_lat: np.ndarray,
+             with_place: np.ndarray) -> dict:
     from sklearn.metrics import classification_report
 
     written = {}
@@ -394,7 +398,6 @@ def _reports(raw: dict, ds: ProcessedImages, classes, out: Path, plots, temperat
                             for m, h in zip(calendar[column], ds.hemispheres)]
     rows[1] = calendar
     if familiarity is not None:
-        scores = familiarity.score(raw["embed"], raw["image_stats"])
         rows.append(pd.DataFrame({"familiarity": scores.round(3), "unfamiliar": familiarity.flags(scores)}))
     pred = pd.concat([pd.DataFrame({"path": [str(p.relative_to(ds.root)) for p in ds.paths],
                                     "source": ds.sources}), *rows], axis=1)
