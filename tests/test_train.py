@@ -303,10 +303,11 @@ def test_one_load_for_several_drift_levels_gives_what_one_pass_a_level_gives(tin
     assert len(whole["embed"]) == len(ds["test"])
     for key in whole:
         np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-5, atol=1e-6, err_msg=key)
-    # The stem in channels-last (evaluation._features) gives the features model.embed gives.
+    # The stem in channels-last (model.forward_features in eval mode on a CPU) gives the plain backbone's features.
     images = torch.cat([evaluation.normalised(batch) for batch, _, _ in loader])
     with torch.no_grad():
-        np.testing.assert_allclose(whole["embed"], model.embed(images).numpy(), rtol=1e-5, atol=1e-6)
+        plain = model.pool(model.backbone(images)).flatten(1).numpy()
+    np.testing.assert_allclose(whole["embed"], plain, rtol=1e-5, atol=1e-6)
 
 
 def test_a_biome_only_data_set_trains_and_month_metrics_are_na(tiny_processed, tmp_path):
