@@ -98,10 +98,14 @@ def train_transform(image_size: int, view: str = "upright", mean=IMAGENET_MEAN, 
 
 
 def eval_transform(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
-    return v2.Compose([
-        _to_uint8_tensor(),
-        resize_short_side(image_size),
-        v2.CenterCrop(image_size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+    return v2.Compose([eval_pixels(image_size), normalise(mean, std)])
+
+
+def eval_pixels(image_size: int) -> v2.Compose:
+    """The first steps of ``eval_transform``: the uint8 (3, S, S) image, resized and centre-cropped."""
+    return v2.Compose([_to_uint8_tensor(), resize_short_side(image_size), v2.CenterCrop(image_size)])
+
+
+def normalise(mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
+    """The last steps of ``eval_transform``: uint8 -> floats in [0, 1], normalised; on one image or a batch."""
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
