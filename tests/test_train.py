@@ -167,8 +167,8 @@ def test_same_seed_gives_the_same_metrics(trained, tiny_processed, tmp_path):
     pd.testing.assert_frame_equal(again.history.drop(columns=TIMING), trained.history.drop(columns=TIMING))
 
 
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(trained, tiny_processed, tmp_path,
-                                                                   monkeypatch, capsys):
+def _interrupted_in_the_second_epoch(monkeypatch, settings) -> None:
+    """Runs ``fit(settings)`` until an interrupt in its second epoch (last.pt holds the first)."""
     real = train.train_one_epoch
 
     def interrupted(*args, **kwargs):
@@ -178,10 +178,15 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(trained, tiny
 
     monkeypatch.setattr(train, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg(tiny_processed, tmp_path))
+        fit(settings)
+    monkeypatch.setattr(train, "train_one_epoch", real)
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(trained, tiny_processed, tmp_path,
+                                                                   monkeypatch, capsys):
+    _interrupted_in_the_second_epoch(monkeypatch, cfg(tiny_processed, tmp_path))
     assert "--resume" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "last.pt")["meta"]["epoch"] == 1
-    monkeypatch.setattr(train, "train_one_epoch", real)
     resumed = fit(cfg(tiny_processed, tmp_path, resume=True))
     a = load_checkpoint(trained.out / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "last.pt")["model"]
@@ -249,17 +254,7 @@ def test_a_resumed_run_whose_best_came_before_evaluates_val_again(tiny_processed
     _falling_scores(monkeypatch)
     kept = _kept_val_outputs(monkeypatch)
     whole = fit(cfg(tiny_processed, tmp_path / "whole"))
-    real = train.train_one_epoch
-
-    def interrupted(*args, **kwargs):
-        if args[6] == 1:  # the second epoch
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train, "train_one_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg(tiny_processed, tmp_path / "cut"))
-    monkeypatch.setattr(train, "train_one_epoch", real)
+    _interrupted_in_the_second_epoch(monkeypatch, cfg(tiny_processed, tmp_path / "cut"))
     resumed = fit(cfg(tiny_processed, tmp_path / "cut", resume=True))
     assert kept[0] is not None and kept[1] is None     # best.pt was written before the resume: nothing kept
     assert load_checkpoint(tmp_path / "cut" / "best.pt")["meta"]["epoch"] == 1
