@@ -77,9 +77,20 @@ def photos(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def busy_photos(photos, tmp_path_factory) -> Path:
+    """3,000 photos that keep predict busy for minutes, however fast it gets (300 took 13 s): each of
+    ``photos`` under ten names (hard links, so they cost no disk). Runs that use them are stopped."""
+    folder = tmp_path_factory.mktemp("busy_photos")
+    for i in range(3000):
+        os.link(photos / f"img_{i % 300:03d}.png", folder / f"img_{i:04d}.png")
+    return folder
+
+
 def command(name: str, out: Path, busy_raw=None, small_raw=None, tiny_processed=None, photos=None,
             checkpoint=None, busy=False) -> list[str]:
-    """The CLI of one command writing into ``out``; ``busy``: one that runs for a while with workers."""
+    """The CLI of one command writing into ``out``; ``busy``: one that runs for a while with workers
+    (for predict, ``photos`` must then be ``busy_photos``)."""
     head = [sys.executable, "-m", "biomeseason", name]
     if name == "preprocess":
         return head + ["--raw", str(busy_raw if busy else small_raw), "--out", str(out), "--workers", "2", *PRE]
@@ -115,11 +126,11 @@ def session(sid: int) -> list:
     ("train", 2),        # the DataLoader workers of training and of validation
 ])
 def test_no_process_of_a_run_outlives_it_when_it_is_killed_with_sigkill(
-        name, helpers, busy_raw, tiny_processed, photos, checkpoint, tmp_path, spawn):
+        name, helpers, busy_raw, tiny_processed, busy_photos, checkpoint, tmp_path, spawn):
     import psutil
 
     cmd = command(name, tmp_path / ("out.csv" if name == "predict" else "out"), busy_raw=busy_raw,
-                  tiny_processed=tiny_processed, photos=photos, checkpoint=checkpoint, busy=True)
+                  tiny_processed=tiny_processed, photos=busy_photos, checkpoint=checkpoint, busy=True)
     process = spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
                     env={**os.environ, "OMP_NUM_THREADS": "1"})
     found, deadline = [], time.monotonic() + 240
@@ -286,12 +297,12 @@ def writing(name: str, out: Path) -> bool:
 @needs_two_cpus
 @pytest.mark.parametrize("name", ["preprocess", "train", "predict"])
 def test_a_second_run_into_the_same_output_is_refused_naming_the_first_ones_pid(
-        name, busy_raw, small_raw, tiny_processed, photos, checkpoint, tmp_path, spawn):
+        name, busy_raw, small_raw, tiny_processed, photos, busy_photos, checkpoint, tmp_path, spawn):
     out = tmp_path / ("pred.csv" if name == "predict" else "out")
     given = dict(busy_raw=busy_raw, small_raw=small_raw, tiny_processed=tiny_processed, photos=photos,
                  checkpoint=checkpoint)
-    first = spawn(command(name, out, busy=True, **given), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                  text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    first = spawn(command(name, out, busy=True, **{**given, "photos": busy_photos}), stdout=subprocess.DEVNULL,
+                  stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 240
     while not writing(name, out) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
