@@ -166,7 +166,8 @@ def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int,
         raws = [val_raw, *predict_altered(model, val, device, [_drifter(level) for level in C.DRIFT_LEVELS], show)]
         levels = np.concatenate([np.full(len(r["true_biome"]), level)
                                  for r, level in zip(raws, (0, *C.DRIFT_LEVELS))])
-        distances = np.concatenate([relative_familiarity(familiarity, r) for r in raws])
+        distances = np.concatenate([relative_familiarity(familiarity, familiarity_scores(familiarity, r))
+                                    for r in raws])
         for head in ("biome", "month"):
             calibration[head] = C.calibrate_head(np.concatenate([r[f"logits_{head}"] for r in raws]),
                                                  np.concatenate([r[f"true_{head}"] for r in raws]),
@@ -190,18 +191,22 @@ def _drifter(level: int, seed: int = 0):
     return lambda images: (C.drift(images * std + mean, level, generator) - mean) / std
 
 
-def relative_familiarity(familiarity: Familiarity | None, raw: dict) -> np.ndarray | None:
-    """Each image's familiarity score over the flag's threshold (1 = the edge); None without a score."""
-    if familiarity is None or familiarity.threshold is None:
+def familiarity_scores(familiarity: Familiarity | None, raw: dict) -> np.ndarray | None:
+    """Each image's familiarity score (``predict_loader`` outputs); None without a familiarity score."""
+    return None if familiarity is None else familiarity.score(raw["embed"], raw["image_stats"])
+
+
+def relative_familiarity(familiarity: Familiarity | None, scores: np.ndarray | None) -> np.ndarray | None:
+    """Familiarity ``scores`` over the flag's threshold (1 = the edge); None without scores or a threshold."""
+    if scores is None or familiarity.threshold is None:
         return None
-    return familiarity.relative(familiarity.score(raw["embed"], raw["image_stats"]))
+    return familiarity.relative(scores)
 
 
 def _temperatures(meta: dict, familiarity: Familiarity | None, scores: np.ndarray | None) -> dict:
     """Per head, the temperature of each image of a split given its familiarity ``scores`` (or one for all)."""
     stored = meta.get("calibration") or {}
-    distances = (None if familiarity is None or familiarity.threshold is None or scores is None
-                 else familiarity.relative(scores))
+    distances = relative_familiarity(familiarity, scores)
     return {head: C.temperature_at(stored.get(head) or {}, distances) for head in ("biome", "month")}
 
 
@@ -250,8 +255,7 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
         familiarity = Familiarity.from_checkpoint(payload)
         prior = geoprior.GeoPrior.from_checkpoint(payload)
     # Each split's familiarity scores, once: the temperatures, the flagged share and the report use them.
-    scores = {split: familiarity.score(raw["embed"], raw["image_stats"]) if familiarity is not None else None
-              for split, raw in raws.items()}
+    scores = {split: familiarity_scores(familiarity, raw) for split, raw in raws.items()}
     temperatures = {split: _temperatures(meta, familiarity, scores[split]) for split in raws}
     results = {split: split_metrics(raw, classes, temperatures[split]) for split, raw in raws.items()}
     # The biome again given the latitude, and given the place (latitude and longitude), where known (-1 elsewhere).
