@@ -88,15 +88,14 @@ def busy_photos(photos, tmp_path_factory) -> Path:
 
 
 def command(name: str, out: Path, busy_raw=None, small_raw=None, tiny_processed=None, photos=None,
-            checkpoint=None, busy=False) -> list[str]:
-    """The CLI of one command writing into ``out``; ``busy``: one that runs for a while with workers
-    (for predict, ``photos`` must then be ``busy_photos``)."""
+            busy_photos=None, checkpoint=None, busy=False) -> list[str]:
+    """The CLI of one command writing into ``out``; ``busy``: one that runs for a while with workers."""
     head = [sys.executable, "-m", "biomeseason", name]
     if name == "preprocess":
         return head + ["--raw", str(busy_raw if busy else small_raw), "--out", str(out), "--workers", "2", *PRE]
     if name == "predict":
-        return head + [str(photos), "--model", str(checkpoint), "--out", str(out), "--device", "cpu",
-                       "--workers", "2", *(["--batch-size", "1", "--tta"] if busy else [])]
+        return head + [str(busy_photos if busy else photos), "--model", str(checkpoint), "--out", str(out),
+                       "--device", "cpu", "--workers", "2", *(["--batch-size", "1", "--tta"] if busy else [])]
     return head + ["--data", str(tiny_processed), "--out", str(out), "--epochs", "200" if busy else "1",
                    "--workers", "1" if busy else "0", *TRAIN]
 
@@ -130,7 +129,7 @@ def test_no_process_of_a_run_outlives_it_when_it_is_killed_with_sigkill(
     import psutil
 
     cmd = command(name, tmp_path / ("out.csv" if name == "predict" else "out"), busy_raw=busy_raw,
-                  tiny_processed=tiny_processed, photos=busy_photos, checkpoint=checkpoint, busy=True)
+                  tiny_processed=tiny_processed, busy_photos=busy_photos, checkpoint=checkpoint, busy=True)
     process = spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
                     env={**os.environ, "OMP_NUM_THREADS": "1"})
     found, deadline = [], time.monotonic() + 240
@@ -300,9 +299,9 @@ def test_a_second_run_into_the_same_output_is_refused_naming_the_first_ones_pid(
         name, busy_raw, small_raw, tiny_processed, photos, busy_photos, checkpoint, tmp_path, spawn):
     out = tmp_path / ("pred.csv" if name == "predict" else "out")
     given = dict(busy_raw=busy_raw, small_raw=small_raw, tiny_processed=tiny_processed, photos=photos,
-                 checkpoint=checkpoint)
-    first = spawn(command(name, out, busy=True, **{**given, "photos": busy_photos}), stdout=subprocess.DEVNULL,
-                  stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                 busy_photos=busy_photos, checkpoint=checkpoint)
+    first = spawn(command(name, out, busy=True, **given), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                  text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 240
     while not writing(name, out) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
