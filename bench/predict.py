@@ -213,8 +213,8 @@ def main() -> int:
         runs = {name: ([], []) for name in ("ours (streaming)", "original (one at a time)")}
         for i in range(args.batch_repeat):
             for name, make in zip(runs, (ours, original)):
-                for size, source in enumerate((one, folder)):
-                    runs[name][size].append(run(make(source, f"{name[:4]}-{size}-{i}.csv")))
+                for times, source in zip(runs[name], (one, folder)):
+                    times.append(run(make(source, f"{name[:4]}-{source.name}-{i}.csv")))
         batch = {}
         for name, (singles, alls) in runs.items():
             t1, tn = (statistics.median(s for s, _ in r) for r in (singles, alls))
