@@ -1,7 +1,7 @@
 """Clean data/raw into data/processed: ``python dataset_preproc.py --help``.
 
 The same as ``python -m biomeseason preprocess``; the work, and the full
-description of what is written and printed, is in biomeseason/preprocess.py.
+description of what is written and printed, is in biomeseason/prepare/preprocess.py.
 """
 import sys
 

@@ -69,7 +69,7 @@ def record(bench: str, title: str, body: str, threads: int | None = None, path: 
     """Put this run at the top of ``bench/results/<bench>.md`` (or ``path``: a trial run's own file),
     newest first, under a heading with the date, the machine, the thread count and the command;
     earlier runs are kept below it."""
-    from biomeseason import files
+    from biomeseason.io import files
 
     path = Path(path) if path is not None else RESULTS / f"{bench}.md"
     earlier = path.read_text() if path.exists() else ""

@@ -44,7 +44,7 @@ SOURCES = [f"Blue Marble {name}, month {month}" for name, *_, month in PLACES] +
 def _map_window(lon: float, lat: float, month: int, mask: np.ndarray) -> np.ndarray:
     """(450, 600, 3) uint8 of the month's map around (lon, lat), moved east until it is clear of
     the held-out boxes (no data)."""
-    from biomeseason import images
+    from biomeseason.io import images
 
     w, h = WINDOW
     x = int((lon + 180) * PX_PER_DEGREE) - w // 2
@@ -78,7 +78,7 @@ def _sample(name: str) -> np.ndarray:
 
 def sources() -> list[np.ndarray]:
     """The 21 real images, small, in ``SOURCES`` order."""
-    from biomeseason import images
+    from biomeseason.io import images
 
     mask = images.read_codes(MAPS / "hidden_mask.png") > 0
     return [_map_window(lon, lat, month, mask) for _, lon, lat, month in PLACES] + [_sample(n) for n in SAMPLES]

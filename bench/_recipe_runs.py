@@ -23,8 +23,8 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
-from biomeseason import files  # noqa: E402
-from biomeseason.files import UsageError  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.io.files import UsageError  # noqa: E402
 
 PLAIN = {"optimizer": "SGD", "momentum": 0.9, "weight_decay": 5e-4, "max_lr": 0.1, "batch_size": 64}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -47,7 +47,7 @@ def region_split(labels: pd.DataFrame) -> pd.DataFrame:
 
 def prepare_real(data: Path, tmp: Path, seed: int) -> tuple[Path, pd.DataFrame]:
     """The tiles, split by region, through our preprocessing; checks that every tile and split survived."""
-    from biomeseason.preprocess import preprocess
+    from biomeseason.prepare.preprocess import preprocess
 
     labels = region_split(pd.read_csv(data / "labels.csv"))
     table = labels.assign(group=labels["tile_id"])[["path", "biome", "month", "group", "split", "lat"]]
@@ -70,8 +70,8 @@ def prepare_real(data: Path, tmp: Path, seed: int) -> tuple[Path, pd.DataFrame]:
 
 
 def prepare_synthetic(tmp: Path, s: dict) -> tuple[Path, pd.DataFrame]:
-    from biomeseason import synthetic
-    from biomeseason.preprocess import preprocess
+    from biomeseason.prepare.preprocess import preprocess
+    from biomeseason.synthetic import generate as synthetic
 
     synthetic.write_scenes(tmp / "scenes", per_class=s["per_class"], seed=s["seed"], size=s["scene_size"],
                            look="orbital", workers=1, progress=False)
@@ -94,8 +94,8 @@ def counts_table(m: pd.DataFrame) -> str:
 def run_ours(processed: Path, out: Path, s: dict, changes: dict, domain: str = "") -> dict:
     """``train.fit`` with the project's defaults but for ``changes``; the test split's biome accuracy and
     month within +-1, of the images of one ``domain`` (a manifest column's value) when given."""
-    from biomeseason.evaluation import test_metrics_by
-    from biomeseason.train import TrainConfig, fit
+    from biomeseason.training.evaluation import test_metrics_by
+    from biomeseason.training.loop import TrainConfig, fit
 
     cfg = TrainConfig(data=str(processed), out=str(out), epochs=s["epochs"], image_size=s["size"],
                       seed=s["seed"], progress=False, **changes)
@@ -114,7 +114,7 @@ class TensorFolder(torch.utils.data.Dataset):
     """ImageFolder's contract (classes sorted by name, (image, class index) samples) over decoded tensors."""
 
     def __init__(self, root: Path, rows: pd.DataFrame, classes: list, transform, target: str = "biome"):
-        from biomeseason.images import read_image
+        from biomeseason.io.images import read_image
 
         self.classes = classes
         self.targets = [classes.index(b) for b in rows[target]]
@@ -186,7 +186,7 @@ def _plain_test(model, test: TensorFolder, m: pd.DataFrame, classes: list, targe
     share = torch.cat(right).float().mean().item()
     given = None
     if target == "biome" and "lat" in m:   # the same geographic prior as ours (the label map's), on its softmax
-        from biomeseason import geoprior
+        from biomeseason.earth import geoprior
 
         te = m[m["split"] == "test"]
         prior, _ = geoprior.for_biomes(list(classes))

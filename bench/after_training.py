@@ -28,8 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import pin_threads, report  # noqa: E402
 
-from biomeseason import evaluation, geoprior, worldmap  # noqa: E402
-from biomeseason.train import TrainConfig, fit  # noqa: E402
+from biomeseason.earth import geoprior, worldmap  # noqa: E402
+from biomeseason.training import evaluation  # noqa: E402
+from biomeseason.training.loop import TrainConfig, fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "runs" / "bench-after-training"

@@ -34,11 +34,11 @@ import pandas as pd  # noqa: E402
 from _machine import pin_threads, record  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from biomeseason import files, realstats  # noqa: E402
-from biomeseason import synthetic_looks as looks  # noqa: E402
-from biomeseason.images import read_image  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.io.images import read_image  # noqa: E402
 from biomeseason.labels import Vocabulary, season_of  # noqa: E402
-from biomeseason.metrics import circular_distance  # noqa: E402
+from biomeseason.synthetic import looks, realstats  # noqa: E402
+from biomeseason.training.metrics import circular_distance  # noqa: E402
 
 DATA = ROOT / "data" / "bluemarble"
 RESULTS = ROOT / "bench" / "results" / "astronaut.md"
@@ -90,7 +90,7 @@ def main() -> int:
         print(f"error: not found: {missing or args.data / 'labels.csv'}", file=sys.stderr)
         return 2
     threads = pin_threads(args.threads)
-    from biomeseason.predict import load_model
+    from biomeseason.predict.predictor import load_model
 
     labels = pd.read_csv(args.data / "labels.csv")
     held = labels[~labels["region"].isin(realstats.CALIBRATION_REGIONS)]

@@ -2,7 +2,7 @@
 
     python bench/colors.py [--k 5] [--n 21] [--batch 84] [--repeat 3] [--seed 0] [--threads 2] [--agreement-only]
 
-- ours: ``biomeseason.colors.dominant_colors(path, k)``, from the file path, so
+- ours: ``biomeseason.colors.palette.dominant_colors(path, k)``, from the file path, so
   decoding is timed too (the colour names are fitted once beforehand, as in
   a batch);
 - original: the approach this replaces: decode, resize to 600x400, scikit-learn
@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import pin_threads, report  # noqa: E402
 from _photos import SOURCES, photos  # noqa: E402
 
-from biomeseason import colors  # noqa: E402
-from biomeseason.colors_cluster import _read as decode  # noqa: E402  (the JPEG at the scale ours reads it)
+from biomeseason.colors import palette as colors  # noqa: E402
+from biomeseason.colors.cluster import _read as decode  # noqa: E402  (the JPEG at the scale ours reads it)
 
 WIDTH, HEIGHT = 4000, 3000
 JPEG_QUALITY = 90

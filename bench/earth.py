@@ -44,9 +44,11 @@ import pandas as pd  # noqa: E402
 from _machine import pin_threads, record  # noqa: E402
 from real_data import markdown  # noqa: E402
 
-from biomeseason import demo, files, scoring  # noqa: E402
-from biomeseason.predict import load_model  # noqa: E402
-from biomeseason.realstats import CALIBRATION_REGIONS  # noqa: E402
+from biomeseason import demo  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.predict.predictor import load_model  # noqa: E402
+from biomeseason.synthetic.realstats import CALIBRATION_REGIONS  # noqa: E402
+from biomeseason.training import scoring  # noqa: E402
 
 TITLE = "The whole Earth: demo recipe against the Earth model, on real places neither saw"
 WORK = ROOT / "runs" / "bench-earth"
@@ -74,8 +76,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def ensure_earth(folder: Path) -> None:
     """The Earth tiles (and, for training, their processed copy), made as `make earth-model` makes them."""
-    from biomeseason import earth
-    from biomeseason.preprocess import preprocess
+    from biomeseason.earth import tiles as earth
+    from biomeseason.prepare.preprocess import preprocess
 
     if not (folder / "labels.csv").is_file():
         args = earth.get_args_parser().parse_args(["--out", str(folder), "--hold-out-regions",
@@ -88,8 +90,8 @@ def ensure_earth(folder: Path) -> None:
 
 def train_demo_recipe(work: Path, seed: int, s: dict) -> Path:
     """(a): the demo's training data and settings; its best.pt (kept and reused)."""
-    from biomeseason.preprocess import preprocess
-    from biomeseason.train import TrainConfig, fit
+    from biomeseason.prepare.preprocess import preprocess
+    from biomeseason.training.loop import TrainConfig, fit
 
     run = work / f"a-seed{seed}-e{s['epochs']}-pc{s['per_class']}"
     model = run / "model" / "best.pt"
@@ -106,7 +108,7 @@ def train_demo_recipe(work: Path, seed: int, s: dict) -> Path:
 
 def train_earth(work: Path, earth: Path, seed: int) -> Path:
     """(b) from scratch with one seed, as `make earth-model` trains."""
-    from biomeseason.train import TrainConfig, fit
+    from biomeseason.training.loop import TrainConfig, fit
 
     model = work / f"b-seed{seed}" / "best.pt"
     if not model.is_file():
@@ -122,7 +124,7 @@ def ground_photos() -> list[tuple[str, np.ndarray]]:
     import skimage.data
     from sklearn.datasets import load_sample_images
 
-    from biomeseason.images import read_image
+    from biomeseason.io.images import read_image
 
     photos = {name: getattr(skimage.data, name)() for name in ("astronaut", "camera", "coffee", "chelsea", "rocket")}
     photos["motorcycle"] = skimage.data.stereo_motorcycle()[0]
@@ -142,7 +144,7 @@ def ground_photos() -> list[tuple[str, np.ndarray]]:
 
 
 def score_model(name: str, model_path: Path, sets: dict, ground) -> tuple[pd.DataFrame, dict]:
-    from biomeseason import geoprior
+    from biomeseason.earth import geoprior
 
     predictor = load_model(model_path)
     predictor.geo, _ = geoprior.for_biomes(predictor.biomes)   # every model with today's prior, as training gives it
@@ -162,7 +164,7 @@ def score_model(name: str, model_path: Path, sets: dict, ground) -> tuple[pd.Dat
 def tune_prior(model_path: Path, earth: Path, radii=(0, 150, 300, 600, 1000), floors=(0.02, 0.05, 0.1, 0.2)):
     """Biome accuracy on the Earth tiles of the validation blocks given the place, per radius and floor of the
     geographic prior: how its defaults (``geoprior.RADIUS_KM``, ``FLOOR``) were chosen, never on test places."""
-    from biomeseason import geoprior
+    from biomeseason.earth import geoprior
 
     predictor = load_model(model_path)
     table = scoring.read_tiles(earth / "labels.csv", root=earth / "raw")
@@ -247,7 +249,7 @@ def report(rows, ground_table, tuned, args, s, seeds, n_shared, n_blocks, second
         f"- REAL data: (1) {n_shared} shared Blue Marble tiles (hand-labelled) of the 10 regions outside "
         "the calibration regions; no model here trained on them. (2) "
         f"{n_blocks} Earth tiles of the held-out 10-degree test blocks, labelled by the rule "
-        "(`biomeseason.worldmap`), the 20 regions' tiles left out.",
+        "(`biomeseason.earth.worldmap`), the 20 regions' tiles left out.",
         "- caveat: on (2) `place` looks up the same label map that labelled the tiles, so it measures agreement "
         "with the rule as much as the model; (1) has labels of its own.",
         "", "### All tiles of each set (mean ± sd over seeds where several)", "",

@@ -46,11 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import pin_threads, report  # noqa: E402
 from _photos import PHOTO_SIZE, photos  # noqa: E402
 
-from biomeseason import images, scene  # noqa: E402
-from biomeseason.clean import exif_month_and_place  # noqa: E402
-from biomeseason.predict import load_model  # noqa: E402
-from biomeseason.prediction import prediction_of  # noqa: E402
-from biomeseason.workers import one_thread  # noqa: E402
+from biomeseason.io import images  # noqa: E402
+from biomeseason.io.workers import one_thread  # noqa: E402
+from biomeseason.predict import scene  # noqa: E402
+from biomeseason.predict.predictor import load_model  # noqa: E402
+from biomeseason.predict.rows import prediction_of  # noqa: E402
+from biomeseason.prepare.clean import exif_month_and_place  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DECODE = "decode (JPEG draft)"   # the stage no approach can skip: the ceiling of a one-photo ratio
@@ -62,7 +63,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torchvision import transforms
-from biomeseason.predict import load_model
+from biomeseason.predict.predictor import load_model
 checkpoint, folder, out = sys.argv[1:4]
 predictor = load_model(checkpoint)
 size = predictor.image_size

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
 
-from biomeseason import files  # noqa: E402
-from biomeseason.preprocess import preprocess  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.prepare.preprocess import preprocess  # noqa: E402
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 BIOMES = ["Boreal", "Deciduous", "DV", "Rainforest", "TropGrass", "Tundra", "USGrass"]
@@ -79,7 +79,7 @@ RUN_ONE = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
 from _machine import Peak
-from biomeseason.preprocess import preprocess
+from biomeseason.prepare.preprocess import preprocess
 
 start = time.perf_counter()
 # Workers are started by a fork server, so they are grandchildren: sampled, not RUSAGE_CHILDREN.
@@ -150,7 +150,7 @@ def search_growth(sizes: list[int], show) -> None:
     """
     import psutil
 
-    from biomeseason.dedupe import near_duplicate_pairs, near_duplicate_pairs_all
+    from biomeseason.prepare.dedupe import near_duplicate_pairs, near_duplicate_pairs_all
 
     before = psutil.Process().memory_info().rss / 2**20
 

@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from _machine import pin_threads, record, settings  # noqa: E402  (bench/ is on the path: the script's folder)
 
-from biomeseason import files, realstats  # noqa: E402
-from biomeseason.checkpoint import load_checkpoint  # noqa: E402
+from biomeseason.io import files  # noqa: E402
 from biomeseason.labels import season_of  # noqa: E402
+from biomeseason.model.checkpoint import load_checkpoint  # noqa: E402
+from biomeseason.synthetic import realstats  # noqa: E402
 
 DATA = ROOT / "data" / "bluemarble"
 FIGURE = ROOT / "bench" / "results" / "real_reliability.png"
@@ -76,8 +77,9 @@ def settings_from(args) -> dict:
 
 def train(s: dict, work: Path) -> tuple[Path, dict]:
     """Scenes -> processed -> fit, all through the library; returns best.pt and the synthetic test metrics."""
-    from biomeseason import preprocess, synthetic
-    from biomeseason.train import TrainConfig, fit
+    from biomeseason.prepare import preprocess
+    from biomeseason.synthetic import generate as synthetic
+    from biomeseason.training.loop import TrainConfig, fit
 
     files.claim_dir(work)   # ours (marker), so its sub-folders are ours to replace
     for sub in ("raw", "processed", "model"):
@@ -112,7 +114,7 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
     from sklearn.metrics import f1_score
 
     from biomeseason.labels import Vocabulary
-    from biomeseason.predict import load_model
+    from biomeseason.predict.predictor import load_model
 
     labels = pd.read_csv(data / "labels.csv")
     held = labels[~labels["region"].isin(realstats.CALIBRATION_REGIONS)].reset_index(drop=True)
@@ -198,8 +200,8 @@ def report(m: dict, df: pd.DataFrame, regions: list[str], s: dict, model: Path, 
 
 def save_reliability(df: pd.DataFrame) -> None:
     """The reliability diagram of the biome head on the real tiles, uncalibrated and calibrated."""
-    from biomeseason import calibration as C
-    from biomeseason import plots
+    from biomeseason.model import calibration as C
+    from biomeseason.training import plots
 
     probs = df.attrs["probs"]
     curve = {"before": C.reliability(probs["before"], probs["labels"]),

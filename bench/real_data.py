@@ -51,9 +51,10 @@ import pandas as pd  # noqa: E402
 from _machine import pin_threads, record, settings  # noqa: E402
 from recipe import key_of, measure, run_ours, run_plain  # noqa: E402
 
-from biomeseason import demo, files  # noqa: E402
-from biomeseason.files import UsageError  # noqa: E402
-from biomeseason.train import TrainConfig  # noqa: E402
+from biomeseason import demo  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.io.files import UsageError  # noqa: E402
+from biomeseason.training.loop import TrainConfig  # noqa: E402
 
 DATA = ROOT / "data" / "bluemarble"
 WORK = ROOT / "runs" / "bench-real-data"
@@ -106,7 +107,7 @@ def defaults_digest() -> str:
 
 def prepare(data: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
     """The tiles split as the demo splits them, through our preprocessing; every tile kept in its split."""
-    from biomeseason.preprocess import preprocess
+    from biomeseason.prepare.preprocess import preprocess
 
     tiles = demo.real_split(pd.read_csv(data / "labels.csv"), seed=0)
     files.write_csv(tmp / "labels.csv", tiles[["path", "biome", "month", "group", "split", "lat", "region"]])
@@ -125,7 +126,7 @@ def prepare(data: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
 
 def prepare_mixed(data: Path, tmp: Path, per_class: int) -> Path:
     """The tiles (split as in ``prepare``) and synthetic scenes together, as the demo writes them."""
-    from biomeseason.preprocess import preprocess
+    from biomeseason.prepare.preprocess import preprocess
 
     labels_csv = demo.write_training_data(tmp / "mixed", per_class, seed=0, real=True, smoke=False,
                                           tiles_dir=data)

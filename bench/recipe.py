@@ -65,8 +65,8 @@ from _recipe_runs import (  # noqa: E402  (real_data.py imports the runs from he
     run_plain,
 )
 
-from biomeseason import files  # noqa: E402
-from biomeseason.files import UsageError  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.io.files import UsageError  # noqa: E402
 
 __all__ = ["key_of", "measure", "run_ours", "run_plain"]   # for bench/real_data.py
 
@@ -124,7 +124,7 @@ def settings_from(args) -> dict:
 
 def parse_try(text: str) -> dict:
     """'augment=false,lr=1e-3' -> {'augment': False, 'lr': 0.001}, typed like TrainConfig's fields."""
-    from biomeseason.train import TrainConfig
+    from biomeseason.training.loop import TrainConfig
 
     kinds = {f.name: type(f.default) for f in dataclasses.fields(TrainConfig)}
     out = {}

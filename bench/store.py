@@ -34,10 +34,11 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _machine import Peak, pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
 
-from biomeseason import files, store  # noqa: E402
-from biomeseason.data import ClassLists, ProcessedImages, encode_targets  # noqa: E402
-from biomeseason.model import BiomeSeasonNet  # noqa: E402
-from biomeseason.presets import eval_transform, train_transform  # noqa: E402
+from biomeseason.io import files  # noqa: E402
+from biomeseason.model.network import BiomeSeasonNet  # noqa: E402
+from biomeseason.model.presets import eval_transform, train_transform  # noqa: E402
+from biomeseason.prepare import store  # noqa: E402
+from biomeseason.training.dataset import ClassLists, ProcessedImages, encode_targets  # noqa: E402
 
 BIOMES = ["boreal_forest", "desert", "tundra"]
 

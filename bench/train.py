@@ -27,14 +27,14 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _machine import pin_threads, record  # noqa: E402  (bench/ is on the path: the script's folder)
 
-from biomeseason.data import read_class_lists, read_manifest  # noqa: E402
-from biomeseason.images import open_rgb  # noqa: E402
+from biomeseason.io.images import open_rgb  # noqa: E402
 from biomeseason.labels import MONTH_ABBR  # noqa: E402
-from biomeseason.model import BiomeSeasonNet  # noqa: E402
-from biomeseason.preprocess import preprocess  # noqa: E402
-from biomeseason.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from biomeseason.synthetic import FILE_PREFIX, render_scene  # noqa: E402
-from biomeseason.train import TrainConfig, _datasets, masked_losses  # noqa: E402
+from biomeseason.model.network import BiomeSeasonNet  # noqa: E402
+from biomeseason.model.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from biomeseason.prepare.preprocess import preprocess  # noqa: E402
+from biomeseason.synthetic.generate import FILE_PREFIX, render_scene  # noqa: E402
+from biomeseason.training.dataset import read_class_lists, read_manifest  # noqa: E402
+from biomeseason.training.loop import TrainConfig, _datasets, masked_losses  # noqa: E402
 
 
 def write_originals(folder: Path, n: int, megapixels: float) -> None:

@@ -17,15 +17,15 @@ import sys
 from pathlib import Path
 
 COMMANDS = {
-    "synth": ("biomeseason.synthetic", "write synthetic Earth scenes with labelled file names"),
-    "earth": ("biomeseason.earth", "cut and label every land tile of the Blue Marble maps (the whole Earth)"),
-    "ship": ("biomeseason.ship", "score a trained Earth model on held-out places and write models/earth.pt"),
-    "preprocess": ("biomeseason.preprocess", "clean data/raw into data/processed (same as dataset_preproc.py)"),
-    "train": ("biomeseason.train", "train the two-head ResNet on data/processed"),
-    "predict": ("biomeseason.predict_cli", "predict biome, month and season of images into a CSV"),
-    "colors": ("biomeseason.colors", "dominant colours of images, named, into a CSV or JSON"),
+    "synth": ("biomeseason.synthetic.generate", "write synthetic Earth scenes with labelled file names"),
+    "earth": ("biomeseason.earth.tiles", "cut and label every land tile of the Blue Marble maps (the whole Earth)"),
+    "ship": ("biomeseason.training.ship", "score a trained Earth model on held-out places and write models/earth.pt"),
+    "preprocess": ("biomeseason.prepare.preprocess", "clean data/raw into data/processed (same as dataset_preproc.py)"),
+    "train": ("biomeseason.training.loop", "train the two-head ResNet on data/processed"),
+    "predict": ("biomeseason.predict.cli", "predict biome, month and season of images into a CSV"),
+    "colors": ("biomeseason.colors.palette", "dominant colours of images, named, into a CSV or JSON"),
     "demo": ("biomeseason.demo", "the whole chain on synthetic data, executing the notebooks"),
-    "clean": ("biomeseason.files", "delete output folders written by biomeseason (and nothing else)"),
+    "clean": ("biomeseason.io.files", "delete output folders written by biomeseason (and nothing else)"),
 }
 
 
@@ -45,7 +45,7 @@ def main(argv=None):
                                      description=COMMANDS[name][1],
                                      parents=[module.get_args_parser(add_help=False)])
     args = parser.parse_args(rest)
-    from .files import UsageError, out_of_space, terminate_as_interrupt
+    from .io.files import UsageError, out_of_space, terminate_as_interrupt
 
     try:
         with terminate_as_interrupt():
@@ -68,7 +68,7 @@ def main(argv=None):
 def _no_room(error: OSError, out) -> str:
     """The out-of-room sentence, naming the file if it is inside --out, else --out itself (the
     file may be in a temporary build folder beside it that the user never sees)."""
-    from .files import OutOfSpaceError
+    from .io.files import OutOfSpaceError
 
     where = error.filename
     if out is not None and (where is None or Path(out).resolve() not in Path(where).resolve().parents):

@@ -4,12 +4,12 @@
     python -m biomeseason demo --no-real ...      # synthetic scenes alone
 
 1. training data             -> out/raw/, out/labels.csv
-   synthetic scenes (biomeseason.synthetic) and the real Blue Marble tiles
+   synthetic scenes (biomeseason.synthetic.generate) and the real Blue Marble tiles
    shipped in data/bluemarble/: the regions the scenes' colours were
    measured on train (15% of their places validate); the other regions,
    whole, are the real test split, so the real test figures are on places
    never trained on.
-2. preprocessing             -> out/processed/          (biomeseason.preprocess)
+2. preprocessing             -> out/processed/          (biomeseason.prepare.preprocess)
 3. train.ipynb               -> out/model/best.pt, plots, metrics
 4. a held-out image          -> out/heldout/            (a real tile of a region no demo model trains on;
                                                           with --no-real, a scene from a seed no training image used)
@@ -89,7 +89,7 @@ def prepare_out(out: Path, force: bool = False) -> None:
     that happens to be called ``raw`` survives (and is then refused by the step
     that would write into it).
     """
-    from .files import claim_dir, is_ours, remove_ours
+    from .io.files import claim_dir, is_ours, remove_ours
 
     claim_dir(out, force=force)
     for name in GENERATED:
@@ -101,7 +101,7 @@ def run_notebook(name: str, out: Path, parameters: dict) -> Path:
     """Execute ROOT/name into out/notebooks/name; raises papermill's error with the cell that failed."""
     import papermill
 
-    from .files import claim_dir
+    from .io.files import claim_dir
 
     target = claim_dir(out / "notebooks") / name
     print(f"   {name} -> {target}", flush=True)
@@ -119,10 +119,10 @@ def write_heldout(out: Path, size: int = 256, real: bool = False, tiles_dir: Pat
     held-out region (``HELDOUT_TILE``); else one scene from a seed no training image used."""
     from PIL import Image
 
-    from . import files
-    from .files import claim_dir, save_image
+    from .io import files
+    from .io.files import claim_dir, save_image
     from .labels import MONTH_ABBR
-    from .synthetic import FILE_PREFIX, render_scene
+    from .synthetic.generate import FILE_PREFIX, render_scene
 
     folder = claim_dir(out / "heldout")
     if real:
@@ -140,9 +140,10 @@ def write_training_data(out: Path, per_class: int, seed: int, real: bool, smoke:
     Returns the labels CSV (None without the real tiles: the scenes' names are their labels)."""
     import pandas as pd
 
-    from . import realstats, synthetic
-    from .files import atomic_write, write_csv
+    from .io.files import atomic_write, write_csv
     from .labels import Vocabulary, parse_filename
+    from .synthetic import generate as synthetic
+    from .synthetic import realstats
 
     scenes = synthetic.write_scenes(out / "raw", per_class=per_class, seed=seed, workers=os.cpu_count() or 1)
     print(f"   {len(scenes)} synthetic scenes in {out / 'raw'}")
@@ -176,7 +177,7 @@ def real_split(tiles, seed: int, smoke: bool = False):
     ``smoke``: one place per region."""
     import numpy as np
 
-    from .realstats import CALIBRATION_REGIONS
+    from .synthetic.realstats import CALIBRATION_REGIONS
 
     if smoke:
         first = tiles.groupby("region")["group"].transform("min")
@@ -196,10 +197,10 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
     summary line per domain."""
     import pandas as pd
 
-    from .files import write_csv, write_rows
+    from .io.files import write_csv, write_rows
     from .labels import season_of
-    from .manifest import read_manifest
-    from .metrics import scores_by
+    from .prepare.manifest import read_manifest
+    from .training.metrics import scores_by
 
     test = read_manifest(processed)
     test = test[test["split"] == "test"].reset_index(drop=True)
@@ -233,10 +234,10 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
 def compare_with_shipped(predictor, tiles_dir: Path = REAL, shipped: Path | None = None) -> list[str]:
     """The demo's model next to the shipped Earth model on the same held-out real places (the regions the demo
     does not train on), each from the image alone and given the place; one line per model."""
-    from . import scoring
-    from .predict import load_model
-    from .realstats import CALIBRATION_REGIONS
-    from .ship import SHIPPED
+    from .predict.predictor import load_model
+    from .synthetic.realstats import CALIBRATION_REGIONS
+    from .training import scoring
+    from .training.ship import SHIPPED
 
     shipped = shipped or SHIPPED
     tiles = scoring.read_tiles(tiles_dir / "labels.csv")
@@ -262,9 +263,9 @@ def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path
     true labels (read from its name) beside the answer."""
     import matplotlib
     matplotlib.use("Agg")  # headless: the figure only goes to a file
-    from . import explain
-    from .files import claim_dir, save_figure
+    from .io.files import claim_dir, save_figure
     from .labels import MONTH_ABBR, Vocabulary, parse_filename
+    from .predict import explain
 
     label = parse_filename(image.name, Vocabulary.load())
     truth = f"{label.biome}, {MONTH_ABBR[label.month - 1].capitalize()}" if label.month else label.biome
@@ -289,7 +290,7 @@ def missing_notebook_modules() -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .files import UsageError
+    from .io.files import UsageError
 
     missing = missing_notebook_modules()
     if missing:   # before any work: a plain `pip install .` has the library and its commands, not Jupyter
@@ -297,8 +298,8 @@ def main(args: argparse.Namespace) -> int:
                          "pip install 'biomeseason[notebooks]' (make setup installs it)")
     from papermill.exceptions import PapermillExecutionError
 
-    from . import preprocess
-    from .predict import load_model
+    from .predict.predictor import load_model
+    from .prepare import preprocess
 
     out = Path(args.out).resolve()
     settings = SMOKE if args.smoke else SETTINGS["real" if args.real else "synthetic"]

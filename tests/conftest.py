@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_processed(tmp_path_factory) -> Path:
     """Synthetic scenes (1 per biome x month, 64 px) run through preprocessing."""
-    from biomeseason.preprocess import preprocess
-    from biomeseason.synthetic import write_scenes
+    from biomeseason.prepare.preprocess import preprocess
+    from biomeseason.synthetic.generate import write_scenes
 
     base = tmp_path_factory.mktemp("tiny")
     write_scenes(base / "raw", per_class=1, seed=0, size=64, progress=False)

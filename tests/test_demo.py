@@ -4,10 +4,11 @@ import subprocess
 
 import pytest
 
-from biomeseason import demo, files
+from biomeseason import demo
 from biomeseason.__main__ import main as cli
-from biomeseason.files import UsageError
-from biomeseason.manifest import read_manifest
+from biomeseason.io import files
+from biomeseason.io.files import UsageError
+from biomeseason.prepare.manifest import read_manifest
 
 
 def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path, python):
@@ -47,7 +48,7 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, python, flag):
 def test_the_heldout_scene_is_named_by_its_labels_and_not_a_training_scene(tmp_path):
     from PIL import Image
 
-    from biomeseason.synthetic import write_scenes
+    from biomeseason.synthetic.generate import write_scenes
 
     path = demo.write_heldout(tmp_path, size=64)
     assert path.name == "Deciduous_Oct.jpg"
@@ -60,7 +61,7 @@ def test_the_heldout_scene_is_named_by_its_labels_and_not_a_training_scene(tmp_p
 def test_real_tiles_split_by_region_and_place_with_whole_regions_held_out_for_test():
     import pandas as pd
 
-    from biomeseason.realstats import CALIBRATION_REGIONS
+    from biomeseason.synthetic.realstats import CALIBRATION_REGIONS
 
     tiles = pd.read_csv(demo.REAL / "labels.csv")
     split = demo.real_split(tiles, seed=0)
@@ -90,7 +91,7 @@ def test_training_data_takes_the_tiles_from_the_folder_given(tmp_path, monkeypat
     import pandas as pd
     from PIL import Image
 
-    from biomeseason import synthetic
+    from biomeseason.synthetic import generate as synthetic
 
     tiles = tmp_path / "tiles"
     rows = []

@@ -20,8 +20,8 @@ from PIL import Image
 from test_predict import make_checkpoint, random_image
 from test_preprocess import photo, save, tree_hashes
 
-from biomeseason import files
 from biomeseason.__main__ import main as cli
+from biomeseason.io import files
 from biomeseason.labels import MONTH_ABBR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def test_no_process_of_a_run_outlives_it_when_it_is_killed_with_sigkill(
 def test_a_worker_ends_when_the_process_it_was_started_for_ends(tmp_path, spawn):
     """``end_with`` alone: a process told to end with a sleeping parent ends soon after it is killed."""
     script = ("import os, sys, time\n"
-              "from biomeseason.workers import end_with\n"
+              "from biomeseason.io.workers import end_with\n"
               "parent = int(sys.argv[1])\n"
               "end_with(parent)\n"
               "print('watching', flush=True)\n"
@@ -257,7 +257,7 @@ def test_a_file_size_limit_ends_each_command_in_one_sentence_and_keeps_the_previ
 
 APPEND = """
 import resource, sys
-from biomeseason import files
+from biomeseason.io import files
 path = sys.argv[1]
 files.write_text(path, "a,b\\n")
 with files.appending_rows(path, ["a", "b"]) as append:
@@ -337,7 +337,8 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_note(small_raw, tmp_pa
 @pytest.mark.parametrize("name", ["preprocess", "predict"])
 def test_more_workers_than_cpus_are_capped_with_one_note(name, small_raw, checkpoint, tmp_path, monkeypatch,
                                                          capsys):
-    from biomeseason import preprocess, scene
+    from biomeseason.predict import scene
+    from biomeseason.prepare import preprocess
 
     module = preprocess if name == "preprocess" else scene
     asked, real_pool = [], module.process_pool

@@ -1,0 +1,239 @@
+"""Colour clusters: the distinct colours of an image, clustered in CIELAB into a Palette.
+
+- Pixels: the image is read by ``biomeseason.io.images`` (EXIF orientation, ICC
+  profile, 16-bit and float, a pixel limit); a JPEG is decoded at the smallest
+  DCT scale whose short side still covers ``MIN_SIDE`` (1/8 for a 12-megapixel
+  photo: 500 x 375), and any image is then box-reduced by an integer factor to at
+  most ``MAX_SIDE`` pixels a side. Every pixel that is left counts, as the
+  distinct colours and how many pixels have each: there is no sample, so
+  nothing depends on which pixels a sample drew. (Reducing the 1/8 decode
+  further, to 256 a side, averaged away texture the full photo has: k-means on
+  its distinct colours then lay 1.0 dE2000 from k-means on all the full
+  photo's pixels instead of 0.44, on bench/colors.py's photos.) Transparent
+  pixels are never counted; optionally, near-black pixels connected to the
+  image border (space around the Earth's limb, scanner or letterbox frames)
+  are left out and counted. White is a real colour (snow, cloud) and always
+  stays.
+- Clusters: k-means in CIELAB, so that distances are perceptual; a shade
+  shared by many pixels becomes one colour. Each distinct colour weighs as
+  many pixels as have it, which is k-means on all the pixels. An image with
+  fewer distinct colours than ``k`` gives exactly those colours.
+- Speed: a photo has up to 50,000 distinct colours, too many to restart
+  k-means on ``N_INIT`` times (it needs restarts to find its best optimum), so
+  the restarts run on fewer points (``_pool``): a colour holding at least
+  ``HEAVY_SHARE`` of the pixels is a point of its own; the lighter ones are
+  pooled in cubes of CIELAB, small ones first (``POOL_CELLS``), a cube's point
+  being the weighted mean of its colours and weighing all their pixels (the
+  points keep the total weight and the mean of the pixels). Light colours move
+  the centres little wherever they are pooled; heavy ones keep their place, so
+  two near shades that hold much of a photo can still be two clusters, as on
+  all the pixels (a Blue Marble view of the sea: 49 % and 48 % of the pixels
+  in two shades 0.25 dE apart, in one cube of the finest size). Then one
+  k-means iteration on the colours themselves settles the centres and gives
+  every colour its cluster. On bench/colors.py's photos: about 600 points
+  instead of 17,000 colours (medians), and palettes 0.56 dE from all-pixel
+  k-means (mean over the photos and five seeds), where k-means on a random
+  sample of 10,000 pixels of the image reduced to 256 a side lay 1.5.
+- Each cluster is named by ``names``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage.color import lab2rgb
+from sklearn.cluster import KMeans
+
+from ..io import images
+from ..io.workers import one_thread  # noqa: F401  (colors and analysis take it from here)
+from .names import ColorNamer, lab_of
+
+SEED = 0                  # k-means initialisation
+MIN_SIDE = 256            # a JPEG is decoded at the smallest DCT scale whose short side covers this...
+MAX_SIDE = 512            # ...then reduced to at most this a side: a 12-megapixel photo stays 500 x 375
+N_INIT = 10               # k-means restarts on the pooled points; with 5, 6 of 105 palettes (21 photos x 5 seeds)
+                          # ended over 1.5 dE from all-pixel k-means, the worst 3.4; with 10, none
+TOL = 1e-3                # of the restarts (scikit-learn's default 1e-4 iterates longer): the last
+                          # iteration, on all the colours, settles the centres anyway
+HEAVY_SHARE = 1 / 2000    # a colour (or cube) holding this share of the pixels is a point of its own
+POOL_CELLS = (2, 4, 8, 16)  # lighter ones are pooled in CIELAB cubes this wide (about dE), small first
+MIN_ALPHA = 128           # pixels less opaque than this are transparent
+FRAME_MAX_RGB = 32        # near-black: every channel <= this (about L* <= 12)
+
+# ------------------------------------------------------------------ pixels ---
+
+def _read(image, max_pixels: int = images.MAX_PIXELS) -> Image.Image:
+    """RGB, or RGBA if the image has transparency, decoded small (see images.read_image)."""
+    return images.read_image(image, min_size=MIN_SIDE, max_pixels=max_pixels, keep_alpha=True).image
+
+
+def _rgba_small(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 colours and (H, W) bool opaque mask, at most MAX_SIDE a side."""
+    has_alpha = im.mode == "RGBA"
+    # Premultiplied alpha, so a transparent pixel adds no colour to the boxes
+    # it is averaged into by reduce.
+    im = im.convert("RGBA").convert("RGBa") if has_alpha else im.convert("RGB")
+    factor = -(-max(im.size) // MAX_SIDE)
+    if factor > 1:
+        im = im.reduce(factor)
+    if not has_alpha:
+        rgb = np.asarray(im)
+        return rgb, np.ones(rgb.shape[:2], bool)
+    rgba = np.asarray(im.convert("RGBA"))
+    return rgba[..., :3], rgba[..., 3] >= MIN_ALPHA
+
+
+def _frame_mask(rgb: np.ndarray, opaque: np.ndarray) -> np.ndarray:
+    """Near-black pixels connected to the border: space or a frame, not a shadow."""
+    dark = opaque & (rgb.max(axis=2) <= FRAME_MAX_RGB)
+    labels, _ = ndimage.label(dark, structure=np.ones((3, 3)))
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    touching = np.unique(edge[edge > 0])
+    return np.isin(labels, touching)
+
+
+def _codes(rgb: np.ndarray) -> np.ndarray:
+    """(N,) int32 0xRRGGBB of (N, 3) uint8 colours."""
+    r, g, b = (rgb[:, i].astype(np.int32) for i in range(3))
+    return (r << 16) | (g << 8) | b
+
+
+class Pixels:
+    """The pixels of one image that count (opaque, and not frame if asked): their distinct
+    colours ``rgb``, ``lab`` and ``counts``; where each of them is (``index``, row by row in
+    an image of ``shape``) and which colour it has (``colour_of``); and what was left out."""
+
+    def __init__(self, image, ignore_frame: bool = False, max_pixels: int = images.MAX_PIXELS):
+        rgb, keep = _rgba_small(_read(image, max_pixels))
+        self.shape = keep.shape
+        self.ignored_transparent = 100.0 * (keep.size - keep.sum()) / keep.size
+        frame = _frame_mask(rgb, keep) if ignore_frame else np.zeros_like(keep)
+        self.ignored_frame = 100.0 * frame.sum() / keep.size
+        keep &= ~frame
+        self.index = np.flatnonzero(keep)                       # (N,) kept pixels, row by row
+        if self.index.size == 0:
+            what = "opaque" if not ignore_frame else "opaque, non-frame"
+            raise ValueError(f"{_describe(image)}: no {what} pixels to analyse")
+        flat = rgb.reshape(-1, 3)
+        self._codes = _codes(flat if self.index.size == keep.size else flat[self.index])   # (N,)
+        distinct, self.counts = np.unique(self._codes, return_counts=True)
+        self.rgb = np.stack([distinct >> 16, (distinct >> 8) & 255, distinct & 255], 1).astype(np.uint8)  # (M, 3)
+        self.lab = lab_of(self.rgb)                             # (M, 3)
+
+    @functools.cached_property
+    def colour_of(self) -> np.ndarray:
+        """(N,) the index in ``rgb`` of each kept pixel's colour."""
+        return np.unique(self._codes, return_inverse=True)[1]
+
+
+def _describe(image) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else type(image).__name__
+
+
+# ---------------------------------------------------------------- clusters ---
+
+def _cube_means(lab: np.ndarray, weights: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted mean and the total weight of the points in each occupied CIELAB cube ``cell`` wide."""
+    cube = np.floor(lab / cell).astype(np.int64) + 512          # L*, a*, b* / cell lie within +-512
+    _, cube = np.unique((cube[:, 0] << 20) | (cube[:, 1] << 10) | cube[:, 2], return_inverse=True)
+    total = np.bincount(cube, weights)
+    means = np.stack([np.bincount(cube, weights * lab[:, i]) for i in range(3)], 1) / total[:, None]
+    return means, total
+
+
+def _pool(lab: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fewer weighted points for the k-means restarts (see the module's docstring): points
+    holding at least HEAVY_SHARE of the pixels stay, the others are pooled in cubes of each
+    size of POOL_CELLS in turn; what is left is pooled in the largest. Total weight and
+    weighted mean are those of the colours."""
+    heavy_min = HEAVY_SHARE * counts.sum()
+    points, weights = lab, counts.astype(float)
+    kept_points, kept_weights = [], []
+    for cell in POOL_CELLS:
+        heavy = weights >= heavy_min
+        kept_points.append(points[heavy])
+        kept_weights.append(weights[heavy])
+        points, weights = _cube_means(points[~heavy], weights[~heavy], cell)
+    return np.concatenate([*kept_points, points]), np.concatenate([*kept_weights, weights])
+
+
+def _nearest(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(M,) the index of the centre nearest to each colour."""
+    return ((centres ** 2).sum(1) - 2 * lab @ centres.T).argmin(1)
+
+
+def _cluster(lab: np.ndarray, counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centres (m, 3) in Lab, the cluster of each colour (M,)) with m <= k, of the distinct
+    colours ``lab`` (M, 3) weighted by their pixel ``counts`` (M,)."""
+    if len(lab) <= k:
+        # k-means would split one colour in several identical clusters.
+        return lab, np.arange(len(lab))
+    points, weights = _pool(lab, counts)
+    if len(points) < k:     # all in fewer cubes than clusters: the restarts take the colours themselves
+        points, weights = lab, counts
+    centres = KMeans(n_clusters=k, n_init=N_INIT, tol=TOL, random_state=seed).fit(
+        points, sample_weight=weights).cluster_centers_
+    # One k-means iteration on the colours themselves (the same as scikit-learn's with
+    # max_iter=1, without its checks, which cost twice the iteration): the centres become
+    # the weighted means of the colours nearest to them, then each colour goes to its nearest.
+    labels = _nearest(lab, centres)
+    total = np.bincount(labels, counts, minlength=k)
+    sums = np.stack([np.bincount(labels, counts * lab[:, i], minlength=k) for i in range(3)], 1)
+    filled = total > 0
+    centres[filled] = sums[filled] / total[filled, None]
+    return centres, _nearest(lab, centres)
+
+
+def _percentages(counts: np.ndarray, decimals: int = 2) -> np.ndarray:
+    """Counts as percentages rounded so that they add up to exactly 100."""
+    unit = 10 ** decimals
+    exact = counts / counts.sum() * 100 * unit
+    floor = np.floor(exact)
+    short = int(round(100 * unit - floor.sum()))
+    # largest remainders get the missing units; ties go to the larger count
+    order = np.lexsort((-counts, -(exact - floor)))
+    floor[order[:short]] += 1
+    return floor / unit
+
+
+def _to_rgb255(lab: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(lab2rgb(lab), 0, 1) * 255).astype(int)
+
+
+class Palette(list):
+    """Colour records, largest share first, plus what was left out.
+
+    ``ignored_transparent`` and ``ignored_frame`` are percentages of the
+    image's pixels (counted on the reduced image).
+    """
+
+    def __init__(self, records, ignored_transparent: float = 0.0, ignored_frame: float = 0.0):
+        super().__init__(records)
+        self.ignored_transparent = round(float(ignored_transparent), 2)
+        self.ignored_frame = round(float(ignored_frame), 2)
+
+
+def palette_of(pixels: Pixels, k: int, seed: int, namer: ColorNamer) -> tuple[Palette, np.ndarray]:
+    """(Palette, the palette index of each of the pixels' distinct colours ``pixels.rgb``);
+    ``result[1][pixels.colour_of]`` is that of each pixel."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    centres, labels = _cluster(pixels.lab, pixels.counts, k, seed)
+    counts = np.bincount(labels, weights=pixels.counts, minlength=len(centres))
+    # by share, then by cluster number; a cluster k-means left empty is dropped
+    order = np.lexsort((np.arange(len(counts)), -counts))[:np.count_nonzero(counts)]
+    rank = np.full(len(counts), -1)
+    rank[order] = np.arange(len(order))
+    rgb = _to_rgb255(centres[order])
+    shares = _percentages(counts[order])
+    names = namer.name_rgb(rgb)
+    records = [{"rgb": tuple(int(c) for c in colour), "hex": _hex(colour), "share": float(share), **name}
+               for colour, share, name in zip(rgb, shares, names)]
+    return Palette(records, pixels.ignored_transparent, pixels.ignored_frame), rank[labels]
+
+
+def _hex(rgb) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))

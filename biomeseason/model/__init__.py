@@ -1,0 +1,2 @@
+"""The model and what its checkpoint carries: the two-head ResNet, the checkpoint format,
+the train/eval transforms, calibration and the familiarity score."""

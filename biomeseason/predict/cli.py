@@ -1,0 +1,325 @@
+"""Command line of prediction: the answers on screen for a few images, a CSV with one row
+per image for a folder (``--json`` prints JSON lines for scripts)::
+
+    python -m biomeseason predict photo.jpg --lat 49.9 --lon 21.2
+    python -m biomeseason predict data/raw --out predictions.csv
+
+The model and how it predicts are ``predict`` (``load_model``, ``Predictor``); this module
+reads the settings, the places of a ``--meta`` CSV, and writes the rows.
+
+A folder is predicted as a stream: worker processes read and decode (JPEG at
+reduced scale), the model runs in batches, and rows are appended to
+``<out>.partial`` as they come, then renamed to ``--out`` when complete. So
+``--out`` is always the previous file or a complete new one; an interrupted run
+keeps its rows in the partial file and ``--resume`` continues from it,
+skipping images already there (same path and content hash). Nothing is written
+over an input or a file that is not ours, and an empty result replaces nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..io import files, images
+from ..io.images import ImageError, check_paths_exist, find_images
+from ..labels import HEMISPHERES
+from ..model.checkpoint import CheckpointError
+from ..model.network import select_device
+from .predictor import MODEL_CANDIDATES, Predictor, load_model
+from .rows import COLUMNS, OUR_HEADER, UNFAMILIAR_WARNING, Prediction
+
+SHOWN = 20                                   # up to this many images, predict shows every answer on screen
+BATCH_OUT = Path("runs/predict/predictions.csv")   # where more go without --out
+WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where a run appends its rows until it is complete: ``<out>.partial``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Predict biome, month and season of images into a CSV.",
+                                     add_help=add_help)
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="image files and/or folders (searched recursively)")
+    parser.add_argument("--model", default=None,
+                        help=f"checkpoint (default: {MODEL_CANDIDATES[0]} if it exists, else the shipped "
+                             f"{MODEL_CANDIDATES[1]})")
+    parser.add_argument("--out", default=None,
+                        help="CSV to write (default: none for up to "
+                             f"{SHOWN} images, whose answers are on screen; {BATCH_OUT} for more)")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="what goes to standard output: a table for people (default; for more than "
+                             f"{SHOWN} images a summary) or JSON lines, one object per image, for scripts")
+    parser.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out that was not written by biomeseason (default: refuse)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows of an interrupted run (or of --out) and predict only the "
+                             "images not in them, by path and content hash (default: start afresh)")
+    parser.add_argument("--tta", action="store_true",
+                        help="average over the flips (and, for overhead views, rotations) the model was "
+                             "trained with (default: off)")
+    parser.add_argument("--no-scene", dest="scene", action="store_false",
+                        help="predict on the whole image, without cropping to the Earth part (default: crop)")
+    parser.add_argument("--hemisphere", choices=HEMISPHERES, default=None,
+                        help="where the images were taken, for their months and seasons (a southern "
+                             "January looks like a northern July); default: each image's EXIF GPS "
+                             "latitude, else the hemisphere of the model's training data")
+    parser.add_argument("--lat", type=float, default=None,
+                        help="latitude of the images in degrees north (south negative): the biome is given "
+                             "the latitude too (the model's geographic prior), and the hemisphere follows it; "
+                             "default: each image's EXIF GPS latitude, else none")
+    parser.add_argument("--lon", type=float, default=None,
+                        help="longitude of the images in degrees east (west negative), with --lat: the biome "
+                             "is given the place (the label map around it); default: EXIF GPS, else none")
+    parser.add_argument("--meta", default=None, metavar="CSV",
+                        help="per-image places: a CSV with path, lat, lon (an astronaut photo catalogue's "
+                             "nadir points); a path is matched as written, relative to the CSV's folder, or "
+                             "by file name; images it does not list keep their EXIF GPS")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
+    parser.add_argument("--max-pixels", type=int, default=images.MAX_PIXELS,
+                        help=f"skip images with more pixels than this (default: {images.MAX_PIXELS:,})")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default: auto)")
+    return parser
+
+
+def _answer_on_screen(predictor: Predictor, found: list[Path], ignored: list[Path], fmt: str, options: dict) -> int:
+    """A few images: predict them and print the answers (a table, or JSON lines); nothing is written."""
+    failed: list[str] = []
+
+    def report(path, error: ImageError) -> None:
+        failed.append(str(path))
+        print(f"skipped {error}", file=sys.stderr)
+
+    with files.terminate_as_interrupt():
+        results = predictor.predict(found, on_error=report, progress=len(found) > 1, **options)
+    if fmt == "json":
+        _print_json(results)
+    elif results:
+        print(format_table(results))
+    if ignored:
+        print(f"ignored {len(ignored)} non-image files", file=sys.stderr)
+    if not results:
+        print("error: nothing could be predicted" + (f" ({', '.join(failed)})" if failed else ""), file=sys.stderr)
+        return 1
+    if fmt == "table":
+        print(f"(answers of {predictor.path}; --out FILE.csv writes them with every probability, "
+              "--json prints them for scripts)", file=sys.stderr)
+    return 0
+
+
+def _print_json(results) -> None:
+    import json
+
+    for r in results:
+        print(json.dumps({**r.to_row(), "unfamiliar": r.unfamiliar}), flush=True)
+
+
+def format_table(results: list[Prediction]) -> str:
+    """The answers as a table for people: one line an image."""
+    import pandas as pd
+
+    rows = [{"image": Path(r.path).name,
+             "biome": f"{r.biome} ({r.biome_p:.2f})",
+             "month": f"{r.month_name} ({r.month_p:.2f})",
+             "season": f"{r.season} ({r.season_p:.2f})",
+             "unfamiliar": {True: "YES", False: "no", None: "?"}[r.unfamiliar],
+             "given": (f"{r.lat:.2f}, {r.lon:.2f}" if r.lon is not None else f"lat {r.lat:.2f}" if r.lat is not None
+                       else "image only"),
+             "scene box": ",".join(map(str, r.scene_box)) if r.scene_box and r.image_size
+             and tuple(r.scene_box) != (0, 0, *r.image_size) else "whole image"} for r in results]
+    text = pd.DataFrame(rows).to_string(index=False)
+    if any(r.unfamiliar for r in results):
+        text += f"\nYES under unfamiliar: {UNFAMILIAR_WARNING}"
+    return text
+
+
+def summary_of(csv_path: Path) -> str:
+    """Many images: how many of each biome, and how many flagged unfamiliar."""
+    import pandas as pd
+
+    table = pd.read_csv(csv_path, keep_default_na=False)
+    counts = table["biome"].value_counts()
+    flagged = (table["unfamiliar"].astype(str) == "True").sum()
+    return ("biomes: " + ", ".join(f"{b} {n}" for b, n in counts.items())
+            + f"; flagged unfamiliar: {flagged} of {len(table)}")
+
+
+def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """Refuse bad settings before any work (files.UsageError, one sentence).
+    Returns (images, ignored files) found in the input paths."""
+    for flag, value in (("--batch-size", args.batch_size), ("--max-pixels", args.max_pixels)):
+        if value < 1:
+            raise files.UsageError(f"{flag} {value}: must be at least 1")
+    if args.workers < 0:
+        raise files.UsageError(f"--workers {args.workers}: must be 0 or more")
+    if args.lat is not None and not -90 <= args.lat <= 90:
+        raise files.UsageError(f"--lat {args.lat}: must be within -90..90 degrees")
+    if args.lon is not None and not -180 <= args.lon <= 180:
+        raise files.UsageError(f"--lon {args.lon}: must be within -180..180 degrees")
+    if args.lon is not None and args.lat is None:
+        raise files.UsageError("--lon needs --lat: a longitude alone places nothing")
+    if args.meta and args.lat is not None:
+        raise files.UsageError("--meta and --lat both give the places: use one of them")
+    check_paths_exist(args.paths)
+    found, ignored = find_images(args.paths)
+    if args.out is None and (len(found) > SHOWN or args.resume):
+        args.out = str(BATCH_OUT)   # many images: their rows stream to a CSV of ours, never into the current folder
+    if args.out is None:
+        return found, ignored
+    inputs = [*args.paths, *found, *([args.model] if args.model else [])]
+    ours = files.csv_header_is(OUR_HEADER)
+    files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=ours, suffixes=[".csv"])
+    files.check_output_file(partial_path(args.out), inputs=inputs, force=args.force, looks_ours=ours,
+                            suffixes=[".partial"])
+    if args.resume:
+        for path in (partial_path(args.out), Path(args.out)):
+            if path.is_file() and "sha256" not in _header(path):
+                raise files.UsageError(f"--resume: {path} has no sha256 column (an older version wrote it); "
+                                       "run without --resume")
+    return found, ignored
+
+
+def places_of(images_: list[Path], meta_csv) -> tuple[list[float | None], list[float | None]]:
+    """(latitudes, longitudes) of ``images_`` from a CSV of path, lat, lon; None where it lists an image not.
+    A row's path matches an image as written, relative to the CSV's folder, or by file name if that is unique."""
+    import pandas as pd
+
+    meta_csv = Path(meta_csv)
+    try:
+        table = pd.read_csv(meta_csv, dtype={"path": str})
+    except (OSError, ValueError) as e:
+        raise files.UsageError(f"--meta {meta_csv}: cannot be read as CSV ({str(e).strip().splitlines()[0]})") from None
+    missing = [c for c in ("path", "lat", "lon") if c not in table.columns]
+    if missing:
+        raise files.UsageError(f"--meta {meta_csv} lacks the column(s) {', '.join(missing)} (it needs path, lat, lon)")
+    for column, limit in (("lat", 90), ("lon", 180)):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = table[(values.abs() > limit) | (values.isna() & table[column].notna())]
+        if len(bad):
+            raise files.UsageError(f"--meta {meta_csv}: {column} of {bad['path'].iloc[0]} is "
+                                   f"{bad[column].iloc[0]!r}, not a number within -{limit}..{limit}")
+        table[column] = values
+    by_path = {}
+    for row in table.itertuples():
+        for key in (Path(row.path), meta_csv.parent / row.path):
+            by_path.setdefault(str(key.resolve()), (row.lat, row.lon))
+    names = table["path"].map(lambda p: Path(p).name)
+    unique = {n: (r.lat, r.lon) for n, r in zip(names, table.itertuples()) if (names == n).sum() == 1}
+    found = [by_path.get(str(Path(p).resolve()), unique.get(Path(p).name)) for p in images_]
+    placed = [f for f in found if f is not None and not math.isnan(f[0])]
+    print(f"--meta: places for {len(placed)} of {len(images_)} images from {meta_csv}", file=sys.stderr)
+    lats = [None if f is None or math.isnan(f[0]) else float(f[0]) for f in found]
+    lons = [None if f is None or math.isnan(f[0]) or math.isnan(f[1]) else float(f[1]) for f in found]
+    return lats, lons
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _previous_rows(out: Path, partial: Path) -> tuple[list[dict], Path | None]:
+    """(rows, file they came from) of an interrupted run, else of a complete --out, for --resume."""
+    for path in (partial, out):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if not text.endswith("\n"):
+                text = text[:text.rfind("\n") + 1]   # a row cut by a crash is predicted again
+            return list(csv.DictReader(text.splitlines())), path
+    return [], None
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        found, ignored = check_args(args)
+        predictor = load_model(args.model, select_device(args.device))
+    except (files.UsageError, CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from ..io.workers import cap
+    args.workers = cap(args.workers)
+    try:
+        lats, lons = places_of(found, args.meta) if args.meta else (args.lat, args.lon)
+    except files.UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    options = dict(tta=args.tta, batch_size=args.batch_size, scene=args.scene, max_pixels=args.max_pixels,
+                   workers=args.workers, hemisphere=args.hemisphere, lat=lats, lon=lons)
+    if args.out is None:   # a few images: the answers on screen, no file written
+        return _answer_on_screen(predictor, found, ignored, args.format, options)
+    return _predict_into_csv(predictor, found, ignored, args, options)
+
+
+def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Path], args: argparse.Namespace,
+                      options: dict) -> int:
+    """Rows stream into ``<out>.partial``, renamed to --out when complete; with --resume, the rows
+    of before are kept and their images skipped. Prints the table (a few images) or a summary."""
+    if args.out == str(BATCH_OUT):
+        files.claim_dir(BATCH_OUT.parent)
+    out, partial = Path(args.out), partial_path(args.out)
+    previous, source = _previous_rows(out, partial) if args.resume else ([], None)
+    failed: list[str] = []
+    with files.terminate_as_interrupt(), files.output_lock(out):   # one run at a time into --out
+        new, shown = _stream_rows(predictor, found, out, partial, previous, failed, args.format, options)
+        total = len(previous) + new
+        if total == 0 or (new == 0 and source == out):
+            partial.unlink(missing_ok=True)   # nothing new: --out stays as it was
+        else:
+            files.publish(partial, out)
+    if shown:
+        print(format_table(shown))
+    elif args.format == "table" and total:
+        print(summary_of(out))
+    print(f"predicted {new} of {len(found)} images into {out}"
+          + (f" ({len(previous)} rows kept from before)" if previous else "")
+          + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")
+          + (f"; ignored {len(ignored)} non-image files" if ignored else ""), file=sys.stderr)
+    if total == 0:
+        kept = f"; {out} was left as it was" if out.exists() else ""
+        print(f"error: nothing could be predicted{kept}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stream_rows(predictor: Predictor, found: list[Path], out: Path, partial: Path, previous: list[dict],
+                 failed: list[str], fmt: str, options: dict) -> tuple[int, list[Prediction]]:
+    """Append a row per image to ``partial`` as its batch is done; (rows new, results to show).
+    Unreadable images go into ``failed``. Interrupted, the partial file keeps the rows so far."""
+    done = {(row["path"], row["sha256"]) for row in previous}
+
+    def report(path, error: ImageError) -> None:
+        failed.append(str(path))
+        tqdm.write(f"skipped {error}", file=sys.stderr)
+
+    new, shown = 0, []
+    # The partial file is rewritten from the rows kept, so it always holds whole rows only.
+    files.write_rows(partial, previous, COLUMNS) or files.write_text(partial, ",".join(COLUMNS) + "\n")
+    try:
+        with files.appending_rows(partial, COLUMNS) as append:
+            for batch in predictor.iter_batches(found, on_error=report, progress=True, done=done, **options):
+                append(r.to_row() for r in batch)
+                new += len(batch)
+                if fmt == "json":
+                    _print_json(batch)
+                elif len(found) <= SHOWN:
+                    shown.extend(batch)
+    except BaseException:
+        if previous or new:
+            print(f"\n{len(previous) + new} rows kept in {partial}; run the same command with --resume "
+                  f"to continue; {out} was left as it was", file=sys.stderr)
+        else:
+            partial.unlink(missing_ok=True)
+        raise
+    return new, shown

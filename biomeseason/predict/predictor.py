@@ -1,0 +1,342 @@
+"""Prediction: biome, month and season of images, from a checkpoint alone.
+
+    from biomeseason.predict.predictor import load_model
+    predictor = load_model("models/best.pt")
+    [result] = predictor.predict("photo.jpg", tta=True)
+    result.biome, result.month, result.season      # 'tundra', 7, 'summer'
+
+The command line (``python -m biomeseason predict``: answers on screen, or a CSV for a
+folder) is ``cli``; what a Prediction holds and how probabilities become one is
+``prediction``.
+
+Without a path, ``load_model`` takes ``models/best.pt`` (one the user trained) if it
+exists, else the shipped Earth model ``models/earth.pt``; see ``default_model_path``.
+
+The network is rebuilt from the checkpoint's metadata (architecture, class
+lists, input size, normalisation); nothing of training is imported. Images are
+read by ``biomeseason.io.images`` at reduced scale (a 12-megapixel JPEG is decoded
+at 1/8 size straight from its DCT coefficients, so its full-size pixels are
+never held in memory) and go through ``presets.eval_transform``, the code
+training evaluates with. Before that, ``scene.find_scene`` crops a whole photo to its Earth part (no
+margins, caption, window frame or space); the box goes into the CSV.
+
+Every prediction carries calibrated probabilities (the temperature per head
+stored in the checkpoint) and an ``unfamiliar`` flag (the familiarity score
+stored beside it; None for checkpoints written before these existed). Where
+an image's place is known (``lat=``/``lon=``, ``--lat``/``--lon``, a ``--meta``
+CSV of path, lat, lon, or EXIF GPS), the biome is given it too: the Earth's
+prior from the label map stored in the checkpoint (``geoprior``).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..earth import geoprior
+from ..io import images
+from ..io.images import ImageError
+from ..io.workers import one_thread
+from ..labels import SEASONS, season_of
+from ..model import calibration as C
+from ..model import presets
+from ..model.checkpoint import CheckpointError, load_checkpoint
+from ..model.network import build_model
+from ..model.presets import dihedral, eval_transform
+from .rows import (
+    COLUMNS,
+    TOP_K,
+    UNFAMILIAR_WARNING,
+    Prediction,
+    SettingError,
+    hemisphere_of,
+    per_image_coordinates,
+    per_image_hemispheres,
+    prediction_of,
+)
+from .scene import Prepared, ordered_map, prepare
+
+__all__ = ["COLUMNS", "TOP_K", "UNFAMILIAR_WARNING", "ModelNotFoundError", "Prediction", "Predictor",
+           "SettingError", "default_model_path", "load_model"]
+
+# Where a model is looked for when none is named: the user's own, then the shipped Earth model (trained on
+# the whole Earth's Blue Marble tiles; models/README.md), then the demo's (should the shipped one be gone).
+MODEL_CANDIDATES = (Path("models/best.pt"), Path("models/earth.pt"), Path("runs/demo/model/best.pt"))
+ROOT = Path(__file__).resolve().parents[2]   # the repository, for an editable install
+REQUIRED_META = ("arch", "biomes", "months", "hemisphere", "image_size", "mean", "std")
+HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/processed --out models`, "
+                "or run `make demo` (synthetic data, a few minutes) and use runs/demo/model/best.pt")
+
+
+class ModelNotFoundError(CheckpointError):
+    """No checkpoint where one was expected; the message says how to make one."""
+
+
+# --------------------------------------------------------------------------- model
+
+def default_model_path() -> Path:
+    """The first of ``MODEL_CANDIDATES`` that exists: ``models/best.pt`` (the user's), else the shipped
+    ``models/earth.pt``, else ``runs/demo/model/best.pt``, looked for in the current folder and then in
+    the repository. Raises ModelNotFoundError, one sentence saying how to make one, if none exists."""
+    for base in dict.fromkeys([Path(), ROOT]):
+        for candidate in MODEL_CANDIDATES:
+            if (base / candidate).is_file():
+                return base / candidate
+    raise ModelNotFoundError(f"no model at {', '.join(map(str, MODEL_CANDIDATES))}: {HOW_TO_TRAIN}")
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
+    """Rebuild the network from a checkpoint alone and return a Predictor.
+
+    ``path`` None means ``default_model_path()``. Refuses, with a
+    CheckpointError saying why, a file that is not ours, is damaged, lacks
+    metadata, or whose weights do not fit the network its metadata describes;
+    raises ModelNotFoundError if there is no file.
+    """
+    path = default_model_path() if path is None else Path(path)
+    if not path.exists():
+        raise ModelNotFoundError(f"no model at {path}: {HOW_TO_TRAIN}")
+    payload = load_checkpoint(path)  # safe: weights_only, digest checked
+    meta, state_dict = payload["meta"], payload["model"]
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path} lacks metadata {missing}: it was written by another "
+                              f"version of biomeseason; retrain ({HOW_TO_TRAIN})")
+    try:
+        model = build_model(meta)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: cannot build the network it describes: {e}") from None
+    _check_fits(path, model, meta, state_dict)
+    model.load_state_dict(state_dict, strict=True)
+    return Predictor(model.to(device).eval(), meta, torch.device(device), path, _familiarity(payload),
+                     geoprior.GeoPrior.from_checkpoint(payload))
+
+
+def _check_fits(path: Path, model: torch.nn.Module, meta: dict, state_dict: dict) -> None:
+    """A short, readable refusal when weights and architecture disagree.
+
+    ``load_state_dict`` would also refuse, but with hundreds of key names.
+    """
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state_dict.items()}
+    problems = []
+    for label, keys in (("missing", sorted(expected.keys() - given.keys())),
+                        ("unexpected", sorted(given.keys() - expected.keys())),
+                        ("wrong shape", sorted(k for k in expected.keys() & given.keys()
+                                               if expected[k] != given[k]))):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            problems.append(f"{len(keys)} {label} ({', '.join(keys[:3])}{more})")
+    if problems:
+        raise CheckpointError(
+            f"{path}: its weights do not fit the {meta['arch']} with {len(meta['biomes'])} biomes "
+            f"and {len(meta['months'])} months that its metadata describes: {'; '.join(problems)}. "
+            "Was it written by another architecture or version?")
+
+
+class Predictor:
+    """A loaded model with its metadata; turns images into Predictions."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device, path: Path | None = None,
+                 familiarity=None, geo: geoprior.GeoPrior | None = None):
+        self.model, self.meta, self.device, self.path = model, meta, device, path
+        self.familiarity = familiarity
+        self.biomes: list[str] = list(meta["biomes"])
+        self.months: list[int] = [int(m) for m in meta["months"]]
+        # The hemisphere of an image that does not say (EXIF GPS) and is not told (``hemisphere=``).
+        self.hemisphere: str = meta["hemisphere"]
+        # "north": the month head answers northern-equivalent months (labels.north_month), turned
+        # into each image's calendar months; older models answer calendar months of self.hemisphere.
+        self.month_frame: str | None = meta.get("month_frame")
+        self.image_size: int = int(meta["image_size"])
+        self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
+        calibration = meta.get("calibration") or {}
+        self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
+        self.temperatures = {head: C.temperature_at(c) for head, c in self.calibration.items()}   # nearby images
+        # Where a photo was taken, as evidence on its biome (geoprior); None: a vocabulary the map does not know.
+        self.geo: geoprior.GeoPrior | None = geo
+        # Test-time views follow training: an upright photo is never seen upside down.
+        self.view = meta.get("view") or (meta.get("config") or {}).get("view") or "overhead"
+        self.tta_views = _tta_views(self.view)
+        # Which season each month-head output belongs to, for season probabilities.
+        self._season_of_output = torch.tensor(
+            [SEASONS.index(season_of(m, self.month_frame or self.hemisphere)) for m in self.months])
+
+    def __repr__(self) -> str:
+        metrics = self.meta.get("metrics") or {}
+        shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        return (f"Predictor({self.meta['arch']}, {len(self.biomes)} biomes: {', '.join(self.biomes)}; "
+                f"input {self.image_size}px; from {self.path}" + (f"; {shown}" if shown else "") + ")")
+
+    # -- images to tensors
+    def prepare(self, source, scene: bool = True, max_pixels: int = images.MAX_PIXELS) -> Prepared:
+        """The image as this model sees it, before the tensor: decoded small, cropped to the scene."""
+        return prepare(source, self.image_size, scene, max_pixels, done=())
+
+    def open(self, source, scene: bool = True, max_pixels: int = images.MAX_PIXELS) -> Image.Image:
+        """The RGB image as decoded for this model: upright, sRGB, reduced while its short
+        side still covers the input size, cropped to the scene. Raises images.ImageError."""
+        prepared = self.prepare(source, scene, max_pixels)
+        if prepared.error:
+            raise ImageError(prepared.name, prepared.error)
+        return Image.fromarray(prepared.image)
+
+    def to_tensor(self, source, scene: bool = True) -> torch.Tensor:
+        """(3, S, S) normalised float tensor, exactly as the model sees it."""
+        return self.transform(self.open(source, scene))
+
+    # -- tensors to probabilities
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor, tta: bool = False) -> tuple[dict[str, torch.Tensor], np.ndarray | None]:
+        """(calibrated softmax of each head {"biome": (B, nb), "month": (B, 12)}, familiarity scores (B,)).
+
+        The temperature of each image grows with its familiarity score (see the
+        calibration module). With ``tta``, the mean softmax over the views valid
+        for the model's training view (``presets.tta_views``); the familiarity
+        is of the plain view. Scores are None when the checkpoint has none.
+        """
+        batch = batch.to(self.device)
+        views = self.tta_views if tta else [0]
+        total, scores, temperatures = None, None, self.temperatures
+        for k in views:
+            features = self.model.forward_features(dihedral(batch, k))          # (B, C, h, w)
+            if k == views[0] and self.familiarity is not None:
+                # Features and plain image statistics: a black frame or a bare wall can
+                # land near a class in feature space, never in image statistics.
+                embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
+                with one_thread("blas"):   # a few rows: BLAS threads would only fight PyTorch's (bench/predict.py)
+                    scores = self.familiarity.score(embedding, batch.cpu().numpy())
+                distances = self.familiarity.relative(scores)
+                temperatures = {head: C.temperature_at(c, distances) for head, c in self.calibration.items()}
+            logits = self.model.forward_head(features)
+            probs = {task: (out.float() / _per_row(temperatures.get(task, 1.0), out)).softmax(dim=1).cpu()
+                     for task, out in logits.items()}
+            total = probs if total is None else {t: total[t] + probs[t] for t in total}
+        return {task: p / len(views) for task, p in total.items()}, scores
+
+    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> dict[str, torch.Tensor]:
+        """Calibrated softmax of each head for a (B, 3, S, S) batch."""
+        return self._forward(batch, tta)[0]
+
+    def season_probabilities(self, month_probs: torch.Tensor) -> torch.Tensor:
+        """(B, 12) month probabilities -> (B, 4) in SEASONS order."""
+        seasons = torch.zeros(month_probs.shape[0], len(SEASONS), dtype=month_probs.dtype)
+        return seasons.index_add_(1, self._season_of_output, month_probs)
+
+    # -- the public entry points
+    def predict(self, sources, tta: bool = False, batch_size: int = 32,
+                on_error: Callable[[object, ImageError], None] | None = None,
+                progress: bool = False, **options) -> list[Prediction]:
+        """Predictions for a path, a PIL image, a uint8 array, or a list of them.
+
+        An image that cannot be used raises images.ImageError, unless ``on_error``
+        is given: then it is called with (source, error) and the image is skipped.
+        ``options``: scene (crop to the Earth part, default True), max_pixels,
+        workers (decoding processes, default 0: this one), done (see iter_batches),
+        hemisphere ("north" or "south" for every image, or one per source; default:
+        each image's EXIF GPS latitude, else the model's ``hemisphere``), lat (degrees
+        north for every image, or one per source, None where unknown; default: each
+        image's EXIF GPS latitude): with a model that has a latitude prior
+        (``geoprior``), the biome is given the latitude too, and the hemisphere follows it.
+        """
+        return [r for batch in self.iter_batches(sources, tta, batch_size, on_error, progress, **options)
+                for r in batch]
+
+    def iter_batches(self, sources, tta: bool = False, batch_size: int = 32,
+                     on_error: Callable[[object, ImageError], None] | None = None,
+                     progress: bool = False, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
+                     workers: int = 0, done=(), hemisphere=None, lat=None,
+                     lon=None) -> Iterator[list[Prediction]]:
+        """Like predict, yielding one list of results per batch (memory stays bounded).
+
+        Files whose (path, sha256) is in ``done`` are skipped unread beyond their bytes.
+        """
+        if isinstance(sources, (str, Path, Image.Image, np.ndarray)):
+            sources = [sources]
+        sources = list(sources)
+        told = per_image_hemispheres(hemisphere, len(sources))
+        lats = per_image_coordinates(lat, len(sources), "lat", 90)
+        lons = per_image_coordinates(lon, len(sources), "lon", 180)
+        job = functools.partial(prepare, image_size=self.image_size, scene=scene, max_pixels=max_pixels,
+                                done=None if workers > 1 else frozenset(done))
+        bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
+        batch: list[Prepared] = []
+        stream = ordered_map(job, sources, workers, 4 * batch_size, done)
+        try:
+            for source, ready, given, given_lat, given_lon in zip(sources, stream, told, lats, lons):
+                if given_lat is not None:   # a place told overrides the file's own GPS, both parts of it
+                    ready.lat, ready.lon = given_lat, given_lon
+                ready.hemisphere = given or hemisphere_of(ready.lat) or self.hemisphere
+                if ready.error:
+                    bar.update(1)
+                    error = ImageError(ready.name, ready.error)
+                    if on_error is None:
+                        raise error
+                    on_error(source, error)
+                elif ready.done:
+                    bar.update(1)
+                else:
+                    batch.append(ready)
+                if len(batch) == batch_size:
+                    yield self._results(batch, tta)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                yield self._results(batch, tta)
+                bar.update(len(batch))
+        finally:
+            stream.close()   # an interrupt between two images still stops the workers at once
+            bar.close()
+
+    def iter_predict(self, sources, *args, **kwargs) -> Iterator[Prediction]:
+        """Like predict, yielding results one by one as their batch is done."""
+        for batch in self.iter_batches(sources, *args, **kwargs):
+            yield from batch
+
+    def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
+        tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
+        probs, scores = self._forward(tensors, tta)
+        seasons = self.season_probabilities(probs["month"])      # (B, 4)
+        if self.geo:   # where the place is known, the biome is given it too (geoprior)
+            lats = [np.nan if p.lat is None else p.lat for p in batch]
+            lons = [np.nan if p.lon is None else p.lon for p in batch]
+            biome = self.geo.apply(probs["biome"].numpy(), lats, lons)
+            probs = {**probs, "biome": torch.from_numpy(biome).to(probs["biome"].dtype)}
+        flags = [None] * len(batch)
+        if scores is None:
+            scores = flags
+        else:
+            flags = self.familiarity.flags(scores)
+        return [prediction_of(p, probs["biome"][i], probs["month"][i], seasons[i],
+                              None if flags[i] is None else bool(flags[i]),
+                              None if scores[i] is None else float(scores[i]),
+                              biomes=self.biomes, months=self.months, month_frame=self.month_frame,
+                              hemisphere=self.hemisphere, placed=bool(self.geo))
+                for i, p in enumerate(batch)]
+
+
+def _per_row(temperature, like: torch.Tensor) -> torch.Tensor:
+    """A temperature (float) or one per row ((B,) array) as a tensor that divides (B, C) logits."""
+    t = torch.as_tensor(np.asarray(temperature), dtype=like.dtype, device=like.device)
+    return t[:, None] if t.ndim == 1 else t
+
+
+def _tta_views(view: str) -> list[int]:
+    if hasattr(presets, "tta_views"):
+        return presets.tta_views(view)
+    return list(range(8)) if view == "overhead" else [0, 4]   # 4: the horizontal flip
+
+
+def _familiarity(payload: dict):
+    """The familiarity score stored in a checkpoint, or None (older checkpoints)."""
+    try:
+        from ..model.familiarity import Familiarity
+    except ImportError:
+        return None
+    return Familiarity.from_checkpoint(payload)

@@ -1,0 +1,128 @@
+"""Tiles of the whole Earth: where they are cut, how they are labelled and split, and the command."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from biomeseason.__main__ import main as cli
+from biomeseason.earth import tiles as earth
+from biomeseason.earth.worldmap import BIOMES, HEIGHT, OTHER, WATER, WIDTH
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_tiles_lie_inside_one_block_each_with_a_gutter(size):
+    origins = earth.tile_origins(size)
+    for r, c in origins:   # at least 8 px from the block's edges on every side
+        assert 8 <= r % earth.BLOCK <= earth.BLOCK - 8 - size and 8 <= c % earth.BLOCK <= earth.BLOCK - 8 - size
+    assert len(origins) == (HEIGHT // earth.BLOCK) * (WIDTH // earth.BLOCK) * ((earth.BLOCK - 16) // size) ** 2
+
+
+def toy_codes():
+    codes = np.full((HEIGHT, WIDTH), WATER, np.uint8)
+    codes[:, :1500] = 2                      # desert west of 80 W
+    codes[:, 1500:1800] = OTHER              # land of none of the seven
+    codes[:, 1650:1680] = 5                  # a strip of tundra in it
+    return codes
+
+
+def test_land_tiles_get_the_majority_biome_only_when_pure_and_the_mask_removes_tiles():
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    mask[:, 600:750] = 255                   # a hidden block column
+    places = earth.label_tiles(toy_codes(), mask, scales=(32,))
+    assert set(places.loc[places["col"] < 1500, "biome"]) == {"desert"}
+    assert not ((places["col"] + 32 > 600) & (places["col"] < 750)).any()     # nothing touches the mask
+    assert (places["col"] < 1800).all()                                       # sea is not a tile
+    impure = places[places["col"] >= 1500]
+    assert (impure["biome"] == "").all() and (impure["purity"] < earth.PURITY).all()
+    assert places["lat"].between(-90, 90).all() and places["lon"].between(-180, 180).all()
+
+
+def test_blocks_split_whole_and_held_regions_go_to_test():
+    places = earth.label_tiles(toy_codes(), np.zeros((HEIGHT, WIDTH), np.uint8), scales=(32, 64))
+    held = {"box": (300, 300, 400, 400)}
+    split = earth.assign_blocks(places, seed=0, held=held)
+    free = split[split["region"] == ""]
+    assert (free.groupby("block")["split"].nunique() == 1).all()
+    assert set(split["split"]) == {"train", "val", "test"}
+    near = split[(split["row"] < 415) & (split["row"] + split["scale"] > 285)
+                 & (split["col"] < 415) & (split["col"] + split["scale"] > 285)]
+    assert len(near) and (near["region"] == "box").all() and (near["split"] == "test").all()
+    again = earth.assign_blocks(places, seed=0, held=held)
+    assert again["split"].equals(split["split"])                             # deterministic for a seed
+
+
+@pytest.mark.slow
+def test_the_command_writes_tiles_a_labels_csv_preprocessing_reads_a_map_and_counts(tmp_path, capsys):
+    from biomeseason.prepare.preprocess import preprocess
+
+    out = tmp_path / "earth"
+    assert cli(["earth", "--out", str(out), "--scales", "64", "--no-progress",
+                "--hold-out-regions", str(earth.worldmap.ROOT / "data" / "bluemarble" / "labels.csv")]) == 0
+    labels = pd.read_csv(out / "labels.csv", keep_default_na=False)
+    assert list(labels.columns) == earth.COLUMNS
+    assert len(labels) == 12 * labels["group"].nunique() and set(labels["month"]) == set(range(1, 13))
+    assert (labels.groupby("group")["split"].nunique() == 1).all()
+    assert set(labels["biome"]) - {""} <= set(BIOMES) and (labels["biome"] != "").mean() > 0.6
+    assert ((labels["biome"] == "") == (labels["purity"] < earth.PURITY)).all()
+    assert (labels.loc[labels["region"] != "", "split"] == "test").all()
+    assert (out / "label_map.png").stat().st_size > 10_000 and (out / "counts.csv").is_file()
+    assert "next: python dataset_preproc.py" in capsys.readouterr().out
+    result = preprocess(out / "raw", tmp_path / "processed", labels_csv=out / "labels.csv", size=64, workers=1,
+                        progress=False)
+    m = result.manifest
+    assert len(m) == len(labels) and result.rejected.empty
+    given = labels.set_index("path")["split"]
+    assert (m["split"].to_numpy() == given.loc[m["source"]].to_numpy()).all()    # every tile kept its block's split
+
+
+def test_bad_settings_are_one_sentence(tmp_path, capsys):
+    assert cli(["earth", "--out", str(tmp_path / "e"), "--scales", "200"]) == 2
+    assert "--scales must lie within" in capsys.readouterr().err
+    assert cli(["earth", "--out", str(tmp_path / "e"), "--maps", str(tmp_path)]) == 2
+    assert "lacks" in capsys.readouterr().err
+
+
+def small_shared(folder, per_region=6):
+    """A few of the shared tiles (two regions), as data/bluemarble lays them out."""
+    import shutil
+
+    from biomeseason.training.ship import SHARED_TILES
+
+    tiles = pd.read_csv(SHARED_TILES / "labels.csv")
+    tiles = tiles[tiles["region"].isin(["sahara", "siberia"])].groupby("region").head(per_region)
+    for path in tiles["path"]:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHARED_TILES / path, folder / path)
+    tiles.to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+def test_ship_scores_the_model_and_writes_it_small_with_its_prior_and_keeps_a_better_one(tmp_path, capsys):
+    import torch
+    from test_predict import make_checkpoint
+
+    from biomeseason.model.checkpoint import load_checkpoint
+    from biomeseason.predict.predictor import load_model
+
+    shared = small_shared(tmp_path / "shared")
+    first = make_checkpoint(tmp_path / "a.pt", month_frame="north", seed=0)
+    out = tmp_path / "earth.pt"
+    argv = ["ship", str(first), "--shared", str(shared), "--earth", "none", "--out", str(out)]
+    assert cli(argv) == 0
+    payload = load_checkpoint(out)
+    assert all(v.dtype == torch.float16 for v in payload["model"].values() if v.is_floating_point())
+    figures = payload["meta"]["earth"]["figures"]["shared_regions"]
+    assert {(f["way"], f["region"]) for f in figures} >= {("image", "all"), ("place", "sahara"), ("lat", "siberia")}
+    assert "tundra" in payload["meta"]["earth"]["rule"] and payload["meta"]["geo_prior"]
+    predictor = load_model(out)
+    assert predictor.geo is not None and next(predictor.model.parameters()).dtype == torch.float32
+    assert predictor.predict(shared / pd.read_csv(shared / "labels.csv")["path"][0])[0].biome
+    second = make_checkpoint(tmp_path / "b.pt", month_frame="north", seed=0)   # the same weights: a tie
+    assert cli(["ship", str(second), "--shared", str(shared), "--earth", "none", "--out", str(out)]) == 2
+    assert "kept the better one" in capsys.readouterr().err
+    assert load_checkpoint(out)["meta"]["earth"]["trained_from"] == str(first)
+    assert cli(["ship", str(second), "--shared", str(shared), "--earth", "none", "--out", str(out), "--force"]) == 0
+    assert load_checkpoint(out)["meta"]["earth"]["trained_from"] == str(second)
+    foreign = tmp_path / "notes.pt"
+    foreign.write_text("not a model")
+    assert cli(["ship", str(second), "--shared", str(shared), "--earth", "none", "--out", str(foreign)]) == 2
+    assert foreign.read_text() == "not a model"
