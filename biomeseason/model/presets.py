@@ -9,12 +9,18 @@ which is recorded in the checkpoint:
   horizontal flips only; the sky stays on top.
 
 Colour jitter touches brightness, contrast and saturation, never hue: hue
-carries the season (autumn red, dry-season gold, snow white).
+carries the season (autumn red, dry-season gold, snow white). A simulated
+camera (``camera``, a share ``camera`` of the images) shows the ground as
+other sensors and atmospheres would; ``min_crop`` sets the smallest footprint
+a random crop shows (a share of the image's area).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
+
+from .camera import Camera, RandomCamera
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,12 +67,17 @@ def flips_for(view: str) -> str:
     return "8 rotations/flips" if view == "overhead" else "horizontal flips"
 
 
-def augmentation_settings(view: str, augment: bool = True) -> dict:
-    """The training augmentation as plain values, as listed in the run config."""
+def augmentation_settings(view: str, augment: bool = True, camera: float = 0.0, min_crop: float | None = None) -> dict:
+    """The training augmentation as plain values, as listed in the run config and the checkpoint."""
     if not augment:
         return {"augment": False}
-    return {"augment": True, "view": view, "flips": flips_for(view),
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in AUGMENTATION.items()}}
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in _augmentation(min_crop).items()}
+    return {"augment": True, "view": view, "flips": flips_for(view), **values,
+            **({"camera": Camera(p=camera).settings()} if camera > 0 else {})}
+
+
+def _augmentation(min_crop: float | None) -> dict:
+    return AUGMENTATION if min_crop is None else {**AUGMENTATION, "crop_scale": (min_crop, 1.0)}
 
 
 def _to_uint8_tensor():
@@ -80,21 +91,41 @@ def resize_short_side(size: int):
 
 
 def train_transform(image_size: int, view: str = "upright", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                    augment: bool = True) -> v2.Compose:
+                    augment: bool = True, camera: float = 0.0, min_crop: float | None = None) -> v2.Compose:
+    """``camera``: the share of images seen through a random simulated camera (0: none); ``min_crop``: the
+    smallest crop's share of the image's area (default ``AUGMENTATION["crop_scale"]``)."""
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
     if not augment:
         return eval_transform(image_size, mean, std)
-    a = AUGMENTATION
+    a = _augmentation(min_crop)
     return v2.Compose([
         _to_uint8_tensor(),
         v2.RandomResizedCrop(image_size, scale=a["crop_scale"], ratio=a["crop_ratio"], antialias=True),
         RandomDihedral() if view == "overhead" else v2.RandomHorizontalFlip(),
+        *([RandomCamera(Camera(p=camera))] if camera > 0 else []),
         v2.RandomApply([v2.GaussianBlur(3, sigma=a["blur_sigma"])], p=a["blur_p"]),
         v2.ColorJitter(brightness=a["brightness"], contrast=a["contrast"], saturation=a["saturation"]),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ])
+
+
+def at_footprint(image, footprint_km: float, km_per_pixel: float):
+    """A (h, w, 3) uint8 array or PIL image of ``footprint_km`` across (its longer side) as a model whose
+    training pixels were ``km_per_pixel`` saw such ground: reduced (area average) to that many pixels, at least
+    2; ``eval_transform`` then enlarges it to the input side, as training enlarged its small tiles and crops.
+    An image already coarser than that is given back as it is."""
+    from PIL import Image
+
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    w, h = im.size
+    side = max(2, round(footprint_km / km_per_pixel))
+    if side >= max(w, h):
+        return image
+    size = (side, max(1, round(side * h / w))) if w >= h else (max(1, round(side * w / h)), side)
+    small = im.resize(size, Image.BOX)
+    return small if isinstance(image, Image.Image) else np.array(small)
 
 
 def eval_transform(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:

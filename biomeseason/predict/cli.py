@@ -85,6 +85,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="per-image places: a CSV with path, lat, lon (an astronaut photo catalogue's "
                              "nadir points); a path is matched as written, relative to the CSV's folder, or "
                              "by file name; images it does not list keep their EXIF GPS")
+    parser.add_argument("--footprint-km", default=None, metavar="KM",
+                        help="the ground the images cover, km across: each is first brought to the scale the "
+                             "model learnt (the Earth model: 7.4 km a pixel); 'auto' averages the answers over "
+                             "the image as it is and 240, 120 and 60 km; default: a --meta footprint_km column, "
+                             "else the EXIF focal length with --altitude-km, else the image as it is")
+    parser.add_argument("--altitude-km", type=float, default=None, metavar="KM",
+                        help="the height the photos were taken from (the ISS: about 400), which with each "
+                             "photo's EXIF focal length (35 mm terms) gives its footprint; default: none")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
@@ -172,6 +180,9 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
         raise files.UsageError("--lon needs --lat: a longitude alone places nothing")
     if args.meta and args.lat is not None:
         raise files.UsageError("--meta and --lat both give the places: use one of them")
+    args.footprint_km = footprint_setting(args.footprint_km)
+    if args.altitude_km is not None and not 0 < args.altitude_km < 100000:
+        raise files.UsageError(f"--altitude-km {args.altitude_km}: must be a height above 0 km")
     check_paths_exist(args.paths)
     found, ignored = find_images(args.paths)
     if args.out is None and (len(found) > SHOWN or args.resume):
@@ -191,9 +202,23 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     return found, ignored
 
 
-def places_of(images_: list[Path], meta_csv) -> tuple[list[float | None], list[float | None]]:
-    """(latitudes, longitudes) of ``images_`` from a CSV of path, lat, lon; None where it lists an image not.
-    A row's path matches an image as written, relative to the CSV's folder, or by file name if that is unique."""
+def footprint_setting(value) -> float | str | None:
+    """--footprint-km as the predictor takes it: None, 'auto' or a number of km above 0."""
+    if value is None or value == "auto":
+        return value
+    try:
+        km = float(value)
+    except ValueError:
+        km = float("nan")
+    if not 0 < km < 20000:
+        raise files.UsageError(f"--footprint-km {value}: must be a number of km above 0, or auto")
+    return km
+
+
+def places_of(images_: list[Path], meta_csv) -> tuple[list[float | None], list[float | None], list[float | None]]:
+    """(latitudes, longitudes, footprints in km) of ``images_`` from a CSV of path, lat, lon and, optionally,
+    footprint_km; None where it lists an image not. A row's path matches an image as written, relative to the
+    CSV's folder, or by file name if that is unique."""
     import pandas as pd
 
     meta_csv = Path(meta_csv)
@@ -202,27 +227,42 @@ def places_of(images_: list[Path], meta_csv) -> tuple[list[float | None], list[f
     except (OSError, ValueError) as e:
         raise files.UsageError(f"--meta {meta_csv}: cannot be read as CSV ({str(e).strip().splitlines()[0]})") from None
     missing = [c for c in ("path", "lat", "lon") if c not in table.columns]
-    if missing:
-        raise files.UsageError(f"--meta {meta_csv} lacks the column(s) {', '.join(missing)} (it needs path, lat, lon)")
-    for column, limit in (("lat", 90), ("lon", 180)):
+    if "path" in missing or (missing and "footprint_km" not in table.columns):
+        raise files.UsageError(f"--meta {meta_csv} lacks the column(s) {', '.join(missing)} (it needs path, lat, "
+                               "lon, and may add footprint_km; or path and footprint_km)")
+    for column in ("lat", "lon", "footprint_km"):
+        if column not in table.columns:
+            table[column] = float("nan")
+    for column, low, high in (("lat", -90, 90), ("lon", -180, 180), ("footprint_km", 1e-9, 20000)):
         values = pd.to_numeric(table[column], errors="coerce")
-        bad = table[(values.abs() > limit) | (values.isna() & table[column].notna())]
+        bad = table[(values < low) | (values > high) | (values.isna() & table[column].notna())]
         if len(bad):
+            within = "a number of km above 0" if column == "footprint_km" else f"a number within {low}..{high}"
             raise files.UsageError(f"--meta {meta_csv}: {column} of {bad['path'].iloc[0]} is "
-                                   f"{bad[column].iloc[0]!r}, not a number within -{limit}..{limit}")
+                                   f"{bad[column].iloc[0]!r}, not {within}")
         table[column] = values
     by_path = {}
     for row in table.itertuples():
         for key in (Path(row.path), meta_csv.parent / row.path):
-            by_path.setdefault(str(key.resolve()), (row.lat, row.lon))
+            by_path.setdefault(str(key.resolve()), (row.lat, row.lon, row.footprint_km))
     names = table["path"].map(lambda p: Path(p).name)
-    unique = {n: (r.lat, r.lon) for n, r in zip(names, table.itertuples()) if (names == n).sum() == 1}
-    found = [by_path.get(str(Path(p).resolve()), unique.get(Path(p).name)) for p in images_]
-    placed = [f for f in found if f is not None and not math.isnan(f[0])]
-    print(f"--meta: places for {len(placed)} of {len(images_)} images from {meta_csv}", file=sys.stderr)
-    lats = [None if f is None or math.isnan(f[0]) else float(f[0]) for f in found]
-    lons = [None if f is None or math.isnan(f[0]) or math.isnan(f[1]) else float(f[1]) for f in found]
-    return lats, lons
+    unique = {n: (r.lat, r.lon, r.footprint_km) for n, r in zip(names, table.itertuples()) if (names == n).sum() == 1}
+    nothing = (math.nan, math.nan, math.nan)
+    found = [by_path.get(str(Path(p).resolve()), unique.get(Path(p).name)) or nothing for p in images_]
+    placed = [f for f in found if not math.isnan(f[0])]
+    sized = [f for f in found if not math.isnan(f[2])]
+    sizes = f" (footprints for {len(sized)})" if sized else ""
+    print(f"--meta: places for {len(placed)} of {len(images_)} images{sizes} from {meta_csv}", file=sys.stderr)
+    lats = [None if math.isnan(f[0]) else float(f[0]) for f in found]
+    lons = [None if math.isnan(f[0]) or math.isnan(f[1]) else float(f[1]) for f in found]
+    return lats, lons, [None if math.isnan(f[2]) else float(f[2]) for f in found]
+
+
+def _footprints(told, from_meta: list | None):
+    """--footprint-km for every image, else the --meta column's (None where it has none)."""
+    if told is not None or from_meta is None:
+        return told
+    return from_meta
 
 
 def _header(path: Path) -> list[str]:
@@ -251,12 +291,13 @@ def main(args: argparse.Namespace) -> int:
     from ..io.workers import cap
     args.workers = cap(args.workers)
     try:
-        lats, lons = places_of(found, args.meta) if args.meta else (args.lat, args.lon)
+        lats, lons, footprints = places_of(found, args.meta) if args.meta else (args.lat, args.lon, None)
     except files.UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     options = dict(tta=args.tta, batch_size=args.batch_size, scene=args.scene, max_pixels=args.max_pixels,
-                   workers=args.workers, hemisphere=args.hemisphere, lat=lats, lon=lons)
+                   workers=args.workers, hemisphere=args.hemisphere, lat=lats, lon=lons,
+                   footprint_km=_footprints(args.footprint_km, footprints), altitude_km=args.altitude_km)
     if args.out is None:   # a few images: the answers on screen, no file written
         return _answer_on_screen(predictor, found, ignored, args.format, options)
     return _predict_into_csv(predictor, found, ignored, args, options)

@@ -26,6 +26,12 @@ stored beside it; None for checkpoints written before these existed). Where
 an image's place is known (``lat=``/``lon=``, ``--lat``/``--lon``, a ``--meta``
 CSV of path, lat, lon, or EXIF GPS), the biome is given it too: the Earth's
 prior from the label map stored in the checkpoint (``geoprior``).
+
+Scale: a model of the Earth learnt the ground at the maps' ``km_per_pixel``. A photo whose footprint is
+known (``footprint_km=``, or its EXIF focal length with ``altitude_km=``) is first reduced to as many
+pixels as such a map has across that ground (``presets.at_footprint``), so a 60 km Sentinel-2 scene is
+not a new world of fields and roads; ``footprint_km="auto"`` averages the answers over the image as it is
+and over ``FOOTPRINTS``.
 """
 from __future__ import annotations
 
@@ -68,6 +74,12 @@ __all__ = ["COLUMNS", "TOP_K", "UNFAMILIAR_WARNING", "ModelNotFoundError", "Pred
 # Where a model is looked for when none is named: the user's own, then the shipped Earth model (trained on
 # the whole Earth's Blue Marble tiles; models/README.md), then the demo's (should the shipped one be gone).
 MODEL_CANDIDATES = (Path("models/best.pt"), Path("models/earth.pt"), Path("runs/demo/model/best.pt"))
+# The Blue Marble maps' pixel at the equator (15 px a degree): the ground scale of a model trained on them.
+MAP_KM_PER_PIXEL = 7.4
+# What ``footprint_km="auto"`` assumes besides the image as it is: a wide astronaut view, a Sentinel-2 or
+# Landsat scene, and a long lens.
+FOOTPRINTS = (240.0, 120.0, 60.0)
+SENSOR_MM = 36.0   # the width of a 35 mm frame, for the footprint from a focal length
 ROOT = Path(__file__).resolve().parents[2]   # the repository, for an editable install
 REQUIRED_META = ("arch", "biomes", "months", "hemisphere", "image_size", "mean", "std")
 HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/processed --out models`, "
@@ -155,6 +167,8 @@ class Predictor:
         # into each image's calendar months; older models answer calendar months of self.hemisphere.
         self.month_frame: str | None = meta.get("month_frame")
         self.image_size: int = int(meta["image_size"])
+        # The ground a training pixel covered, if the model knows it (the Earth model's maps); None: unknown.
+        self.km_per_pixel: float | None = meta.get("km_per_pixel") or (MAP_KM_PER_PIXEL if meta.get("earth") else None)
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
         calibration = meta.get("calibration") or {}
         self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
@@ -252,10 +266,13 @@ class Predictor:
                      on_error: Callable[[object, ImageError], None] | None = None,
                      progress: bool = False, scene: bool = True, max_pixels: int = images.MAX_PIXELS,
                      workers: int = 0, done=(), hemisphere=None, lat=None,
-                     lon=None) -> Iterator[list[Prediction]]:
+                     lon=None, footprint_km=None, altitude_km: float | None = None) -> Iterator[list[Prediction]]:
         """Like predict, yielding one list of results per batch (memory stays bounded).
 
         Files whose (path, sha256) is in ``done`` are skipped unread beyond their bytes.
+        ``footprint_km``: the ground each image covers, km across (one for all, one per source with None where
+        unknown, or "auto" to average over ``FOOTPRINTS``); ``altitude_km``: the height photos were taken
+        from, which with their EXIF focal length gives the footprint of those not told.
         """
         if isinstance(sources, (str, Path, Image.Image, np.ndarray)):
             sources = [sources]
@@ -263,15 +280,25 @@ class Predictor:
         told = per_image_hemispheres(hemisphere, len(sources))
         lats = per_image_coordinates(lat, len(sources), "lat", 90)
         lons = per_image_coordinates(lon, len(sources), "lon", 180)
+        multiscale = isinstance(footprint_km, str)
+        if multiscale and footprint_km != "auto":
+            raise SettingError("footprint_km", f"footprint_km: a number of km, or 'auto', not {footprint_km!r}")
+        footprints = per_image_footprints(None if multiscale else footprint_km, len(sources))
+        if (multiscale or altitude_km is not None or any(f is not None for f in footprints)) \
+                and self.km_per_pixel is None:
+            raise SettingError("footprint_km", "footprint_km: this model does not know the ground scale it "
+                                               "learnt (km_per_pixel); predict without a footprint")
         job = functools.partial(prepare, image_size=self.image_size, scene=scene, max_pixels=max_pixels,
                                 done=None if workers > 1 else frozenset(done))
         bar = tqdm(total=len(sources), unit="img", disable=not progress, file=sys.stderr, smoothing=0.1)
         batch: list[Prepared] = []
         stream = ordered_map(job, sources, workers, 4 * batch_size, done)
         try:
-            for source, ready, given, given_lat, given_lon in zip(sources, stream, told, lats, lons):
+            for source, ready, given, given_lat, given_lon, footprint in zip(sources, stream, told, lats, lons,
+                                                                              footprints):
                 if given_lat is not None:   # a place told overrides the file's own GPS, both parts of it
                     ready.lat, ready.lon = given_lat, given_lon
+                ready.footprint_km = footprint if footprint is not None else _from_focal(ready, altitude_km)
                 ready.hemisphere = given or hemisphere_of(ready.lat) or self.hemisphere
                 if ready.error:
                     bar.update(1)
@@ -284,11 +311,11 @@ class Predictor:
                 else:
                     batch.append(ready)
                 if len(batch) == batch_size:
-                    yield self._results(batch, tta)
+                    yield self._results(batch, tta, multiscale)
                     bar.update(len(batch))
                     batch = []
             if batch:
-                yield self._results(batch, tta)
+                yield self._results(batch, tta, multiscale)
                 bar.update(len(batch))
         finally:
             stream.close()   # an interrupt between two images still stops the workers at once
@@ -299,14 +326,31 @@ class Predictor:
         for batch in self.iter_batches(sources, *args, **kwargs):
             yield from batch
 
-    def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
-        tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
-        probs, scores = self._forward(tensors, tta)
+    def _views(self, batch: list[Prepared], multiscale: bool) -> list[list]:
+        """The images the model sees, one list per scale: each at its footprint (as it is where unknown),
+        or, ``multiscale`` (footprint_km="auto"), as it is and at each of ``FOOTPRINTS``."""
+        if multiscale:
+            return [[p.image for p in batch],
+                    *[[presets.at_footprint(p.image, f, self.km_per_pixel) for p in batch] for f in FOOTPRINTS]]
+        return [[p.image if p.footprint_km is None else presets.at_footprint(p.image, p.footprint_km,
+                                                                              self.km_per_pixel) for p in batch]]
+
+    def _results(self, batch: list[Prepared], tta: bool, multiscale: bool = False) -> list[Prediction]:
+        views = self._views(batch, multiscale)
+        probs, scores = None, None
+        for view in views:
+            tensors = torch.stack([self.transform(image) for image in view])   # (B, 3, S, S)
+            p, s = self._forward(tensors, tta)
+            # The familiarity is the first view's: the image at its footprint, or as it is.
+            probs, scores = (p, s) if probs is None else ({t: probs[t] + p[t] for t in p}, scores)
+        probs = {t: v / len(views) for t, v in probs.items()}
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
         if self.geo:   # where the place is known, the biome is given it too (geoprior)
             lats = [np.nan if p.lat is None else p.lat for p in batch]
             lons = [np.nan if p.lon is None else p.lon for p in batch]
-            biome = self.geo.apply(probs["biome"].numpy(), lats, lons)
+            # An image unlike the training data says less against the place (geoprior's image weight).
+            distances = None if scores is None else self.familiarity.relative(scores)
+            biome = self.geo.apply(probs["biome"].numpy(), lats, lons, self.geo.weight_at(distances, len(batch)))
             probs = {**probs, "biome": torch.from_numpy(biome).to(probs["biome"].dtype)}
         flags = [None] * len(batch)
         if scores is None:
@@ -319,6 +363,27 @@ class Predictor:
                               biomes=self.biomes, months=self.months, month_frame=self.month_frame,
                               hemisphere=self.hemisphere, placed=bool(self.geo))
                 for i, p in enumerate(batch)]
+
+
+def per_image_footprints(values, n: int) -> list[float | None]:
+    """The ``footprint_km=`` option as one entry per source (None: unknown)."""
+    given = [values] * n if values is None or isinstance(values, (int, float)) else list(values)
+    if len(given) != n:
+        raise SettingError("footprint_km", f"footprint_km: {len(given)} values for {n} images")
+    out = [None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v) for v in given]
+    bad = [v for v in out if v is not None and not 0 < v < 20000]
+    if bad:
+        raise SettingError("footprint_km", f"footprint_km: a footprint is a number of km above 0, not {bad[0]}")
+    return out
+
+
+def _from_focal(ready: Prepared, altitude_km: float | None) -> float | None:
+    """The footprint of the scene crop from the lens (EXIF, 35 mm terms) and the height, looking straight
+    down; None without either."""
+    if altitude_km is None or not ready.focal_35mm or not ready.size or not ready.box:
+        return None
+    frame_km = SENSOR_MM / ready.focal_35mm * altitude_km
+    return frame_km * (ready.box[2] - ready.box[0]) / ready.size[0]
 
 
 def _per_row(temperature, like: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ from scipy import ndimage
 from ..io import images
 from ..io.images import ImageError
 from ..io.workers import bounded_map, process_pool
-from ..prepare.clean import exif_month_and_place
+from ..prepare.clean import exif_focal_35mm, exif_month_and_place
 
 WORK_SIDE = 256     # the finder works on a copy this size (long side); boxes are scaled back
 BLACK = 20          # brightest channel at most this (0..255), grain or not: space, margins
@@ -233,6 +233,8 @@ class Prepared:
     done: bool = False
     lat: float | None = None                     # EXIF GPS latitude, when the file has one
     lon: float | None = None                     # EXIF GPS longitude, likewise
+    focal_35mm: float | None = None              # EXIF focal length in 35 mm terms, for the footprint
+    footprint_km: float | None = None            # set by the predictor: told, or from the focal length
     hemisphere: str = ""                         # set by the predictor: told, from lat, or its default
 
 
@@ -284,7 +286,7 @@ def prepare(source, image_size: int, scene: bool = True, max_pixels: int = image
                 round(box[2] * size[0] / w), round(box[3] * size[1] / h))
     _, lat, lon = exif_month_and_place(record.image)
     return Prepared(name, np.array(img), full_box, size, _digest(hasher, hashing), [*record.notes, *notes],
-                    lat=lat, lon=lon)
+                    lat=lat, lon=lon, focal_35mm=exif_focal_35mm(record.image))
 
 
 def _digest(hasher, hashing: threading.Thread | None) -> str:

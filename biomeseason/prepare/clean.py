@@ -29,6 +29,7 @@ THUMB_SIZE = 16             # near-duplicate colour test: THUMB_SIZE x THUMB_SIZ
 THUMB_BYTES = THUMB_SIZE * THUMB_SIZE * 3
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _DATETIME_ORIGINAL, _DATETIME = 0x9003, 0x0132
+_FOCAL_35MM = 0xA405
 _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON = 1, 2, 3, 4
 # pHash (as imagehash.phash computes it): 32x32 grey, the 8x8 lowest DCT-II frequencies, each bit
 # "above the median". The DCT as two small matrix products: (8, 32) @ (32, 32) @ (32, 8).
@@ -144,6 +145,16 @@ def exif_month_and_place(im: Image.Image) -> tuple[int, float | None, float | No
         return month, lat, lon
     except Exception:  # EXIF in the wild is often malformed; it costs the labels, not the image
         return 0, None, None
+
+
+def exif_focal_35mm(im: Image.Image) -> float | None:
+    """The lens's focal length in 35 mm film terms (EXIF FocalLengthIn35mmFilm), or None: with the height
+    it was taken from, it gives a photo's footprint (36 mm / focal x height)."""
+    try:
+        value = im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM)
+        return float(value) if value and float(value) > 0 else None
+    except Exception:  # malformed EXIF costs the footprint, not the image
+        return None
 
 
 def _gps_degrees(gps, tag: int, ref_tag: int, negative: str, limit: float) -> float | None:

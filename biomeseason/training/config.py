@@ -41,6 +41,10 @@ class TrainConfig:
                                    "(ground or oblique photos, anything with a horizon: horizontal flips only)")
     augment: bool = setting(True, "random crops, flips, mild blur, brightness/contrast/saturation jitter "
                                   "(never hue)")
+    camera: float = setting(0.0, "share of training images seen through a random simulated camera (exposure, "
+                                 "white balance, haze, clouds, blur, noise, JPEG; model/camera.py); 0 = none")
+    min_crop: float = setting(0.6, "smallest random crop as a share of the image's area: 0.05 shows a 450 km "
+                                   "tile at 100 km too")
     pretrained: str = setting("", "imagenet (torchvision weights, from the local torch cache only) | a local "
                                   "weights file | empty = from scratch")
     init: str = setting("", "a checkpoint of ours to start from: its backbone, and its head rows for "
@@ -105,6 +109,8 @@ class TrainConfig:
             (_finite(self.month_weight) and self.month_weight >= 0,
              f"--month-weight must be 0 or more, not {self.month_weight}"),
             (0 <= self.dropout < 1, f"--dropout must be in [0, 1), not {self.dropout}"),
+            (_finite(self.camera) and 0 <= self.camera <= 1, f"--camera must be within 0..1, not {self.camera}"),
+            (_finite(self.min_crop) and 0 < self.min_crop <= 1, f"--min-crop must be in (0, 1], not {self.min_crop}"),
             (0 < self.val_share < 1, f"--val-share must be between 0 and 1, not {self.val_share}"),
             (self.workers >= -1, f"--workers must be -1 (automatic) or more, not {self.workers}"),
             (_finite(self.cache_gb) and self.cache_gb >= 0, f"--cache-gb must be 0 or more, not {self.cache_gb}"),

@@ -24,6 +24,7 @@ from ..earth import geoprior
 from ..io import files
 from ..labels import MONTH_ABBR, north_month
 from ..model import calibration as C
+from ..model.camera import Camera
 from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.familiarity import Familiarity, image_statistics
 from ..model.network import build_model
@@ -67,6 +68,18 @@ class EvalPixels:
                 and tuple(image.shape[-2:]) == (self.image_size, self.image_size)):
             return image
         return self.steps(image)
+
+
+class CameraPixels(EvalPixels):
+    """``EvalPixels``, then a random simulated camera (``model.camera``) on a share ``p`` of the images, from
+    its own seeded generator: a model trained to see other cameras is told their views are familiar."""
+
+    def __init__(self, image_size: int, p: float, seed: int = 0):
+        super().__init__(image_size)
+        self.camera, self.generator = Camera(p=p), torch.Generator().manual_seed(seed)
+
+    def __call__(self, image):
+        return self.camera(super().__call__(image), self.generator)
 
 
 _NORMALISE = normalise(IMAGENET_MEAN, IMAGENET_STD)
@@ -144,16 +157,19 @@ class RunResult:
 
 
 def fit_reliability(model, ds: dict, val_raw: dict | None, device, workers: int, batch_size: int,
-                    image_size: int, show: bool = False) -> tuple[dict, Familiarity]:
+                    image_size: int, show: bool = False, camera: float = 0.0) -> tuple[dict, Familiarity]:
     """The familiarity score (fitted on train features) and the calibration per head (fitted on val).
 
     The familiarity threshold flags 5% of the validation images; without a
     val split it is set on the training images, which flags more new images.
+    ``camera``: the share of training images that were seen through a simulated
+    camera; the familiarity score is fitted on as many camera views.
     The temperatures are fitted on the validation images as they are and at
     each ``calibration.DRIFT_LEVELS`` (see the calibration module), so that
     the probabilities soften as images grow unlike the training data.
     """
-    plain = _sample(ds["train"].with_transform(EvalPixels(image_size)), FAMILIARITY_SAMPLES)
+    pixels = CameraPixels(image_size, camera) if camera > 0 else EvalPixels(image_size)
+    plain = _sample(ds["train"].with_transform(pixels), FAMILIARITY_SAMPLES)
     train_raw = predict_loader(model, make_loader(plain, batch_size, workers, device=device), device, show)
     familiarity = Familiarity().fit(train_raw["embed"], train_raw["true_biome"], train_raw["image_stats"],
                                     IMAGENET_MEAN, IMAGENET_STD)
@@ -240,7 +256,8 @@ def finish(cfg, classes, ds, device, workers, out: Path, history, show, refit: b
     clock.lap(f"evaluation of {' and '.join(evaluated) or 'nothing'}")
     if refit:
         calibration, familiarity = fit_reliability(model, ds, raws.get("val"), device, workers,
-                                                   cfg.batch_size * 2, cfg.image_size, show)
+                                                   cfg.batch_size * 2, cfg.image_size, show,
+                                                   cfg.camera if cfg.augment else 0.0)
         clock.lap("familiarity and calibration")
         fam_meta, fam_tensors = familiarity.to_checkpoint()
         meta.update(calibration=calibration, familiarity={

@@ -38,7 +38,7 @@ class Inputs:
     pretrained_path: Path | None = None
 
 
-RESUME_KEYS = ("arch", "image_size", "view", "augment", "pretrained", "init", "backbone_lr_scale",
+RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "pretrained", "init", "backbone_lr_scale",
                "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
                "balance", "dropout", "val_share", "seed", "limit")
 

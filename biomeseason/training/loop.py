@@ -111,7 +111,8 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
         if split == "train" and cfg.limit:
             rows = rows.sample(n=min(cfg.limit, len(rows)), random_state=cfg.seed).sort_index()
         # val and test give uint8 images; evaluation.predict_loader normalises whole batches of them.
-        tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment) if split == "train"
+        tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment, cfg.camera, cfg.min_crop)
+              if split == "train"
               else EvalPixels(short))
         parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress,
                                        found=found)
@@ -314,7 +315,7 @@ def _meta(cfg: TrainConfig, classes, inputs: Inputs) -> dict:
             # ImageNet statistics either way: right for pretrained weights, harmless from scratch.
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
             # The view decides which test-time views prediction may average (presets.tta_views).
-            "view": cfg.view, "augmentation": augmentation_settings(cfg.view, cfg.augment),
+            "view": cfg.view, "augmentation": augmentation_settings(cfg.view, cfg.augment, cfg.camera, cfg.min_crop),
             "config": dataclasses.asdict(cfg), "manifest_sha256": manifest_sha256(cfg.data),
             "val_carved_from_train": inputs.carved,
             "biomeseason_version": __version__, "epoch": 0, "metrics": {}}

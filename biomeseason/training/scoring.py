@@ -6,7 +6,10 @@
 
 Three ways of answering, each from the same forward pass: ``image`` (the photo
 alone), ``lat`` (given its latitude) and ``place`` (given latitude and
-longitude), the last two through the model's geographic prior (``geoprior``).
+longitude), the last two through the model's geographic prior (``geoprior``,
+the image weighed by its familiarity); ``map`` is the place alone, no image.
+``predict_tiles(..., camera=)`` shows the tiles through a simulated camera
+(``model.camera``) first: the same places as another sensor would see them.
 Per group of tiles: biome accuracy and macro-F1, month within one month and
 season (each tile's calendar months, its hemisphere from its latitude), the
 biome's expected calibration error, the share flagged unfamiliar, and the share
@@ -25,6 +28,7 @@ from ..model import calibration as C
 from .metrics import circular_distance
 
 WAYS = ("image", "lat", "place")
+ALL_WAYS = ("image", "map", "lat", "place")
 CONFIDENT = 0.9
 
 
@@ -40,29 +44,59 @@ def read_tiles(labels_csv, root=None, vocab: Vocabulary | None = None) -> pd.Dat
     return table.reset_index(drop=True)
 
 
-def predict_tiles(predictor, table: pd.DataFrame, batch_size: int = 256, progress: bool = False) -> pd.DataFrame:
+def predict_tiles(predictor, table: pd.DataFrame, batch_size: int = 256, progress: bool = False,
+                  camera=None, seed: int = 0, scene: bool = False, **options) -> pd.DataFrame:
     """``table`` with, per tile, the image-alone biome probabilities (``p_<biome>``), the calendar month
-    probabilities (``m_<1..12>``) in the tile's hemisphere, and the unfamiliar flag."""
+    probabilities (``m_<1..12>``) in the tile's hemisphere, the unfamiliar flag and the familiarity score.
+    ``camera``: a ``model.camera.Camera`` each tile is seen through first (seeded by ``seed``); ``options``
+    go to ``predictor.predict`` (``footprint_km=``, ...)."""
     hemispheres = ["south" if lat < 0 else "north" for lat in table["lat"]]
-    results = predictor.predict(list(table["file"]), batch_size=batch_size, progress=progress, scene=False,
-                                hemisphere=hemispheres, lat=None)
+    sources = list(table["file"]) if camera is None else camera_views(list(table["file"]), camera, seed)
+    results = predictor.predict(sources, batch_size=batch_size, progress=progress, scene=scene,
+                                hemisphere=hemispheres, lat=None, **options)
     out = table.copy()
     for b in predictor.biomes:
         out[f"p_{b}"] = [r.biome_probs[b] for r in results]
     for m in range(1, 13):
         out[f"m_{m}"] = [r.month_probs.get(m, 0.0) for r in results]
     out["unfamiliar"] = [bool(r.unfamiliar) for r in results]
+    out["familiarity"] = [np.nan if r.familiarity_score is None else r.familiarity_score for r in results]
     out["hemisphere"] = hemispheres
     return out
 
 
+def camera_views(paths: list, camera, seed: int = 0) -> list[np.ndarray]:
+    """Each image as ``camera`` (a ``model.camera.Camera``) shows it: (h, w, 3) uint8 arrays, the same for a
+    seed."""
+    import torch
+
+    from ..io.images import read_image
+
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for path in paths:
+        x = torch.from_numpy(np.array(read_image(path).image)).permute(2, 0, 1)            # (3, H, W) uint8
+        out.append(camera(x, generator).permute(1, 2, 0).numpy())
+    return out
+
+
+def distances(answers: pd.DataFrame, predictor) -> np.ndarray | None:
+    """Each tile's familiarity distance (1 = the flag's edge); None without a familiarity score."""
+    if predictor.familiarity is None or "familiarity" not in answers or answers["familiarity"].isna().all():
+        return None
+    return predictor.familiarity.relative(answers["familiarity"].to_numpy(dtype=float))
+
+
 def biome_probs(answers: pd.DataFrame, predictor, way: str) -> np.ndarray:
-    """(n, B) biome probabilities answered the given way (``WAYS``)."""
+    """(n, B) biome probabilities answered the given way (``ALL_WAYS``)."""
     p = answers[[f"p_{b}" for b in predictor.biomes]].to_numpy(dtype=float)
     if way == "image" or predictor.geo is None:
         return p
-    lons = answers["lon"].to_numpy(dtype=float) if way == "place" and "lon" in answers else None
-    return predictor.geo.apply(p, answers["lat"].to_numpy(dtype=float), lons)
+    lats = answers["lat"].to_numpy(dtype=float)
+    lons = answers["lon"].to_numpy(dtype=float) if way in ("place", "map") and "lon" in answers else None
+    if way == "map":
+        return np.nan_to_num(predictor.geo.place_alone(lats, lons), nan=1 / len(predictor.biomes))
+    return predictor.geo.apply(p, lats, lons, predictor.geo.weight_at(distances(answers, predictor), len(p)))
 
 
 def scores(answers: pd.DataFrame, probs: np.ndarray, biomes: list[str]) -> dict:

@@ -89,3 +89,46 @@ def test_a_vocabulary_the_map_does_not_know_gets_no_prior_and_the_default_one_ge
     names = Vocabulary.load().biomes
     like = earth.likelihood([62.0, 23.0, -3.0], [100.0, 10.0, -60.0])   # central Siberia, the Sahara, the Amazon
     assert [names[i] for i in like.argmax(1)] == ["boreal_forest", "desert", "tropical_rainforest"]
+
+
+def test_the_image_weight_shrinks_for_unfamiliar_images_and_zero_leaves_the_place_alone():
+    rule = {"weight": 0.8, "start": 1.0, "power": 2.0}
+    assert list(geoprior.image_weight_at(rule, [0.5, 1.0, 2.0])) == pytest.approx([0.8, 0.8, 0.2])
+    p = prior(radius_km=300.0)
+    image = np.array([[0.005, 0.99, 0.002, 0.002, 0.001]])            # the image is sure of desert
+    at_70n = p.apply(image, [70.0], [10.0], weights=[0.0])             # the place alone: tundra
+    assert at_70n.argmax() == TUNDRA and at_70n[0] == pytest.approx(p.place_alone([70.0], [10.0])[0])
+    assert p.apply(image, [70.0], [10.0], weights=[1.0]).argmax() == DESERT
+    assert np.allclose(p.apply(image, [70.0], [10.0]), p.apply(image, [70.0], [10.0], weights=[1.0]))
+
+
+def test_the_fitted_weight_trusts_an_informative_image_more_than_a_noisy_one():
+    rng = np.random.default_rng(0)
+    p = prior(radius_km=300.0)
+    n = 400
+    lats = rng.choice([70.0, 25.0, 0.0, 45.0], n)
+    lons = rng.uniform(-170, 170, n)
+    like = p.likelihood(lats, lons)
+    truth = np.array([rng.choice(np.flatnonzero(row == row.max())) for row in like])
+    flip = rng.random(n) < 0.2                                    # where the map is wrong, the image must tell
+    truth[flip] = rng.integers(0, 5, flip.sum())
+    sharp = np.full((n, 5), 0.02)
+    sharp[np.arange(n), truth] = 0.92
+    noise = rng.dirichlet(np.ones(5), n)
+    informative = geoprior.fit_image_weight(sharp, like, np.zeros(n), truth)
+    noisy = geoprior.fit_image_weight(noise, like, np.zeros(n), truth)
+    assert informative["weight"] > 0.5 > noisy["weight"]
+    # images far from the training data told nothing: the rule shrinks their weight beyond a distance
+    far = np.where(rng.random(n) < 0.5, 4.0, 0.5)
+    mixed = np.where((far > 1)[:, None], noise, sharp)
+    rule = geoprior.fit_image_weight(mixed, like, far, truth)
+    assert rule["power"] > 0 and geoprior.image_weight_at(rule, [4.0])[0] < 0.5 * rule["weight"]
+
+
+def test_the_image_weight_survives_a_checkpoint():
+    p = prior()
+    p.image_weight = {"weight": 0.6, "start": 1.5, "power": 1.0}
+    meta, extra = p.to_checkpoint()
+    back = geoprior.GeoPrior.from_checkpoint({"meta": {"geo_prior": meta}, "extra": extra})
+    assert back.image_weight == p.image_weight
+    assert list(back.weight_at([3.0])) == pytest.approx([0.3])
