@@ -115,7 +115,7 @@ def scores(answers: pd.DataFrame, probs: np.ndarray, biomes: list[str]) -> dict:
             "flagged": float(flagged.mean()), "wrong_p90_unflagged": float(misleading.mean())}
 
 
-def figures(answers: pd.DataFrame, predictor, by: str | None = None, ways=WAYS) -> pd.DataFrame:
+def figures(answers: pd.DataFrame, predictor, by: str | None = None, ways=ALL_WAYS) -> pd.DataFrame:
     """One row per way of answering and group (``by`` a column such as region or biome; 'all' first)."""
     rows = []
     for way in ways:

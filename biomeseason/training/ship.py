@@ -11,7 +11,12 @@ and given the place. Then writes ``--out`` with:
 * the weights in half precision (the file stays under 25 MB; prediction runs
   them in single precision), loaded like every checkpoint: weights only, digest
   checked;
-* the geographic prior from the label map (``geoprior``) with today's defaults;
+* the geographic prior from the label map (``geoprior``) with today's defaults, and how far the
+  image is trusted against it (``geoprior.fit_image_weight``), learnt on the Earth tiles of the
+  validation blocks as they are and through each simulated camera (``model.camera``), never on
+  the places the figures are measured on;
+* ``meta["km_per_pixel"]``: the maps' ground scale, so prediction can bring a photo of known
+  footprint to it;
 * ``meta["earth"]``: its training data, the labelling rule, the command that made
   it and the figures measured here.
 
@@ -38,6 +43,9 @@ SHIPPED = ROOT / "models" / "earth.pt"
 SHARED_TILES = ROOT / "data" / "bluemarble"
 COMMAND = "make earth-model"
 KEY = ("shared_regions", "image", "biome_acc")   # what a new model must beat
+# The image weight is fitted on this many validation tiles, each seen as it is and through every camera kind.
+WEIGHT_TILES = 1500
+WEIGHT_CAMERAS = ("l2a", "l1c", "astronaut")
 
 
 def score(predictor, shared: Path, earth: Path | None, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -59,6 +67,27 @@ def summary(figures: dict[str, pd.DataFrame]) -> dict:
     """The figures for the checkpoint's metadata: every group, rounded."""
     return {name: [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
                    for row in table.to_dict("records")] for name, table in figures.items()}
+
+
+def fit_image_weight(predictor, earth: Path, tiles: int = WEIGHT_TILES, progress: bool = True) -> dict:
+    """How far to trust the image against the place (``geoprior.fit_image_weight``), on up to ``tiles`` Earth tiles
+    of the validation blocks, each as it is and through each of ``WEIGHT_CAMERAS`` (seeded)."""
+    import numpy as np
+
+    from ..model.camera import Camera
+
+    table = scoring.read_tiles(earth / "labels.csv", root=earth / "raw")
+    val = table[(table["split"] == "val") & (table["region"] == "")]
+    val = val.sample(n=min(tiles, len(val)), random_state=0).reset_index(drop=True)
+    seen = [scoring.predict_tiles(predictor, val, progress=progress)]
+    seen += [scoring.predict_tiles(predictor, val, camera=Camera().only(kind), seed=i, progress=progress)
+             for i, kind in enumerate(WEIGHT_CAMERAS, start=1)]
+    answers = pd.concat(seen, ignore_index=True)
+    probs = scoring.biome_probs(answers, predictor, "image")
+    like = predictor.geo.likelihood(answers["lat"].to_numpy(dtype=float), answers["lon"].to_numpy(dtype=float))
+    labels = np.array([predictor.biomes.index(b) for b in answers["biome"]])
+    distances = scoring.distances(answers, predictor)
+    return geoprior.fit_image_weight(probs, like, np.zeros(len(labels)) if distances is None else distances, labels)
 
 
 def headline(summary_: dict) -> float | None:
@@ -94,7 +123,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     from ..io.files import UsageError
-    from ..predict.predictor import Predictor, load_model
+    from ..predict.predictor import MAP_KM_PER_PIXEL, Predictor, load_model
 
     source, out = Path(args.model), Path(args.out)
     earth = None if args.earth == "none" else Path(args.earth)
@@ -108,11 +137,18 @@ def main(args: argparse.Namespace) -> int:
     print(said)
     if prior is None:
         raise UsageError(f"{source}: {said}")
+    meta["km_per_pixel"] = MAP_KM_PER_PIXEL
     meta["geo_prior"], tensors = prior.to_checkpoint()
     extra.update(tensors)
     predictor = load_model(source)
-    predictor = Predictor(predictor.model, meta, predictor.device, source, predictor.familiarity,
-                          geoprior.GeoPrior.from_checkpoint({"meta": meta, "extra": extra}))
+    predictor = Predictor(predictor.model, meta, predictor.device, source, predictor.familiarity, prior)
+    if earth is not None:
+        prior.image_weight = fit_image_weight(predictor, earth)
+        meta["geo_prior"] = prior.to_checkpoint()[0]
+        w = prior.image_weight
+        print(f"image weight against the place: {w['weight']:g}, shrinking as (start {w['start']:g} / distance) ** "
+              f"{w['power']:g} beyond the familiarity distance {w['start']:g} (fitted on {w['images']} validation "
+              "tiles as they are and through simulated cameras)")
     figures = score(predictor, Path(args.shared), earth)
     for name, table in figures.items():
         print(f"\n{name}:\n" + table.round(3).to_string(index=False))

@@ -126,3 +126,37 @@ def test_ship_scores_the_model_and_writes_it_small_with_its_prior_and_keeps_a_be
     foreign.write_text("not a model")
     assert cli(["ship", str(second), "--shared", str(shared), "--earth", "none", "--out", str(foreign)]) == 2
     assert foreign.read_text() == "not a model"
+
+
+def test_ship_learns_how_far_to_trust_the_image_on_the_validation_blocks_only(tmp_path, monkeypatch):
+    import shutil
+
+    from test_predict import make_checkpoint
+
+    from biomeseason.model.checkpoint import load_checkpoint
+    from biomeseason.predict.predictor import load_model
+    from biomeseason.training import ship
+
+    shared = small_shared(tmp_path / "shared", per_region=4)
+    earth = tmp_path / "earth"
+    tiles = pd.read_csv(shared / "labels.csv")
+    for path in tiles["path"]:
+        (earth / "raw" / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared / path, earth / "raw" / path)
+    # Half the places validate, half test; the held-out regions' own tiles (region set) are neither.
+    tiles["split"] = ["val" if i % 2 else "test" for i in range(len(tiles))]
+    tiles["region"] = ""
+    tiles.to_csv(earth / "labels.csv", index=False)
+    seen = []
+    real_fit = ship.fit_image_weight
+    monkeypatch.setattr(ship, "fit_image_weight", lambda p, e, **k: seen.append(e) or real_fit(p, e, **k))
+    model = make_checkpoint(tmp_path / "m.pt", month_frame="north", seed=1)
+    out = tmp_path / "earth.pt"
+    assert cli(["ship", str(model), "--shared", str(shared), "--earth", str(earth), "--out", str(out)]) == 0
+    meta = load_checkpoint(out)["meta"]
+    rule = meta["geo_prior"]["image_weight"]
+    n_val = int((tiles["split"] == "val").sum())
+    assert seen == [earth] and rule["images"] == n_val * (1 + len(ship.WEIGHT_CAMERAS))
+    assert 0 < rule["weight"] <= 2 and meta["km_per_pixel"] == 7.4
+    assert load_model(out).geo.image_weight == rule
+    assert {f["way"] for f in meta["earth"]["figures"]["test_blocks"]} == {"image", "map", "lat", "place"}
