@@ -35,7 +35,8 @@ EARTH_DIR ?= runs/earth
 earth-model: $(STAMP)
 	$(PY) -m biomeseason earth --out $(EARTH_DIR) --hold-out-regions data/bluemarble/labels.csv
 	$(PY) dataset_preproc.py --raw $(EARTH_DIR)/raw --labels $(EARTH_DIR)/labels.csv --out $(EARTH_DIR)/processed --size 64
-	$(PY) -m biomeseason train --data $(EARTH_DIR)/processed --out $(EARTH_DIR)/model --epochs 20 --image-size 64 --view overhead
+	$(PY) -m biomeseason train --data $(EARTH_DIR)/processed --out $(EARTH_DIR)/model --epochs 12 --image-size 64 --view overhead \
+	    --camera 0.7 --min-crop 0.1
 	$(PY) -m biomeseason ship $(EARTH_DIR)/model/best.pt --earth $(EARTH_DIR)
 
 test: $(STAMP)

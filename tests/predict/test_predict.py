@@ -907,3 +907,54 @@ def test_many_images_stream_to_a_csv_of_ours_with_a_summary(checkpoint, tmp_path
     rows = read_csv(tmp_path / predict_cli.BATCH_OUT)
     assert len(rows) == 3 and "biomes: " in printed.out and str(predict_cli.BATCH_OUT) in printed.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "runs"]
+
+
+def test_a_photo_of_known_footprint_is_seen_at_the_scale_the_model_learnt(tmp_path, photo):
+    from biomeseason.model.presets import at_footprint
+
+    big = np.asarray(random_image(300, 200, seed=3))
+    small = at_footprint(big, 60.0, 7.4)                             # 60 km at 7.4 km a pixel: 8 pixels across
+    assert small.shape == (5, 8, 3) and small.dtype == np.uint8
+    assert abs(small.mean() - big.mean()) < 3                         # an area average keeps the colours
+    assert at_footprint(big, 10000.0, 7.4) is big                     # coarser already: as it is
+    plain = load_model(make_checkpoint(tmp_path / "plain.pt"))
+    with pytest.raises(ValueError, match="does not know the ground scale"):
+        plain.predict(photo, footprint_km=60.0)
+    scaled = load_model(make_checkpoint(tmp_path / "earth.pt", km_per_pixel=7.4))
+    as_is, told, auto = (scaled.predict(photo, footprint_km=f, scene=False)[0] for f in (None, 60.0, "auto"))
+    reduced = scaled.predict(Image.fromarray(at_footprint(np.asarray(Image.open(photo).convert("RGB")), 60.0, 7.4)),
+                             scene=False)
+    assert told.biome_probs == pytest.approx(reduced[0].biome_probs, abs=1e-5)
+    assert told.biome_probs != pytest.approx(as_is.biome_probs, abs=1e-5)
+    # "auto": the mean of the image as it is and at each of FOOTPRINTS
+    views = [as_is] + [scaled.predict(photo, footprint_km=f, scene=False)[0] for f in predict.FOOTPRINTS]
+    mean = {b: np.mean([v.biome_probs[b] for v in views]) for b in scaled.biomes}
+    assert auto.biome_probs == pytest.approx(mean, abs=1e-5)
+    with pytest.raises(ValueError, match="footprint_km"):
+        scaled.predict(photo, footprint_km="wide")
+    with pytest.raises(ValueError, match="above 0"):
+        scaled.predict(photo, footprint_km=-5.0)
+
+
+def test_the_footprint_comes_from_the_lens_and_the_height(tmp_path):
+    from biomeseason.predict.scene import Prepared
+
+    ready = Prepared("p.jpg", box=(0, 0, 1000, 800), size=(2000, 1600), focal_35mm=400.0)
+    # 36 mm / 400 mm x 400 km = 36 km across the frame; the scene is half the frame's width
+    assert predict._from_focal(ready, 400.0) == pytest.approx(18.0)
+    assert predict._from_focal(ready, None) is None
+    assert predict._from_focal(Prepared("q.jpg", box=(0, 0, 10, 10), size=(10, 10)), 400.0) is None
+
+
+def test_predict_footprint_options_are_checked(with_geo_prior, photo, tmp_path, capsys):
+    for bad, said in ((["--footprint-km", "wide"], "--footprint-km wide: must be a number of km above 0, or auto"),
+                      (["--footprint-km", "0"], "--footprint-km 0: must be"),
+                      (["--altitude-km", "-1"], "--altitude-km -1.0: must be a height above 0 km")):
+        assert cli(["predict", str(photo), "--model", str(with_geo_prior.path), "--out", str(tmp_path / "q.csv"),
+                    *bad]) == 2
+        assert said in capsys.readouterr().err
+    meta = tmp_path / "m.csv"
+    meta.write_text(f"path,footprint_km\n{photo},-3\n")
+    assert cli(["predict", str(photo), "--model", str(with_geo_prior.path), "--out", str(tmp_path / "r.csv"),
+                "--meta", str(meta)]) == 2
+    assert "footprint_km of" in capsys.readouterr().err
