@@ -20,9 +20,9 @@ and given the place. Then writes ``--out`` with:
 * ``meta["earth"]``: its training data, the labelling rule, the command that made
   it and the figures measured here.
 
-An existing ``--out`` is replaced only by a model that beats it: higher biome
-accuracy from the image alone on the shared tiles' held-out regions (or with
-``--force``).
+An existing ``--out`` is replaced only by a model that beats it on the shared
+tiles' held-out regions: biome accuracy from the image alone and with the place
+both at least as high, and one of them higher (or with ``--force``).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "earth.pt"
 SHARED_TILES = ROOT / "data" / "bluemarble"
 COMMAND = "make earth-model"
-KEY = ("shared_regions", "image", "biome_acc")   # what a new model must beat
+KEY = ("shared_regions", ("image", "place"), "biome_acc")   # what a new model must beat
 # The image weight is fitted on this many validation tiles, each seen as it is and through every camera kind.
 WEIGHT_TILES = 1500
 WEIGHT_CAMERAS = ("l2a", "l1c", "astronaut")
@@ -90,11 +90,21 @@ def fit_image_weight(predictor, earth: Path, tiles: int = WEIGHT_TILES, progress
     return geoprior.fit_image_weight(probs, like, np.zeros(len(labels)) if distances is None else distances, labels)
 
 
-def headline(summary_: dict) -> float | None:
-    """The figure a new model must beat (``KEY``) in a model's summary; None if it has none."""
-    data, way, metric = KEY
-    return next((row[metric] for row in summary_.get(data, []) if row["way"] == way and row["region"] == "all"),
-                None)
+def headline(summary_: dict) -> dict[str, float]:
+    """The figures a new model must beat (``KEY``) in a model's summary, by way of answering; empty if none."""
+    data, ways, metric = KEY
+    return {row["way"]: row[metric] for row in summary_.get(data, []) if row["way"] in ways and row["region"] == "all"}
+
+
+def beats(new: dict[str, float], old: dict[str, float]) -> bool:
+    """At least as good every way ``old`` was measured, and better in one of them."""
+    shared = [way for way in old if way in new]
+    return all(new[w] >= old[w] for w in shared) and any(new[w] > old[w] for w in shared)
+
+
+def _said(figures: dict[str, float]) -> str:
+    return ", ".join(f"{figures[w]:.3f} {'from the image alone' if w == 'image' else 'with the place'}"
+                     for w in KEY[1] if w in figures)
 
 
 def _is_our_checkpoint(path: Path) -> bool:
@@ -164,13 +174,13 @@ def main(args: argparse.Namespace) -> int:
     new = headline(meta["earth"]["figures"])
     if out.is_file() and not args.force:
         old = headline((load_checkpoint(out)["meta"].get("earth") or {}).get("figures", {}))
-        if old is not None and new is not None and new <= old:
-            raise UsageError(f"{out} scores {old:.3f} biome accuracy on the shared tiles' regions and this model "
-                             f"{new:.3f}: kept the better one (--force replaces it)")
+        if old and not beats(new, old):
+            raise UsageError(f"{out} scores biome accuracy {_said(old)} on the shared tiles' regions and this model "
+                             f"{_said(new)}: kept the better one (--force replaces it)")
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in payload["model"].items()}
     # The familiarity statistics in single precision (they are used in double): 1 MB less, the same flags.
     extra = {k: (v.float() if v.dtype == torch.float64 else v) for k, v in extra.items()}
     save_checkpoint(out, half, meta, extra=extra)
-    print(f"\nwrote {out} ({out.stat().st_size / 2**20:.1f} MB): biome {new:.3f} from the image alone on the "
-          "shared tiles' held-out regions")
+    print(f"\nwrote {out} ({out.stat().st_size / 2**20:.1f} MB): biome {_said(new)} on the shared tiles' "
+          "held-out regions")
     return 0

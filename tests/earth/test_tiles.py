@@ -160,3 +160,13 @@ def test_ship_learns_how_far_to_trust_the_image_on_the_validation_blocks_only(tm
     assert 0 < rule["weight"] <= 2 and meta["km_per_pixel"] == 7.4
     assert load_model(out).geo.image_weight == rule
     assert {f["way"] for f in meta["earth"]["figures"]["test_blocks"]} == {"image", "map", "lat", "place"}
+
+
+def test_a_new_model_must_be_no_worse_either_way_and_better_in_one():
+    from biomeseason.training.ship import beats
+
+    old = {"image": 0.70, "place": 0.95}
+    assert beats({"image": 0.70, "place": 0.97}, old) and beats({"image": 0.72, "place": 0.95}, old)
+    assert not beats({"image": 0.70, "place": 0.95}, old)                   # a tie keeps the one shipped
+    assert not beats({"image": 0.80, "place": 0.94}, old)                   # better alone, worse with the place
+    assert beats({"image": 0.71, "place": 0.90}, {"image": 0.70})           # an older model measured one way
