@@ -47,7 +47,7 @@ from ..labels import SEASONS, season_of
 from ..model import calibration as C
 from ..model import presets
 from ..model.checkpoint import CheckpointError, load_checkpoint
-from ..model.network import build_model
+from ..model.network import build_model, for_inference
 from ..model.presets import dihedral, eval_transform
 from .rows import (
     COLUMNS,
@@ -202,23 +202,38 @@ class Predictor:
         is of the plain view. Scores are None when the checkpoint has none.
         """
         batch = batch.to(self.device)
+        model = self._network()
         views = self.tta_views if tta else [0]
         total, scores, temperatures = None, None, self.temperatures
         for k in views:
-            features = self.model.forward_features(dihedral(batch, k))          # (B, C, h, w)
+            features = model.forward_features(dihedral(batch, k))               # (B, C, h, w)
             if k == views[0] and self.familiarity is not None:
                 # Features and plain image statistics: a black frame or a bare wall can
                 # land near a class in feature space, never in image statistics.
-                embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
+                embedding = model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
                 with one_thread("blas"):   # a few rows: BLAS threads would only fight PyTorch's (bench/predict.py)
                     scores = self.familiarity.score(embedding, batch.cpu().numpy())
                 distances = self.familiarity.relative(scores)
                 temperatures = {head: C.temperature_at(c, distances) for head, c in self.calibration.items()}
-            logits = self.model.forward_head(features)
+            logits = model.forward_head(features)
             probs = {task: (out.float() / _per_row(temperatures.get(task, 1.0), out)).softmax(dim=1).cpu()
                      for task, out in logits.items()}
             total = probs if total is None else {t: total[t] + probs[t] for t in total}
         return {task: p / len(views) for task, p in total.items()}, scores
+
+    def _network(self) -> torch.nn.Module:
+        """The model as ``_forward`` runs it: on a CPU, ``network.for_inference``'s copy (batch norms
+        folded, channels-last: twice as fast on one image), made again whenever ``self.model`` or its
+        weights change; elsewhere the model itself."""
+        if self.device.type != "cpu" or self.model.training:
+            return self.model
+        if getattr(self, "_weights", (None,))[0] is not self.model:   # listing them walks every module
+            self._weights = (self.model, [*self.model.parameters(), *self.model.buffers()])
+        key = (id(self.model), *(t._version for t in self._weights[1]))   # _version: changed in place
+        if getattr(self, "_fast", (None,))[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._fast = (key, for_inference(self.model))
+        return self._fast[1]
 
     def probabilities(self, batch: torch.Tensor, tta: bool = False) -> dict[str, torch.Tensor]:
         """Calibrated softmax of each head for a (B, 3, S, S) batch."""
