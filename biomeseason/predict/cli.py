@@ -247,6 +247,9 @@ def _main(args: argparse.Namespace, ddp: distributed.Dist) -> int:
     args.workers = cap(args.workers, quiet=not ddp.main)
     if ddp.local_world > 1:   # this machine's CPUs are shared by its processes of the run
         args.workers = min(args.workers, usable_cpus() // ddp.local_world)
+    if args.workers > 1:      # the decoding processes have their cores: PyTorch's threads would only wait for them
+        import torch
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), usable_cpus() - args.workers)))
     try:
         lats, lons = places_of(found, args.meta) if args.meta else (args.lat, args.lon)
     except files.UsageError as e:

@@ -74,6 +74,9 @@ HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/process
                 "or run `make demo` (synthetic data, a few minutes) and use runs/demo/model/best.pt")
 
 
+FEW = 8   # batches of fewer images run on one CPU thread (Predictor._batch_results)
+
+
 class ModelNotFoundError(CheckpointError):
     """No checkpoint where one was expected; the message says how to make one."""
 
@@ -299,11 +302,11 @@ class Predictor:
                 else:
                     batch.append(ready)
                 if len(batch) == batch_size:
-                    yield self._results(batch, tta)
+                    yield self._batch_results(batch, tta)
                     bar.update(len(batch))
                     batch = []
             if batch:
-                yield self._results(batch, tta)
+                yield self._batch_results(batch, tta)
                 bar.update(len(batch))
         finally:
             stream.close()   # an interrupt between two images still stops the workers at once
@@ -313,6 +316,19 @@ class Predictor:
         """Like predict, yielding results one by one as their batch is done."""
         for batch in self.iter_batches(sources, *args, **kwargs):
             yield from batch
+
+    def _batch_results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
+        """``_results``, a few images on one CPU thread: for them PyTorch's threads cost more than they save.
+        One 64 px photo took 10 ms in one thread and 18 to 45 ms in two (bench/predict.py, 2 cores with
+        another job running), its eval transform 0.8 ms and 2.9: every small operation waits for both."""
+        if self.device.type != "cpu" or len(batch) >= FEW or torch.get_num_threads() == 1:
+            return self._results(batch, tta)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._results(batch, tta)
+        finally:
+            torch.set_num_threads(threads)
 
     def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
         tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
