@@ -10,8 +10,9 @@ model (64 px) unless ``--model`` names another. Measured in the same run:
 
 1. The profile of one photo as ``predict`` handles it, stage by stage, median over the photos
    (read and SHA-256, which ``predict`` does on another thread beside the decode; decode at
-   reduced JPEG scale, scene finder, EXIF, crop and the eval transform, the forward pass, the
-   familiarity score, turning probabilities into a row), and
+   reduced JPEG scale, scene finder, EXIF, crop and the eval transform, the forward pass of the
+   network's inference copy, the familiarity score, turning probabilities into a row; the torch
+   stages on one thread, as ``predict`` runs a few images), and
    the whole ``predictor.predict(path)`` of a loaded model: one photo in ``predict.ipynb`` (over the
    first ``--n`` photos: each of the 21 sources once).
 2. The baselines, one photo at a time in this process: the original approach's decode and
@@ -57,7 +58,7 @@ from _photos import PHOTO_SIZE, photos  # noqa: E402
 from biomeseason.io import images  # noqa: E402
 from biomeseason.io.workers import one_thread  # noqa: E402
 from biomeseason.predict import scene  # noqa: E402
-from biomeseason.predict.predictor import load_model  # noqa: E402
+from biomeseason.predict.predictor import FEW, load_model  # noqa: E402
 from biomeseason.predict.rows import prediction_of  # noqa: E402
 from biomeseason.prepare.clean import exif_month_and_place  # noqa: E402
 
@@ -133,6 +134,8 @@ def profile(predictor, path: Path) -> dict[str, float]:
     t[DECODE], record_ = clock(lambda: images.read_image(data, min_size=size, reduce=True))
     t["scene finder"], (box, _) = clock(lambda: scene.find_scene(record_.image))
     t["EXIF (date, GPS)"], _ = clock(lambda: exif_month_and_place(record_.image))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if FEW > 1 else threads)   # as predict runs a few images (Predictor._batch_results)
     crop = np.array(record_.image.crop(box))
     t["crop and eval transform"], x = clock(lambda: predictor.transform(crop)[None])
     model = predictor._network()   # the copy predict runs (network.for_inference on a CPU)
@@ -155,6 +158,7 @@ def profile(predictor, path: Path) -> dict[str, float]:
         prepared, probs["biome"][0], probs["month"][0], seasons[0], False, 0.5, biomes=predictor.biomes,
         months=predictor.months, month_frame=predictor.month_frame, hemisphere=predictor.hemisphere,
         placed=bool(predictor.geo)).to_row())
+    torch.set_num_threads(threads)
     return t
 
 

@@ -180,9 +180,9 @@ def check_args(args: argparse.Namespace, world: int = 1) -> tuple[list[Path], li
     if args.out is None:
         return found, ignored
     inputs = [*args.paths, *found, *([args.model] if args.model else [])]
+    output.check_engine(args.out)   # first: an existing Parquet --out is read to see whether it is ours
     files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=output.looks_ours,
                             suffixes=output.SUFFIXES)
-    output.check_engine(args.out)
     parts = [partial_path(args.out), *output.other_parts(args.out)]
     for part in parts:
         files.check_output_file(part, inputs=inputs, force=args.force, looks_ours=output.looks_ours)

@@ -125,3 +125,19 @@ def test_distinct_colours_are_numpys():
         codes = rng.integers(0, colours, size).astype(np.int32)
         ours, theirs = cluster._distinct(codes), np.unique(codes, return_counts=True)
         assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_a_few_images_run_on_one_thread_and_the_threads_come_back(monkeypatch):
+    meta = {"arch": "resnet18", "biomes": [f"b{i}" for i in range(7)], "months": list(range(1, 13)),
+            "hemisphere": "north", "image_size": 32, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    predictor = Predictor(trained_looking(0), meta, torch.device("cpu"))
+    seen = []
+    monkeypatch.setattr(predictor, "_results", lambda batch, tta: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predictor._batch_results([object()], tta=False)
+        predictor._batch_results([object()] * 32, tta=False)
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
