@@ -141,3 +141,15 @@ def test_a_few_images_run_on_one_thread_and_the_threads_come_back(monkeypatch):
         assert seen == [1, 2] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_forked_child_hashes_files_with_a_thread_of_its_own(tmp_path):
+    import multiprocessing
+
+    photo = tmp_path / "p.png"
+    from PIL import Image
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(photo)
+    parent = scene.prepare(photo, 32).sha256      # starts the parent's hashing thread
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(scene.prepare, (photo, 32)).get(timeout=60).sha256
+    assert child == parent and len(parent) == 64
