@@ -4,7 +4,8 @@
     with files.atomic_path(out / "best.pt") as tmp:     # for libraries that want a path
         torch.save(payload, tmp)
 
-Text, JSON, CSV tables and rows, images and figures; ``appending_rows`` and
+Text, JSON, CSV tables and rows, Parquet (``write_parquet``: row group by row group, for
+millions of rows; needs pyarrow), images and figures; ``appending_rows`` and
 ``publish`` for runs that stream into a partial file of their own. A want of
 room while writing is ``OutOfSpaceError`` naming the output. Reached through
 ``files`` (``files.write_text`` ...), which re-exports every name here.
@@ -156,6 +157,37 @@ def appending_rows(path, fieldnames: list[str]):
                 f.truncate(start)
                 raise
         yield append
+
+
+def write_parquet(path, batches: Iterable, schema, row_group_rows: int = 65_536) -> int:
+    """Arrow record batches (or tables) of ``schema`` to a Parquet file, atomically, in row groups of
+    ``row_group_rows``: at most one row group is held at a time, however many rows come. Returns the
+    row count; with no rows nothing is written (an empty result never replaces an output)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return 0
+    count = 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        held, rows = [], 0
+        for batch in itertools.chain([first], batches):
+            held.append(batch)
+            rows += batch.num_rows
+            if rows >= row_group_rows:
+                writer.write_table(pa.Table.from_batches(_record_batches(held), schema), row_group_rows)
+                count += rows
+                held, rows = [], 0
+        if held or not count:
+            writer.write_table(pa.Table.from_batches(_record_batches(held), schema), row_group_rows)
+            count += rows
+    return count
+
+
+def _record_batches(parts) -> list:
+    return [b for part in parts for b in (part.to_batches() if hasattr(part, "to_batches") else [part])]
 
 
 def publish(partial, path) -> Path:

@@ -32,7 +32,7 @@ The rules (README "Your files are safe"):
   of a run that is gone (killed) is taken over with a note.
 
 The work is done by one module a job; every name is reached as ``files.<name>``:
-- ``atomic``: atomic writes (text, JSON, CSV, rows, images, figures);
+- ``atomic``: atomic writes (text, JSON, CSV, rows, Parquet, images, figures);
 - ``targets``: our marker, ``claim_dir``, ``check_dir_target``, ``check_output_file``, ``remove_ours``;
 - ``lock``: ``output_lock``, one writer per output;
 - ``errors``: ``UsageError`` and ``OutOfSpaceError``.
@@ -55,6 +55,7 @@ from .atomic import (
     save_image,
     write_csv,
     write_json,
+    write_parquet,
     write_rows,
     write_text,
 )
@@ -73,9 +74,9 @@ from .targets import (
 )
 
 __all__ = ["MARKER", "MARKER_TEXT", "OUT_OF_SPACE", "OutOfSpaceError", "UsageError", "out_of_space",
-           "atomic_path", "atomic_write", "write_text", "write_json", "write_csv", "write_rows", "appending_rows",
-           "publish", "save_image", "save_figure", "is_ours", "mark_ours", "claim_dir", "check_dir_target",
-           "check_output_file", "csv_header_is", "remove_ours", "lock_path", "output_lock",
+           "atomic_path", "atomic_write", "write_text", "write_json", "write_csv", "write_rows", "write_parquet",
+           "appending_rows", "publish", "save_image", "save_figure", "is_ours", "mark_ours", "claim_dir",
+           "check_dir_target", "check_output_file", "csv_header_is", "remove_ours", "lock_path", "output_lock",
            "terminate_as_interrupt", "get_args_parser", "main"]
 
 

@@ -1,8 +1,9 @@
-"""Command line of prediction: the answers on screen for a few images, a CSV with one row
-per image for a folder (``--json`` prints JSON lines for scripts)::
+"""Command line of prediction: the answers on screen for a few images, a CSV (or Parquet) with
+one row per image for a folder (``--json`` prints JSON lines for scripts)::
 
     python -m biomeseason predict photo.jpg --lat 49.9 --lon 21.2
     python -m biomeseason predict data/raw --out predictions.csv
+    torchrun --nproc_per_node=4 -m biomeseason predict catalogue/ --out predictions.parquet
 
 The model and how it predicts are ``predict`` (``load_model``, ``Predictor``); this module
 reads the settings, the places of a ``--meta`` CSV, and writes the rows.
@@ -14,11 +15,17 @@ reduced scale), the model runs in batches, and rows are appended to
 keeps its rows in the partial file and ``--resume`` continues from it,
 skipping images already there (same path and content hash). Nothing is written
 over an input or a file that is not ours, and an empty result replaces nothing.
+
+Under ``torchrun`` (``--nnodes`` too, with ``--out`` and the images on a file system every
+machine sees) each process predicts a contiguous share of the images into a partial file of
+its own and the first joins them into one output, the rows one process would have written;
+``--resume`` continues any run, in as many processes as it likes. Where the rows go, and
+Parquet (``--out FILE.parquet``: converted from the partial CSV row group by row group), is
+``output``.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
@@ -26,23 +33,19 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..io import files, images
+from ..io import distributed, files, images
 from ..io.images import ImageError, check_paths_exist, find_images
 from ..labels import HEMISPHERES
 from ..model.checkpoint import CheckpointError
 from ..model.network import select_device
+from . import output
+from .output import partial_path
 from .predictor import MODEL_CANDIDATES, Predictor, load_model
-from .rows import COLUMNS, OUR_HEADER, UNFAMILIAR_WARNING, Prediction
+from .rows import COLUMNS, UNFAMILIAR_WARNING, Prediction
 
 SHOWN = 20                                   # up to this many images, predict shows every answer on screen
 BATCH_OUT = Path("runs/predict/predictions.csv")   # where more go without --out
 WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
-
-
-def partial_path(out: str | Path) -> Path:
-    """Where a run appends its rows until it is complete: ``<out>.partial``."""
-    out = Path(out)
-    return out.with_name(out.name + ".partial")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -54,8 +57,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help=f"checkpoint (default: {MODEL_CANDIDATES[0]} if it exists, else the shipped "
                              f"{MODEL_CANDIDATES[1]})")
     parser.add_argument("--out", default=None,
-                        help="CSV to write (default: none for up to "
-                             f"{SHOWN} images, whose answers are on screen; {BATCH_OUT} for more)")
+                        help="CSV, or Parquet if it ends in .parquet, to write (default: none for up to "
+                             f"{SHOWN} images, whose answers are on screen; {BATCH_OUT} for more, or under torchrun)")
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="what goes to standard output: a table for people (default; for more than "
                              f"{SHOWN} images a summary) or JSON lines, one object per image, for scripts")
@@ -155,18 +158,16 @@ def format_table(results: list[Prediction]) -> str:
 
 def summary_of(csv_path: Path) -> str:
     """Many images: how many of each biome, and how many flagged unfamiliar."""
-    import pandas as pd
-
-    table = pd.read_csv(csv_path, keep_default_na=False)
+    table = output.read_columns(csv_path, ["biome", "unfamiliar"])
     counts = table["biome"].value_counts()
     flagged = (table["unfamiliar"].astype(str) == "True").sum()
     return ("biomes: " + ", ".join(f"{b} {n}" for b, n in counts.items())
             + f"; flagged unfamiliar: {flagged} of {len(table)}")
 
 
-def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+def check_args(args: argparse.Namespace, world: int = 1) -> tuple[list[Path], list[Path]]:
     """Refuse bad settings before any work (files.UsageError, one sentence).
-    Returns (images, ignored files) found in the input paths."""
+    Returns (images, ignored files) found in the input paths; ``world``: processes of the run."""
     for flag, value in (("--batch-size", args.batch_size), ("--max-pixels", args.max_pixels)):
         if value < 1:
             raise files.UsageError(f"{flag} {value}: must be at least 1")
@@ -185,18 +186,20 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
         raise files.UsageError(f"--altitude-km {args.altitude_km}: must be a height above 0 km")
     check_paths_exist(args.paths)
     found, ignored = find_images(args.paths)
-    if args.out is None and (len(found) > SHOWN or args.resume):
+    if args.out is None and (len(found) > SHOWN or args.resume or world > 1):
         args.out = str(BATCH_OUT)   # many images: their rows stream to a CSV of ours, never into the current folder
     if args.out is None:
         return found, ignored
     inputs = [*args.paths, *found, *([args.model] if args.model else [])]
-    ours = files.csv_header_is(OUR_HEADER)
-    files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=ours, suffixes=[".csv"])
-    files.check_output_file(partial_path(args.out), inputs=inputs, force=args.force, looks_ours=ours,
-                            suffixes=[".partial"])
+    output.check_engine(args.out)   # first: an existing Parquet --out is read to see whether it is ours
+    files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=output.looks_ours,
+                            suffixes=output.SUFFIXES)
+    parts = [partial_path(args.out), *output.other_parts(args.out)]
+    for part in parts:
+        files.check_output_file(part, inputs=inputs, force=args.force, looks_ours=output.looks_ours)
     if args.resume:
-        for path in (partial_path(args.out), Path(args.out)):
-            if path.is_file() and "sha256" not in _header(path):
+        for path in (*parts, Path(args.out)):
+            if path.is_file() and "sha256" not in output.columns_of(path):
                 raise files.UsageError(f"--resume: {path} has no sha256 column (an older version wrote it); "
                                        "run without --resume")
     return found, ignored
@@ -265,31 +268,28 @@ def _footprints(told, from_meta: list | None):
     return from_meta
 
 
-def _header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as f:
-        return next(csv.reader(f), [])
-
-
-def _previous_rows(out: Path, partial: Path) -> tuple[list[dict], Path | None]:
-    """(rows, file they came from) of an interrupted run, else of a complete --out, for --resume."""
-    for path in (partial, out):
-        if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            if not text.endswith("\n"):
-                text = text[:text.rfind("\n") + 1]   # a row cut by a crash is predicted again
-            return list(csv.DictReader(text.splitlines())), path
-    return [], None
-
-
 def main(args: argparse.Namespace) -> int:
+    ddp = distributed.setup(args.device)   # under torchrun: this process's rank among how many
     try:
-        found, ignored = check_args(args)
-        predictor = load_model(args.model, select_device(args.device))
+        return _main(args, ddp)
+    finally:
+        distributed.teardown(ddp)
+
+
+def _main(args: argparse.Namespace, ddp: distributed.Dist) -> int:
+    try:
+        found, ignored = check_args(args, ddp.world)
+        predictor = load_model(args.model, select_device(args.device, ddp.local_rank))
     except (files.UsageError, CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from ..io.workers import cap
-    args.workers = cap(args.workers)
+    from ..io.workers import cap, usable_cpus
+    args.workers = cap(args.workers, quiet=not ddp.main)
+    if ddp.local_world > 1:   # this machine's CPUs are shared by its processes of the run
+        args.workers = min(args.workers, usable_cpus() // ddp.local_world)
+    if args.workers > 1:      # the decoding processes have their cores: PyTorch's threads would only wait for them
+        import torch
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), usable_cpus() - args.workers)))
     try:
         lats, lons, footprints = places_of(found, args.meta) if args.meta else (args.lat, args.lon, None)
     except files.UsageError as e:
@@ -300,31 +300,56 @@ def main(args: argparse.Namespace) -> int:
                    footprint_km=_footprints(args.footprint_km, footprints), altitude_km=args.altitude_km)
     if args.out is None:   # a few images: the answers on screen, no file written
         return _answer_on_screen(predictor, found, ignored, args.format, options)
-    return _predict_into_csv(predictor, found, ignored, args, options)
+    return _predict_into_csv(predictor, found, ignored, args, options, ddp)
 
 
 def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Path], args: argparse.Namespace,
-                      options: dict) -> int:
-    """Rows stream into ``<out>.partial``, renamed to --out when complete; with --resume, the rows
-    of before are kept and their images skipped. Prints the table (a few images) or a summary."""
-    if args.out == str(BATCH_OUT):
+                      options: dict, ddp: distributed.Dist | None = None) -> int:
+    """Rows stream into ``<out>.partial`` (under torchrun, a partial file a process, each predicting a
+    contiguous share of the images), which becomes --out when complete (``output``); with --resume,
+    the rows of before are kept and their images skipped. Prints the table (a few images) or a summary."""
+    ddp = ddp or distributed.Dist()
+    if args.out == str(BATCH_OUT) and ddp.main:
         files.claim_dir(BATCH_OUT.parent)
     out, partial = Path(args.out), partial_path(args.out)
-    previous, source = _previous_rows(out, partial) if args.resume else ([], None)
     failed: list[str] = []
-    with files.terminate_as_interrupt(), files.output_lock(out):   # one run at a time into --out
-        new, shown = _stream_rows(predictor, found, out, partial, previous, failed, args.format, options)
-        total = len(previous) + new
-        if total == 0 or (new == 0 and source == out):
+    with files.terminate_as_interrupt(), files.output_lock(out, hold=ddp.main):   # one run at a time into --out
+        previous = output.Previous(out, args.resume)
+        distributed.barrier(ddp)      # every process has read the rows of before...
+        if ddp.main:                  # ...before the first puts them into its partial file, the parts' with them
+            output.start_part(partial, previous)
+            output.remove_parts(output.other_parts(out))
+        distributed.barrier(ddp)
+        part = output.part_path(out, ddp.rank)
+        if not ddp.main:
+            output.start_part(part, None)
+        seen = previous.paths   # the images likely done weigh nothing in the shares
+        mine = distributed.share(len(found), ddp, [str(p) not in seen for p in found])
+        share = {k: v[mine] if isinstance(v, list) else v for k, v in options.items()}   # --meta: one place an image
+        new, shown = _stream_rows(predictor, found[mine], out, part, previous, failed, args.format, share,
+                                  show=len(found) <= SHOWN, progress=ddp.main)
+        gathered = distributed.gather(ddp, (new, failed, shown))
+        new = sum(n for n, _, _ in gathered)
+        failed = [f for _, fs, _ in gathered for f in fs]
+        shown = [r for _, _, rs in gathered for r in rs]
+        total = previous.count + new
+        parts = [output.part_path(out, r) for r in range(1, ddp.world)]
+        if ddp.main and (total == 0 or (new == 0 and previous.from_output_alone)):
             partial.unlink(missing_ok=True)   # nothing new: --out stays as it was
-        else:
-            files.publish(partial, out)
+            output.remove_parts(parts)
+        elif ddp.main:
+            output.join_parts(partial, parts)
+            output.publish(partial, out)      # a rename, or the conversion to Parquet
+            output.remove_parts(parts)
+        distributed.barrier(ddp)
+    if not ddp.main:
+        return 0 if total else 1
     if shown:
         print(format_table(shown))
     elif args.format == "table" and total:
         print(summary_of(out))
     print(f"predicted {new} of {len(found)} images into {out}"
-          + (f" ({len(previous)} rows kept from before)" if previous else "")
+          + (f" ({previous.count} rows kept from before)" if previous.count else "")
           + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")
           + (f"; ignored {len(ignored)} non-image files" if ignored else ""), file=sys.stderr)
     if total == 0:
@@ -334,31 +359,32 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
     return 0
 
 
-def _stream_rows(predictor: Predictor, found: list[Path], out: Path, partial: Path, previous: list[dict],
-                 failed: list[str], fmt: str, options: dict) -> tuple[int, list[Prediction]]:
-    """Append a row per image to ``partial`` as its batch is done; (rows new, results to show).
-    Unreadable images go into ``failed``. Interrupted, the partial file keeps the rows so far."""
-    done = {(row["path"], row["sha256"]) for row in previous}
+def _stream_rows(predictor: Predictor, found: list[Path], out: Path, partial: Path, previous: output.Previous,
+                 failed: list[str], fmt: str, options: dict, show: bool = True,
+                 progress: bool = True) -> tuple[int, list[Prediction]]:
+    """Append a row per image to ``partial`` (begun by ``output.start_part``) as its batch is done;
+    (rows new, results to ``show``). Unreadable images go into ``failed``. Interrupted, the partial
+    file keeps the rows so far."""
+    kept = previous.count if partial == partial_path(out) else 0
 
     def report(path, error: ImageError) -> None:
         failed.append(str(path))
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
     new, shown = 0, []
-    # The partial file is rewritten from the rows kept, so it always holds whole rows only.
-    files.write_rows(partial, previous, COLUMNS) or files.write_text(partial, ",".join(COLUMNS) + "\n")
     try:
         with files.appending_rows(partial, COLUMNS) as append:
-            for batch in predictor.iter_batches(found, on_error=report, progress=True, done=done, **options):
+            for batch in predictor.iter_batches(found, on_error=report, progress=progress, done=previous.done,
+                                                **options):
                 append(r.to_row() for r in batch)
                 new += len(batch)
                 if fmt == "json":
                     _print_json(batch)
-                elif len(found) <= SHOWN:
+                elif show:
                     shown.extend(batch)
     except BaseException:
-        if previous or new:
-            print(f"\n{len(previous) + new} rows kept in {partial}; run the same command with --resume "
+        if kept or new:
+            print(f"\n{kept + new} rows kept in {partial}; run the same command with --resume "
                   f"to continue; {out} was left as it was", file=sys.stderr)
         else:
             partial.unlink(missing_ok=True)

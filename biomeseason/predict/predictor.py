@@ -53,7 +53,7 @@ from ..labels import SEASONS, season_of
 from ..model import calibration as C
 from ..model import presets
 from ..model.checkpoint import CheckpointError, load_checkpoint
-from ..model.network import build_model
+from ..model.network import build_model, for_inference
 from ..model.presets import dihedral, eval_transform
 from .rows import (
     COLUMNS,
@@ -84,6 +84,9 @@ ROOT = Path(__file__).resolve().parents[2]   # the repository, for an editable i
 REQUIRED_META = ("arch", "biomes", "months", "hemisphere", "image_size", "mean", "std")
 HOW_TO_TRAIN = ("train one with `python -m biomeseason train --data data/processed --out models`, "
                 "or run `make demo` (synthetic data, a few minutes) and use runs/demo/model/best.pt")
+
+
+FEW = 8   # batches of fewer images run on one CPU thread (Predictor._batch_results)
 
 
 class ModelNotFoundError(CheckpointError):
@@ -216,23 +219,38 @@ class Predictor:
         is of the plain view. Scores are None when the checkpoint has none.
         """
         batch = batch.to(self.device)
+        model = self._network()
         views = self.tta_views if tta else [0]
         total, scores, temperatures = None, None, self.temperatures
         for k in views:
-            features = self.model.forward_features(dihedral(batch, k))          # (B, C, h, w)
+            features = model.forward_features(dihedral(batch, k))               # (B, C, h, w)
             if k == views[0] and self.familiarity is not None:
                 # Features and plain image statistics: a black frame or a bare wall can
                 # land near a class in feature space, never in image statistics.
-                embedding = self.model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
+                embedding = model.pool(features).flatten(1).float().cpu().numpy()   # = model.embed
                 with one_thread("blas"):   # a few rows: BLAS threads would only fight PyTorch's (bench/predict.py)
                     scores = self.familiarity.score(embedding, batch.cpu().numpy())
                 distances = self.familiarity.relative(scores)
                 temperatures = {head: C.temperature_at(c, distances) for head, c in self.calibration.items()}
-            logits = self.model.forward_head(features)
+            logits = model.forward_head(features)
             probs = {task: (out.float() / _per_row(temperatures.get(task, 1.0), out)).softmax(dim=1).cpu()
                      for task, out in logits.items()}
             total = probs if total is None else {t: total[t] + probs[t] for t in total}
         return {task: p / len(views) for task, p in total.items()}, scores
+
+    def _network(self) -> torch.nn.Module:
+        """The model as ``_forward`` runs it: on a CPU, ``network.for_inference``'s copy (batch norms
+        folded, channels-last: twice as fast on one image), made again whenever ``self.model`` or its
+        weights change; elsewhere the model itself."""
+        if self.device.type != "cpu" or self.model.training:
+            return self.model
+        if getattr(self, "_weights", (None,))[0] is not self.model:   # listing them walks every module
+            self._weights = (self.model, [*self.model.parameters(), *self.model.buffers()])
+        key = (id(self.model), *(t._version for t in self._weights[1]))   # _version: changed in place
+        if getattr(self, "_fast", (None,))[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._fast = (key, for_inference(self.model))
+        return self._fast[1]
 
     def probabilities(self, batch: torch.Tensor, tta: bool = False) -> dict[str, torch.Tensor]:
         """Calibrated softmax of each head for a (B, 3, S, S) batch."""
@@ -311,11 +329,11 @@ class Predictor:
                 else:
                     batch.append(ready)
                 if len(batch) == batch_size:
-                    yield self._results(batch, tta, multiscale)
+                    yield self._batch_results(batch, tta, multiscale)
                     bar.update(len(batch))
                     batch = []
             if batch:
-                yield self._results(batch, tta, multiscale)
+                yield self._batch_results(batch, tta, multiscale)
                 bar.update(len(batch))
         finally:
             stream.close()   # an interrupt between two images still stops the workers at once
@@ -325,6 +343,19 @@ class Predictor:
         """Like predict, yielding results one by one as their batch is done."""
         for batch in self.iter_batches(sources, *args, **kwargs):
             yield from batch
+
+    def _batch_results(self, batch: list[Prepared], tta: bool, multiscale: bool = False) -> list[Prediction]:
+        """``_results``, a few images on one CPU thread: for them PyTorch's threads cost more than they save.
+        One 64 px photo took 10 ms in one thread and 18 to 45 ms in two (bench/predict.py, 2 cores with
+        another job running), its eval transform 0.8 ms and 2.9: every small operation waits for both."""
+        if self.device.type != "cpu" or len(batch) >= FEW or torch.get_num_threads() == 1:
+            return self._results(batch, tta, multiscale)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._results(batch, tta, multiscale)
+        finally:
+            torch.set_num_threads(threads)
 
     def _views(self, batch: list[Prepared], multiscale: bool) -> list[list]:
         """The images the model sees, one list per scale: each at its footprint (as it is where unknown),

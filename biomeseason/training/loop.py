@@ -33,10 +33,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import random
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +46,8 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .. import __version__
 from ..io import files
+from ..io.distributed import Dist, teardown
+from ..io.distributed import setup as setup_distributed
 from ..io.files import UsageError
 from ..io.workers import cap
 from ..model.checkpoint import save_checkpoint
@@ -66,28 +66,7 @@ __all__ = ["BALANCES", "DERIVED", "DEVICES", "RESUME_KEYS", "Dist", "Inputs", "T
            "masked_losses", "seed_everything", "setting", "setup_distributed", "train_one_epoch"]
 
 
-# ---------------------------------------------------------------- devices and processes
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_name: str) -> Dist:
-    """Join the process group that ``torchrun`` describes; a single process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
+# ---------------------------------------------------------------- seeds
 
 def seed_everything(seed: int):
     random.seed(seed)
@@ -144,8 +123,7 @@ def fit(cfg: TrainConfig) -> RunResult | None:
             print(_interrupted(Path(cfg.out)), file=sys.stderr, flush=True)
         raise
     finally:
-        if ddp.world > 1:
-            dist.destroy_process_group()
+        teardown(ddp)
 
 
 def _interrupted(out: Path) -> str:
