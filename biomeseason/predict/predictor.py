@@ -302,6 +302,7 @@ class Predictor:
     def _results(self, batch: list[Prepared], tta: bool) -> list[Prediction]:
         tensors = torch.stack([self.transform(p.image) for p in batch])   # (B, 3, S, S)
         probs, scores = self._forward(tensors, tta)
+        image_biome = probs["biome"]   # before the place: explain's figure shows the image's answer beside it
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
         if self.geo:   # where the place is known, the biome is given it too (geoprior)
             lats = [np.nan if p.lat is None else p.lat for p in batch]
@@ -317,7 +318,8 @@ class Predictor:
                               None if flags[i] is None else bool(flags[i]),
                               None if scores[i] is None else float(scores[i]),
                               biomes=self.biomes, months=self.months, month_frame=self.month_frame,
-                              hemisphere=self.hemisphere, placed=bool(self.geo))
+                              hemisphere=self.hemisphere, placed=bool(self.geo),
+                              image_biome_p=image_biome[i])
                 for i, p in enumerate(batch)]
 
 
