@@ -14,6 +14,13 @@ reduced scale), the model runs in batches, and rows are appended to
 keeps its rows in the partial file and ``--resume`` continues from it,
 skipping images already there (same path and content hash). Nothing is written
 over an input or a file that is not ours, and an empty result replaces nothing.
+
+The files a run with ``--out`` did not answer are listed, with the reason, in
+``<out stem>.skipped.csv`` beside it (``skipped_path``; columns ``path, reason``):
+the unreadable ones and those ignored as not images by name. It is written
+whole, with ``--out``: a resumed run tries every skipped file again (it may
+have been mended), so its list is the whole run's. The last line on screen gives
+the counts, a few examples and that file's name.
 """
 from __future__ import annotations
 
@@ -37,12 +44,33 @@ from .rows import COLUMNS, OUR_HEADER, UNFAMILIAR_WARNING, Prediction
 SHOWN = 20                                   # up to this many images, predict shows every answer on screen
 BATCH_OUT = Path("runs/predict/predictions.csv")   # where more go without --out
 WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
+SKIPPED_COLUMNS = ["path", "reason"]
+IGNORED = "ignored: not an image by its name (or a hidden file)"
+EXAMPLES = 3                             # skipped files the last line names; the CSV has them all
 
 
 def partial_path(out: str | Path) -> Path:
     """Where a run appends its rows until it is complete: ``<out>.partial``."""
     out = Path(out)
     return out.with_name(out.name + ".partial")
+
+
+def skipped_path(out: str | Path) -> Path:
+    """Where a run lists the files it skipped, with why: ``<out stem>.skipped.csv`` beside ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.skipped.csv")
+
+
+def skipped_summary(failed: list[tuple[str, str]]) -> str:
+    """'352 unreadable, skipped (340 truncated, 12 not an image; e.g. a.jpg, b.jpg, c.jpg)' for
+    (path, reason) pairs: counts by kind of reason, at most ``EXAMPLES`` file names."""
+    from collections import Counter
+
+    kinds = Counter(reason.split(":", 1)[0] for _, reason in failed)
+    names = [Path(path).name for path, _ in failed[:EXAMPLES]]
+    more = ", ..." if len(failed) > EXAMPLES else ""
+    return (f"{len(failed)} unreadable, skipped ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}; "
+            f"e.g. {', '.join(names)}{more})")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -183,6 +211,8 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     files.check_output_file(args.out, inputs=inputs, force=args.force, looks_ours=ours, suffixes=[".csv"])
     files.check_output_file(partial_path(args.out), inputs=inputs, force=args.force, looks_ours=ours,
                             suffixes=[".partial"])
+    files.check_output_file(skipped_path(args.out), inputs=inputs, force=args.force, suffixes=[".csv"],
+                            looks_ours=files.csv_header_is(SKIPPED_COLUMNS))
     if args.resume:
         for path in (partial_path(args.out), Path(args.out)):
             if path.is_file() and "sha256" not in _header(path):
@@ -270,7 +300,8 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
         files.claim_dir(BATCH_OUT.parent)
     out, partial = Path(args.out), partial_path(args.out)
     previous, source = _previous_rows(out, partial) if args.resume else ([], None)
-    failed: list[str] = []
+    failed: list[tuple[str, str]] = []
+    skipped = skipped_path(out)
     with files.terminate_as_interrupt(), files.output_lock(out):   # one run at a time into --out
         new, shown = _stream_rows(predictor, found, out, partial, previous, failed, args.format, options)
         total = len(previous) + new
@@ -278,14 +309,16 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
             partial.unlink(missing_ok=True)   # nothing new: --out stays as it was
         else:
             files.publish(partial, out)
+        listed = total > 0 and _write_skipped(skipped, failed, ignored)
     if shown:
         print(format_table(shown))
     elif args.format == "table" and total:
         print(summary_of(out))
     print(f"predicted {new} of {len(found)} images into {out}"
           + (f" ({len(previous)} rows kept from before)" if previous else "")
-          + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")
-          + (f"; ignored {len(ignored)} non-image files" if ignored else ""), file=sys.stderr)
+          + (f"; {skipped_summary(failed)}" if failed else "")
+          + (f"; ignored {len(ignored)} non-image files" if ignored else "")
+          + (f"; every skipped file and why: {skipped}" if listed else ""), file=sys.stderr)
     if total == 0:
         kept = f"; {out} was left as it was" if out.exists() else ""
         print(f"error: nothing could be predicted{kept}", file=sys.stderr)
@@ -293,14 +326,26 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
     return 0
 
 
+def _write_skipped(path: Path, failed: list[tuple[str, str]], ignored: list[Path]) -> bool:
+    """The files skipped beside --out, with why; returns whether there were any. With none, a list of
+    ours from an earlier run is emptied (its header kept), so it never names files this run answered."""
+    rows = [{"path": p, "reason": reason} for p, reason in failed]
+    rows += [{"path": str(p), "reason": IGNORED} for p in ignored]
+    if rows:
+        files.write_rows(path, rows, SKIPPED_COLUMNS)
+    elif path.is_file():
+        files.write_text(path, ",".join(SKIPPED_COLUMNS) + "\n")
+    return bool(rows)
+
+
 def _stream_rows(predictor: Predictor, found: list[Path], out: Path, partial: Path, previous: list[dict],
-                 failed: list[str], fmt: str, options: dict) -> tuple[int, list[Prediction]]:
+                 failed: list[tuple[str, str]], fmt: str, options: dict) -> tuple[int, list[Prediction]]:
     """Append a row per image to ``partial`` as its batch is done; (rows new, results to show).
-    Unreadable images go into ``failed``. Interrupted, the partial file keeps the rows so far."""
+    Unreadable images go into ``failed`` as (path, reason). Interrupted, the partial file keeps the rows so far."""
     done = {(row["path"], row["sha256"]) for row in previous}
 
     def report(path, error: ImageError) -> None:
-        failed.append(str(path))
+        failed.append((str(path), error.reason))
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
     new, shown = 0, []
