@@ -296,8 +296,8 @@ def plot_comparison(image, answers: list[tuple[str, Prediction, dict[str, np.nda
         plot_top_k(axes[2], [MONTH_ABBR[m - 1].capitalize() for m, _ in result.month_top],
                    [p for _, p in result.month_top], "month", "tab:orange")
         names = {"biome": _pretty(result.biome), "month": result.month_name}
-        for ax, (task, cam) in zip(axes[3:], cams.items()):
-            overlay(ax, square, cam, f"Grad-CAM {task}: {names.get(task, '')}")
+        for ax, (task, cam) in zip(axes[3:], cams.items()):   # two lines: five panels a row leave little width
+            overlay(ax, square, cam, f"Grad-CAM {task}:\n{names.get(task, '')}")
     if title:
         fig.suptitle(title, fontsize=13)
     return fig
@@ -339,27 +339,34 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
     setting, or no model is one printed sentence (ending with ``retry`` for an
     image), not a traceback; returns the Prediction, or None then.
     """
+    result, fig, lines = explain_image(predictor, image, tta, hemisphere, lat, lon, name, retry)
+    print("\n".join(lines))
+    if fig is not None:
+        plt.show()
+    return result
+
+
+def explain_image(predictor: Predictor | None, image, tta: bool = False, hemisphere: str | None = None,
+                  lat: float | None = None, lon: float | None = None, name: str | None = None,
+                  retry: str = "edit IMAGE_PATH and run again"
+                  ) -> tuple[Prediction | None, plt.Figure | None, list[str]]:
+    """``show_prediction``'s work without printing or showing: (the Prediction or None, its figure or None,
+    the lines to say: the verdict and any warning, or the one sentence saying why there is no answer)."""
     if predictor is None:
-        print("no model is loaded: see the message of the cell that loads it")
-        return None
+        return None, None, ["no model is loaded: see the message of the cell that loads it"]
     try:
         result = predictor.predict([image], tta=tta, hemisphere=hemisphere, lat=lat, lon=lon)[0]
     except (ImageError, FileNotFoundError) as e:
-        print(f"cannot use {name or image}: {getattr(e, 'reason', e)}; {retry}")
-        return None
+        return None, None, [f"cannot use {name or image}: {getattr(e, 'reason', e)}; {retry}"]
     except SettingError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90, ...
-        print(f"{e}; edit {e.setting.upper()} and run again")
-        return None
+        return None, None, [f"{e}; edit {e.setting.upper()} and run again"]
     if name:
         result.path = name
-    print(result.summary())
-    if result.unfamiliar:
-        print(UNFAMILIAR_WARNING)
+    lines = [result.summary()] + ([UNFAMILIAR_WARNING] if result.unfamiliar else [])
     # Decoded once more, at the figure's size; the heat maps and both pictures are drawn from it.
     shown = open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)
-    plot_prediction(shown, result, grad_cams(predictor, shown, result), place=place_alone(predictor, result))
-    plt.show()
-    return result
+    fig = plot_prediction(shown, result, grad_cams(predictor, shown, result), place=place_alone(predictor, result))
+    return result, fig, lines
 
 
 def load_or_explain(path=None, device="cpu") -> Predictor | None:

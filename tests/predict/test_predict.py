@@ -675,7 +675,17 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     rerun = [nbformat.v4.new_code_cell(f"IMAGE_PATH = {str(second)!r}\nloaded_before = id(predictor)"),
              nbformat.v4.new_code_cell(predict_cell.source),
              nbformat.v4.new_code_cell("print('same model object:', id(predictor) == loaded_before)")]
-    nb.cells.extend(rerun)
+    # The interactive view, driven in the kernel as clicks would: another folder, another photo, a place.
+    clicks = nbformat.v4.new_code_cell(
+        "shown = bytes(view.picture.value)\n"
+        f"view.folder.value = {str(second.parent)!r}\n"
+        f"view.choice.value = {str(second)!r}\n"
+        "print('view:', view.result.summary())\n"
+        "print('redrawn:', bytes(view.picture.value) != shown)\n"
+        "view.lat.value, view.lon.value = '26.25', '31.0'\n"
+        "print('view given the place:', view.result.summary())")
+    assert "bs.browse(predictor" in nb.cells[-1].source
+    nb.cells.extend([clicks, *rerun])
     source, out = tmp_path / "in.ipynb", tmp_path / "predict.ipynb"
     nbformat.write(nb, source)
 
@@ -684,7 +694,10 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
                                progress_bar=False, execution_timeout=300)
     assert_clean_notebook(out)
     done = nbformat.read(out, as_version=4)
-    first_run, second_run = done.cells[:-3], done.cells[-2:]
+    first_run, second_run = done.cells[:-4], done.cells[-2:]
+    viewed = notebook_text(done.cells[-4:-3])
+    assert f"view: {predictor.predict(second, tta=True)[0].summary()}" in viewed and "redrawn: True" in viewed
+    assert f"view given the place: {predictor.predict(second, tta=True, lat=26.25, lon=31.0)[0].summary()}" in viewed
     assert predictor.predict(photo, tta=True)[0].summary() in notebook_text(first_run)
     figures = [o for c in first_run if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert figures, "the prediction figure is missing"
