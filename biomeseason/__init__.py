@@ -8,6 +8,7 @@ What a notebook needs, imported on first use (``import biomeseason`` stays fast 
     predictor = bs.load_model()                            # models/best.pt, else the shipped models/earth.pt
     predictor.predict("photo.jpg", lat=49.9, lon=21.2)
     bs.show_prediction(predictor, "photo.jpg")             # the answer, its top-3 and where the model looked
+    bs.browse(predictor, "photos/")                        # pick photo after photo (and a place): it redraws
     bs.dominant_colors("photo.jpg", k=5)                   # the palette, named, with shares
 
 The folders are the architecture (README "How it is built"): ``io`` (reading images, writing files,
@@ -35,6 +36,7 @@ _API = {
     "Predictor": "biomeseason.predict.predictor",
     "show_prediction": "biomeseason.predict.explain",
     "load_or_explain": "biomeseason.predict.explain",
+    "browse": "biomeseason.predict.browse",
     "dominant_colors": "biomeseason.colors.palette",
     "analyze_colors": "biomeseason.colors.palette",
     "plot_palette": "biomeseason.colors.palette",

@@ -258,21 +258,56 @@ def compare_with_shipped(predictor, tiles_dir: Path = REAL, shipped: Path | None
     return lines
 
 
-def save_heldout_figure(image: Path, predictor, target: Path, tta: bool) -> Path:
-    """The prediction figure of predict.ipynb, also as a PNG for people without Jupyter, with the image's
-    true labels (read from its name) beside the answer."""
+def save_heldout_figure(image: Path, predictor, target: Path, tta: bool, tiles_dir: Path = REAL,
+                        shipped: Path | None = None) -> Path:
+    """The held-out image's figure, as a PNG for people without Jupyter: this demo's model and the shipped
+    one (the model a user starts with) side by side, each with its answer, top-3 and Grad-CAM maps, the
+    image's true labels (read from its name) beside both, and, for a real tile, each model's answer given
+    the tile's place. Titled by the file's name, its region and month."""
     import matplotlib
     matplotlib.use("Agg")  # headless: the figure only goes to a file
     from .io.files import claim_dir, save_figure
-    from .labels import MONTH_ABBR, Vocabulary, parse_filename
+    from .labels import MONTH_ABBR, MONTH_NAMES, Vocabulary, parse_filename
     from .predict import explain
+    from .predict.predictor import load_model
+    from .training.ship import SHIPPED
 
     label = parse_filename(image.name, Vocabulary.load())
     truth = f"{label.biome}, {MONTH_ABBR[label.month - 1].capitalize()}" if label.month else label.biome
-    result = predictor.predict(image, tta=tta)[0]
-    fig = explain.plot_prediction(image, result, explain.grad_cams(predictor, image, result), truth=truth)
+    region, lat, lon = _place_of(image.name, tiles_dir)
+    shipped = shipped or SHIPPED
+    models = [("this demo's model", predictor)]
+    if shipped.is_file():
+        models.append((f"shipped {shipped.name}", load_model(shipped)))
+    answers = []
+    for name, model in models:
+        result = model.predict(image, tta=tta)[0]   # the image alone: what the heat maps explain
+        note = ""
+        if lat is not None and model.geo:
+            given = model.predict(image, tta=tta, lat=lat, lon=lon)[0]
+            note = f";  given the place: {given.biome.replace('_', ' ')} ({given.biome_p:.2f})"
+        answers.append((name, result, explain.grad_cams(model, image, result), note))
+    where = f"{region} ({explain.place_text(lat, lon)})" if region else None
+    month = MONTH_NAMES[label.month - 1].capitalize() if label.month else None
+    title = " · ".join(part for part in (image.name, where, month) if part)
+    fig = explain.plot_comparison(image, answers, truth=truth, title=title)
     claim_dir(target.parent)
     return save_figure(target, fig, dpi=100)
+
+
+def _place_of(name: str, tiles_dir: Path) -> tuple[str | None, float | None, float | None]:
+    """(region, lat, lon) of a shipped Blue Marble tile by its file name; Nones for any other image."""
+    import pandas as pd
+
+    labels = tiles_dir / "labels.csv"
+    if not labels.is_file():
+        return None, None, None
+    tiles = pd.read_csv(labels)
+    row = tiles[tiles["path"].map(lambda p: Path(p).name) == name]
+    if row.empty:
+        return None, None, None
+    row = row.iloc[0]
+    return str(row["region"]), float(row["lat"]), float(row["lon"])
 
 
 def _fmt(value: float) -> str:

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from . import worldmap
-from .worldmap import BIOMES, HEIGHT, ICE, OTHER, PER_DEGREE, WATER, WIDTH
+from .worldmap import BIOMES, COLOURS, HEIGHT, ICE, OTHER, PER_DEGREE, WATER, WIDTH
 
 BLOCK = 10 * PER_DEGREE       # 150 px: a 10 x 10 degree block
 SCALES = (32, 64)             # tile sides: about 240 and 470 km, the footprints of astronaut photos
@@ -50,8 +50,6 @@ PURITY = 0.6                  # a tile's biome only where at least this share of
 VAL_FRAC, TEST_FRAC = 0.1, 0.1
 MARGIN = PER_DEGREE           # a held-out region's tiles: those within 1 degree of its box
 MONTHS = range(1, 13)
-COLOURS = {0: "#1b5e20", 1: "#9ccc65", 2: "#e6c07b", 3: "#00897b", 4: "#d4a017", 5: "#b0bec5",
-           6: "#fff176", OTHER: "#8d6e63", WATER: "#ffffff", ICE: "#e3f2fd"}
 COLUMNS = ["path", "biome", "month", "lat", "lon", "group", "block", "split", "purity", "scale", "region"]
 
 
@@ -167,14 +165,9 @@ def plot_label_map(codes: np.ndarray, places: pd.DataFrame, mask: np.ndarray, he
     """The world coloured by the rule's labels (1/``every`` scale), hidden boxes black, blocks outlined by
     split (val blue, test red), held-out regions (with their 1-degree margin) dashed."""
     import matplotlib.pyplot as plt
-    from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch, Rectangle
 
-    small = codes[::every, ::every]
-    lut = np.full((256, 3), to_rgb("#8d6e63"))
-    for code, colour in COLOURS.items():
-        lut[code] = to_rgb(colour)
-    picture = lut[small]
+    picture = worldmap.coloured(codes[::every, ::every])
     picture[mask[::every, ::every] > 0] = 0
     fig, ax = plt.subplots(figsize=(14, 7.6))
     ax.imshow(picture, extent=(-180, 180, -90, 90), interpolation="nearest")

@@ -70,6 +70,9 @@ WATER, ICE, OTHER = 254, 253, 255
 BIOMES = ("boreal_forest", "temperate_deciduous_forest", "desert", "tropical_rainforest",
           "tropical_grassland", "tundra", "temperate_grassland")
 BOREAL, DECIDUOUS, DESERT, RAINFOREST, TROPGRASS, TUNDRA, TEMPGRASS = range(7)
+# How the label map is drawn (tiles' label_map.png, the prediction figure's world map), by code.
+COLOURS = {BOREAL: "#1b5e20", DECIDUOUS: "#9ccc65", DESERT: "#e6c07b", RAINFOREST: "#00897b", TROPGRASS: "#d4a017",
+           TUNDRA: "#b0bec5", TEMPGRASS: "#fff176", OTHER: "#8d6e63", WATER: "#ffffff", ICE: "#e3f2fd"}
 
 # IGBP classes of MCD12C1.
 IGBP = {0: "water", 1: "evergreen needleleaf forest", 2: "evergreen broadleaf forest",
@@ -181,6 +184,26 @@ def load_label_maps(folder: str | None = None) -> tuple[np.ndarray, np.ndarray]:
 def label_map(folder: str | None = None) -> np.ndarray:
     """The biome code of every pixel of the Blue Marble grid (``biome_codes`` of the shipped maps)."""
     return biome_codes(*load_label_maps(folder))
+
+
+def coloured(codes: np.ndarray) -> np.ndarray:
+    """A map of codes as an (H, W, 3) float RGB picture in ``COLOURS``."""
+    from matplotlib.colors import to_rgb
+
+    lut = np.full((256, 3), to_rgb(COLOURS[OTHER]))
+    for code, colour in COLOURS.items():
+        lut[code] = to_rgb(colour)
+    return lut[codes]
+
+
+@functools.lru_cache(maxsize=2)
+def small_picture(every: int = 15, folder: str | None = None) -> np.ndarray:
+    """The label map coloured at 1/``every`` scale ((180, 360, 3) by default: a pixel a degree), for a
+    figure's small world map; kept, so a second figure draws it at once. Raises FileNotFoundError
+    without ``data/earth/``."""
+    picture = coloured(label_map(folder)[every // 2::every, every // 2::every])
+    picture.flags.writeable = False   # shared by every caller
+    return picture
 
 
 def resample(codes: np.ndarray, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:

@@ -22,6 +22,13 @@ its own and the first joins them into one output, the rows one process would hav
 ``--resume`` continues any run, in as many processes as it likes. Where the rows go, and
 Parquet (``--out FILE.parquet``: converted from the partial CSV row group by row group), is
 ``output``.
+
+The files a run with ``--out`` did not answer are listed, with the reason, in
+``<out stem>.skipped.csv`` beside it (``skipped_path``; columns ``path, reason``):
+the unreadable ones and those ignored as not images by name. It is written
+whole, with ``--out``: a resumed run tries every skipped file again (it may
+have been mended), so its list is the whole run's. The last line on screen gives
+the counts, a few examples and that file's name.
 """
 from __future__ import annotations
 
@@ -46,6 +53,27 @@ from .rows import COLUMNS, UNFAMILIAR_WARNING, Prediction
 SHOWN = 20                                   # up to this many images, predict shows every answer on screen
 BATCH_OUT = Path("runs/predict/predictions.csv")   # where more go without --out
 WORKERS = min(4, os.cpu_count() or 1)   # decoding processes of a batch run
+SKIPPED_COLUMNS = ["path", "reason"]
+IGNORED = "ignored: not an image by its name (or a hidden file)"
+EXAMPLES = 3                             # skipped files the last line names; the CSV has them all
+
+
+def skipped_path(out: str | Path) -> Path:
+    """Where a run lists the files it skipped, with why: ``<out stem>.skipped.csv`` beside ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.skipped.csv")
+
+
+def skipped_summary(failed: list[tuple[str, str]]) -> str:
+    """'352 unreadable, skipped (340 truncated, 12 not an image; e.g. a.jpg, b.jpg, c.jpg)' for
+    (path, reason) pairs: counts by kind of reason, at most ``EXAMPLES`` file names."""
+    from collections import Counter
+
+    kinds = Counter(reason.split(":", 1)[0] for _, reason in failed)
+    names = [Path(path).name for path, _ in failed[:EXAMPLES]]
+    more = ", ..." if len(failed) > EXAMPLES else ""
+    return (f"{len(failed)} unreadable, skipped ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}; "
+            f"e.g. {', '.join(names)}{more})")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -197,6 +225,8 @@ def check_args(args: argparse.Namespace, world: int = 1) -> tuple[list[Path], li
     parts = [partial_path(args.out), *output.other_parts(args.out)]
     for part in parts:
         files.check_output_file(part, inputs=inputs, force=args.force, looks_ours=output.looks_ours)
+    files.check_output_file(skipped_path(args.out), inputs=inputs, force=args.force, suffixes=[".csv"],
+                            looks_ours=files.csv_header_is(SKIPPED_COLUMNS))
     if args.resume:
         for path in (*parts, Path(args.out)):
             if path.is_file() and "sha256" not in output.columns_of(path):
@@ -312,7 +342,8 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
     if args.out == str(BATCH_OUT) and ddp.main:
         files.claim_dir(BATCH_OUT.parent)
     out, partial = Path(args.out), partial_path(args.out)
-    failed: list[str] = []
+    failed: list[tuple[str, str]] = []
+    skipped = skipped_path(out)
     with files.terminate_as_interrupt(), files.output_lock(out, hold=ddp.main):   # one run at a time into --out
         previous = output.Previous(out, args.resume)
         distributed.barrier(ddp)      # every process has read the rows of before...
@@ -341,6 +372,7 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
             output.join_parts(partial, parts)
             output.publish(partial, out)      # a rename, or the conversion to Parquet
             output.remove_parts(parts)
+        listed = ddp.main and total > 0 and _write_skipped(skipped, failed, ignored)
         distributed.barrier(ddp)
     if not ddp.main:
         return 0 if total else 1
@@ -350,8 +382,9 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
         print(summary_of(out))
     print(f"predicted {new} of {len(found)} images into {out}"
           + (f" ({previous.count} rows kept from before)" if previous.count else "")
-          + (f"; {len(failed)} unreadable, skipped: {', '.join(failed)}" if failed else "")
-          + (f"; ignored {len(ignored)} non-image files" if ignored else ""), file=sys.stderr)
+          + (f"; {skipped_summary(failed)}" if failed else "")
+          + (f"; ignored {len(ignored)} non-image files" if ignored else "")
+          + (f"; every skipped file and why: {skipped}" if listed else ""), file=sys.stderr)
     if total == 0:
         kept = f"; {out} was left as it was" if out.exists() else ""
         print(f"error: nothing could be predicted{kept}", file=sys.stderr)
@@ -359,16 +392,28 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
     return 0
 
 
+def _write_skipped(path: Path, failed: list[tuple[str, str]], ignored: list[Path]) -> bool:
+    """The files skipped beside --out, with why; returns whether there were any. With none, a list of
+    ours from an earlier run is emptied (its header kept), so it never names files this run answered."""
+    rows = [{"path": p, "reason": reason} for p, reason in failed]
+    rows += [{"path": str(p), "reason": IGNORED} for p in ignored]
+    if rows:
+        files.write_rows(path, rows, SKIPPED_COLUMNS)
+    elif path.is_file():
+        files.write_text(path, ",".join(SKIPPED_COLUMNS) + "\n")
+    return bool(rows)
+
+
 def _stream_rows(predictor: Predictor, found: list[Path], out: Path, partial: Path, previous: output.Previous,
-                 failed: list[str], fmt: str, options: dict, show: bool = True,
+                 failed: list[tuple[str, str]], fmt: str, options: dict, show: bool = True,
                  progress: bool = True) -> tuple[int, list[Prediction]]:
     """Append a row per image to ``partial`` (begun by ``output.start_part``) as its batch is done;
-    (rows new, results to ``show``). Unreadable images go into ``failed``. Interrupted, the partial
+    (rows new, results to ``show``). Unreadable images go into ``failed`` as (path, reason). Interrupted, the partial
     file keeps the rows so far."""
     kept = previous.count if partial == partial_path(out) else 0
 
     def report(path, error: ImageError) -> None:
-        failed.append(str(path))
+        failed.append((str(path), error.reason))
         tqdm.write(f"skipped {error}", file=sys.stderr)
 
     new, shown = 0, []

@@ -1,8 +1,9 @@
 """Why the model said what it said: Grad-CAM per head, and the prediction figure.
 
     cams = grad_cams(predictor, "photo.jpg", result)   # {"biome": (S, S), "month": (S, S)} in [0, 1]
-    fig = plot_prediction("photo.jpg", result, cams)
-    show_prediction(predictor, "photo.jpg")            # all of it, for a notebook cell
+    fig = plot_prediction("photo.jpg", result, cams, place=place_alone(predictor, result))
+    show_prediction(predictor, "photo.jpg", lat=49.9, lon=21.2)   # all of it, for a notebook cell
+    plot_comparison("tile.png", [("model A", result_a, cams_a, ""), ("model B", ...)])   # one image, two models
 
 Grad-CAM (Selvaraju et al., 2017) weighs each channel of the last
 convolutional map by the mean gradient of a class score with respect to it;
@@ -12,8 +13,16 @@ scene (the Earth part of the photo), so they are drawn over that square.
 
 A figure shows the answer in bold only when the image looks like the training
 data; for an image flagged unfamiliar the answer is grey, with the warning.
+
+Where the photo's place was given, the figure adds what each piece of evidence
+said of the biome: a small world map (the label map the place's answer comes
+from, the place marked), then the image alone, the place alone (the geographic
+prior's likelihood there, every biome weighing alike without an image) and both
+together, side by side in one order and in the map's colours.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -123,22 +132,106 @@ def plot_heads(result: Prediction, axes=None):
 
 
 def overlay(ax, square: np.ndarray, cam: np.ndarray, title: str, alpha: float = 0.45) -> None:
-    """A heat map over the image; the map is stretched to the image's extent."""
+    """A heat map over the image, with its colour bar; the map is stretched to the image's extent."""
     ax.imshow(square)
     extent = (0, square.shape[1], square.shape[0], 0)
-    ax.imshow(cam, cmap="jet", alpha=alpha, vmin=0, vmax=1, extent=extent, interpolation="bilinear")
+    heat = ax.imshow(cam, cmap="jet", alpha=alpha, vmin=0, vmax=1, extent=extent, interpolation="bilinear")
+    # Each map is scaled to its own strongest evidence: 1 is that, not a probability.
+    bar = ax.figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02, ticks=[0, 0.5, 1])
+    bar.set_label("evidence (1: its strongest)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     ax.set_title(title)
     ax.axis("off")
 
 
-def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | None = None, truth: str | None = None):
+def place_alone(predictor: Predictor, result: Prediction) -> dict[str, float] | None:
+    """What the place alone says of the biome: the geographic prior's likelihood at the place the result
+    was given, normalised (without an image every biome weighs alike, as the model was trained). None
+    when no place was given, or the map knows no land there (open sea, a latitude of ice)."""
+    if predictor.geo is None or result.lat is None:
+        return None
+    like = predictor.geo.likelihood([result.lat], None if result.lon is None else [result.lon])[0]
+    if np.isnan(like).any():
+        return None
+    return dict(zip(predictor.geo.biomes, (like / like.sum()).tolist()))
+
+
+def place_text(lat: float, lon: float | None = None) -> str:
+    """'49.9° N, 21.2° E' (or '49.9° N' for a latitude alone)."""
+    text = f"{abs(lat):.1f}° {'N' if lat >= 0 else 'S'}"
+    return text if lon is None else f"{text}, {abs(lon):.1f}° {'E' if lon >= 0 else 'W'}"
+
+
+def plot_place(ax, lat: float, lon: float | None = None) -> None:
+    """A small world map, the label map at a pixel a degree, with the place marked (a latitude alone:
+    a line across the map)."""
+    from ..earth import worldmap
+
+    try:
+        ax.imshow(worldmap.small_picture(), extent=(-180, 180, -90, 90), interpolation="nearest")
+    except FileNotFoundError:   # an installation without data/earth/: the place is still shown
+        ax.set(xlim=(-180, 180), ylim=(-90, 90), facecolor="#eef3f7")
+        ax.text(0, -60, "(no label map: data/earth/ is missing)", ha="center", fontsize=7, color="grey")
+    if lon is None:
+        ax.axhline(lat, color="white", lw=3.5)
+        ax.axhline(lat, color="red", lw=1.5)
+    else:   # a white ring under the red one: the marker shows on every colour of the map
+        ax.plot(lon, lat, "o", ms=11, mfc="none", mec="white", mew=3.5)
+        ax.plot(lon, lat, "o", ms=11, mfc="none", mec="red", mew=1.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"where it was taken\n{place_text(lat, lon)}", fontsize=10)
+
+
+def plot_biome_evidence(axes, result: Prediction, place: dict[str, float] | None) -> None:
+    """The biome three ways on three axes, biomes in one order (the combined answer's) and in the label
+    map's colours: the image alone, the place alone (``place``; None: the map knows nothing there),
+    both together (the result's answer)."""
+    from ..earth import worldmap
+
+    both = result.biome_probs
+    order = sorted(both, key=both.get, reverse=True)
+    colours = [worldmap.COLOURS[worldmap.BIOMES.index(b)] if b in worldmap.BIOMES else "tab:blue" for b in order]
+    where = "place" if result.lon is not None else "latitude"
+    panels = [("the image alone", result.image_biome_probs or both), (f"the {where} alone", place),
+              ("both together", both)]
+    y = np.arange(len(order))[::-1]   # the most probable on top
+    for i, (ax, (title, probs)) in enumerate(zip(axes, panels)):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.6, len(order) - 0.4)
+        ax.set_yticks(y, [_pretty(b) for b in order])
+        ax.tick_params(axis="y", labelleft=i == 0)   # one set of names for the three, on the left
+        ax.set_xlabel("probability")
+        if probs is None:
+            ax.text(0.5, y.mean(), f"the map knows no land\nnear this {where}:\nthe answer is the image's",
+                    ha="center", va="center", fontsize=9, color="grey")
+            ax.set_title(f"{title}: nothing known", fontsize=10)
+            continue
+        values = [probs.get(b, 0.0) for b in order]
+        ax.barh(y, values, color=colours, edgecolor="0.35", linewidth=0.6)
+        for yy, p in zip(y, values):
+            ax.text(min(p + 0.02, 0.85), yy, f"{p:.2f}", va="center", fontsize=8)
+        best = max(probs, key=probs.get)
+        answer = i == len(panels) - 1
+        ax.set_title(f"{title}:\n{_pretty(best)} {probs[best]:.2f}", fontsize=10,
+                     # the answer in bold, as the verdict above: only for an image like the training data
+                     fontweight="bold" if answer and not result.unfamiliar else "normal",
+                     color="grey" if answer and result.unfamiliar else "black")
+
+
+def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | None = None, truth: str | None = None,
+                    place: dict[str, float] | None = None):
     """The whole story of one prediction in one figure (``truth``: the image's true labels, shown under it).
 
     Top row: the image with the verdict, the biome and month top-3 bars and
-    the season probabilities. Bottom row (when ``cams`` is given): the centre
-    square the model sees, then the Grad-CAM of each head over it.
+    the season probabilities. Second row (when ``cams`` is given): the centre
+    square the model sees, then the Grad-CAM of each head over it. Last row
+    (when the result was given a place): the world map with the place, then the
+    biome from the image alone, the place alone (``place``, see ``place_alone``)
+    and both together.
     """
-    rows = 2 if cams else 1
+    placed = result.lat is not None
+    rows = 1 + bool(cams) + placed
     fig = plt.figure(figsize=(16, 4.2 * rows), layout="constrained")
     grid = fig.add_gridspec(rows, 4)
     ax_img = fig.add_subplot(grid[0, 0])
@@ -173,12 +266,50 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
         names = {"biome": _pretty(result.biome), "month": result.month_name}
         for i, (task, cam) in enumerate(cams.items(), start=1):
             overlay(fig.add_subplot(grid[1, i]), square, cam, f"Grad-CAM {task}: {names.get(task, '')}")
-    fig.suptitle(result.path)
+    if placed:
+        plot_place(fig.add_subplot(grid[rows - 1, 0]), result.lat, result.lon)
+        plot_biome_evidence([fig.add_subplot(grid[rows - 1, i]) for i in (1, 2, 3)], result, place)
+    fig.suptitle(_name(result.path))
+    return fig
+
+
+def plot_comparison(image, answers: list[tuple[str, Prediction, dict[str, np.ndarray], str]],
+                    truth: str | None = None, title: str | None = None):
+    """One image, several models' answers, a row each: the centre square the model sees (the true labels
+    ``truth`` under it), its biome and month top-3, and its Grad-CAM maps with colour bars. ``answers``:
+    (name, Prediction, cams, note) per model; the note (e.g. the answer given the place) follows its verdict."""
+    fig = plt.figure(figsize=(18, 3.9 * len(answers)), layout="constrained")
+    rows = fig.subfigures(len(answers), 1, squeeze=False)[:, 0]
+    for row, (name, result, cams, note) in zip(rows, answers):
+        verdict = f"{name}: {_pretty(result.biome)} ({result.biome_p:.2f}), {result.month_name} ({result.month_p:.2f})"
+        if result.unfamiliar:
+            row.suptitle(f"{verdict}{note}\n{UNFAMILIAR_WARNING}", color="grey", fontsize=11)
+        else:
+            row.suptitle(verdict + note, fontweight="bold", fontsize=12)
+        axes = row.subplots(1, 5)
+        square = centre_square(image, box=result.scene_box, image_size=result.image_size)
+        axes[0].imshow(square)
+        axes[0].set_xticks([])
+        axes[0].set_yticks([])
+        axes[0].set_xlabel(f"true: {_pretty(truth)}" if truth else "the centre square it sees", fontsize=11)
+        plot_top_k(axes[1], [_pretty(b) for b, _ in result.biome_top], [p for _, p in result.biome_top], "biome")
+        plot_top_k(axes[2], [MONTH_ABBR[m - 1].capitalize() for m, _ in result.month_top],
+                   [p for _, p in result.month_top], "month", "tab:orange")
+        names = {"biome": _pretty(result.biome), "month": result.month_name}
+        for ax, (task, cam) in zip(axes[3:], cams.items()):   # two lines: five panels a row leave little width
+            overlay(ax, square, cam, f"Grad-CAM {task}:\n{names.get(task, '')}")
+    if title:
+        fig.suptitle(title, fontsize=13)
     return fig
 
 
 def _pretty(name: str) -> str:
     return name.replace("_", " ")
+
+
+def _name(path: str) -> str:
+    """A figure's title: the file's name, not the folders it lies in ('<bytes>' and the like stay)."""
+    return Path(path).name if path and not path.startswith("<") else path
 
 
 def _wrap(text: str, width: int = 40) -> str:
@@ -195,35 +326,47 @@ def _scaled(box, size, to_size) -> tuple[int, int, int, int]:
 
 def show_prediction(predictor: Predictor | None, image, tta: bool = False,
                     hemisphere: str | None = None, lat: float | None = None,
-                    lon: float | None = None) -> Prediction | None:
+                    lon: float | None = None, name: str | None = None,
+                    retry: str = "edit IMAGE_PATH and run again") -> Prediction | None:
     """Print the verdict and draw the figure of one image, for a notebook cell.
 
     ``hemisphere``: where the photo was taken, "north" or "south" (None: its
     EXIF GPS latitude, else the model's); ``lat``, ``lon``: where it was taken, in
     degrees north and east (None: its EXIF GPS position, if any), which the
-    model's geographic prior gives the biome too. An image that cannot be used, a bad
-    setting, or no model is one printed sentence, not a traceback; returns the
-    Prediction, or None then.
+    model's geographic prior gives the biome too; the figure then shows what the
+    image and the place each said. ``name``: what to call an image given as
+    bytes or an array (an uploaded file). An image that cannot be used, a bad
+    setting, or no model is one printed sentence (ending with ``retry`` for an
+    image), not a traceback; returns the Prediction, or None then.
     """
+    result, fig, lines = explain_image(predictor, image, tta, hemisphere, lat, lon, name, retry)
+    print("\n".join(lines))
+    if fig is not None:
+        plt.show()
+    return result
+
+
+def explain_image(predictor: Predictor | None, image, tta: bool = False, hemisphere: str | None = None,
+                  lat: float | None = None, lon: float | None = None, name: str | None = None,
+                  retry: str = "edit IMAGE_PATH and run again"
+                  ) -> tuple[Prediction | None, plt.Figure | None, list[str]]:
+    """``show_prediction``'s work without printing or showing: (the Prediction or None, its figure or None,
+    the lines to say: the verdict and any warning, or the one sentence saying why there is no answer)."""
     if predictor is None:
-        print("no model is loaded: see the message of the cell that loads it")
-        return None
+        return None, None, ["no model is loaded: see the message of the cell that loads it"]
     try:
-        result = predictor.predict(image, tta=tta, hemisphere=hemisphere, lat=lat, lon=lon)[0]
+        result = predictor.predict([image], tta=tta, hemisphere=hemisphere, lat=lat, lon=lon)[0]
     except (ImageError, FileNotFoundError) as e:
-        print(f"cannot use {image}: {getattr(e, 'reason', e)}; edit IMAGE_PATH and run again")
-        return None
+        return None, None, [f"cannot use {name or image}: {getattr(e, 'reason', e)}; {retry}"]
     except SettingError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90, ...
-        print(f"{e}; edit {e.setting.upper()} and run again")
-        return None
-    print(result.summary())
-    if result.unfamiliar:
-        print(UNFAMILIAR_WARNING)
+        return None, None, [f"{e}; edit {e.setting.upper()} and run again"]
+    if name:
+        result.path = name
+    lines = [result.summary()] + ([UNFAMILIAR_WARNING] if result.unfamiliar else [])
     # Decoded once more, at the figure's size; the heat maps and both pictures are drawn from it.
     shown = open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)
-    plot_prediction(shown, result, grad_cams(predictor, shown, result))
-    plt.show()
-    return result
+    fig = plot_prediction(shown, result, grad_cams(predictor, shown, result), place=place_alone(predictor, result))
+    return result, fig, lines
 
 
 def load_or_explain(path=None, device="cpu") -> Predictor | None:

@@ -375,6 +375,7 @@ class Predictor:
             # The familiarity is the first view's: the image at its footprint, or as it is.
             probs, scores = (p, s) if probs is None else ({t: probs[t] + p[t] for t in p}, scores)
         probs = {t: v / len(views) for t, v in probs.items()}
+        image_biome = probs["biome"]   # before the place: explain's figure shows the image's answer beside it
         seasons = self.season_probabilities(probs["month"])      # (B, 4)
         if self.geo:   # where the place is known, the biome is given it too (geoprior)
             lats = [np.nan if p.lat is None else p.lat for p in batch]
@@ -392,7 +393,8 @@ class Predictor:
                               None if flags[i] is None else bool(flags[i]),
                               None if scores[i] is None else float(scores[i]),
                               biomes=self.biomes, months=self.months, month_frame=self.month_frame,
-                              hemisphere=self.hemisphere, placed=bool(self.geo))
+                              hemisphere=self.hemisphere, placed=bool(self.geo),
+                              image_biome_p=image_biome[i])
                 for i, p in enumerate(batch)]
 
 

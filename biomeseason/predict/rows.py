@@ -47,6 +47,9 @@ class Prediction:
     hemisphere: str = "north"                    # the image's, which its months and season are in
     lat: float | None = None                     # degrees north the biome was given (geoprior); None: image alone
     lon: float | None = None                     # degrees east, likewise
+    # The biome from the image alone, before the place was given (equal to biome_probs when none was):
+    # what a figure shows beside the place's own answer.
+    image_biome_probs: dict[str, float] | None = field(default=None, repr=False)
 
     @property
     def month_name(self) -> str:
@@ -87,13 +90,15 @@ OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every vers
 
 def prediction_of(prepared: Prepared, biome_p: torch.Tensor, month_p: torch.Tensor, season_p: torch.Tensor,
                   unfamiliar: bool | None, score: float | None, *, biomes: list[str], months: list[int],
-                  month_frame: str | None, hemisphere: str, placed: bool) -> Prediction:
+                  month_frame: str | None, hemisphere: str, placed: bool,
+                  image_biome_p: torch.Tensor | None = None) -> Prediction:
     """One image's probabilities ((nb,), (12,), (4,)) as its Prediction.
 
     ``biomes`` and ``months`` label the heads' outputs; with a ``month_frame`` the month head
     answers northern-equivalent months, turned into the image's calendar months in its own
     hemisphere, else calendar months of the model's ``hemisphere``. ``placed``: the biome was
-    given the image's place (geoprior), so the answer records it.
+    given the image's place (geoprior), so the answer records it; ``image_biome_p``: the biome
+    probabilities before the place was given (None: ``biome_p`` is the image's alone).
     """
     biome_probs = dict(zip(biomes, biome_p.tolist()))
     hemisphere = prepared.hemisphere if month_frame else hemisphere
@@ -109,7 +114,8 @@ def prediction_of(prepared: Prepared, biome_p: torch.Tensor, month_p: torch.Tens
                       biome_probs, month_probs, season_probs, unfamiliar, score,
                       prepared.box, prepared.size, prepared.sha256, prepared.notes, hemisphere,
                       prepared.lat if placed else None,
-                      prepared.lon if placed and prepared.lat is not None else None)
+                      prepared.lon if placed and prepared.lat is not None else None,
+                      dict(zip(biomes, (biome_p if image_biome_p is None else image_biome_p).tolist())))
 
 
 def top(probs: dict, k: int = TOP_K) -> list[tuple]:

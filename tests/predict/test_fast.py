@@ -132,7 +132,7 @@ def test_a_few_images_run_on_one_thread_and_the_threads_come_back(monkeypatch):
             "hemisphere": "north", "image_size": 32, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     predictor = Predictor(trained_looking(0), meta, torch.device("cpu"))
     seen = []
-    monkeypatch.setattr(predictor, "_results", lambda batch, tta: seen.append(torch.get_num_threads()))
+    monkeypatch.setattr(predictor, "_results", lambda batch, tta, *scales: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -481,6 +481,15 @@ def test_cli_predicts_a_folder_and_skips_bad_files(checkpoint, predictor, tmp_pa
     assert code == 0
     err = capsys.readouterr().err
     assert "fake.jpg: not an image" in err and "cut.jpg: truncated" in err and "2 unreadable" in err
+    # The skipped files are on disk beside --out, with why; the last line counts them and names that file.
+    skipped = predict_cli.skipped_path(out)
+    assert skipped == tmp_path / "pred.skipped.csv"
+    reasons = {Path(r["path"]).name: r["reason"] for r in read_csv(skipped)}
+    assert reasons["fake.jpg"].startswith("not an image") and reasons["cut.jpg"].startswith("truncated")
+    assert reasons["notes.txt"] == reasons[".DS_Store"] == predict_cli.IGNORED and len(reasons) == 4
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("predicted 4 of 6 images") and "(1 not an image, 1 truncated;" in last
+    assert last.endswith(f"every skipped file and why: {skipped}")
     rows = read_csv(out)
     assert sorted(r["path"] for r in rows) == sorted(map(str, good + [extra]))
     assert list(rows[0])[:6] == CSV_HEAD
@@ -490,6 +499,38 @@ def test_cli_predicts_a_folder_and_skips_bad_files(checkpoint, predictor, tmp_pa
         assert row["season"] == season_of(int(row["month"]))
         expected = predictor.predict(row["path"])[0]
         assert row["biome"] == expected.biome and float(row["biome_p"]) == pytest.approx(expected.biome_p, abs=1e-4)
+
+
+def test_a_damaged_folder_ends_on_one_line_with_counts_a_few_examples_and_the_skipped_list(checkpoint, tmp_path,
+                                                                                            capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        save(random_image(seed=i), folder / f"good_{i}.png")
+    for i in range(9):
+        (folder / f"bad_{i}.jpg").write_text("not a jpeg") if i % 3 else (folder / f"bad_{i}.png").write_bytes(b"")
+    out = tmp_path / "pred.csv"
+    assert cli(["predict", str(folder), "--model", str(checkpoint), "--out", str(out), "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and last.startswith("predicted 3 of 12 images")
+    assert "9 unreadable, skipped (6 not an image, 3 empty file; e.g. bad_0.png, bad_1.jpg, bad_2.jpg, ...)" in last
+    assert "bad_5" not in last   # no more than a few examples: the list is in the file
+    listed = read_csv(predict_cli.skipped_path(out))
+    assert [Path(r["path"]).name for r in listed] == sorted(p.name for p in folder.glob("bad_*"))
+
+    # Mended, the folder is predicted whole: the old list, ours, is emptied rather than left to mislead.
+    for bad in folder.glob("bad_*"):
+        bad.unlink()
+    assert cli(["predict", str(folder), "--model", str(checkpoint), "--out", str(out)]) == 0
+    assert read_csv(predict_cli.skipped_path(out)) == [] and "skipped" not in capsys.readouterr().err
+
+    # A file of the user's where the list would go is refused before any work, as --out is.
+    mine = tmp_path / "mine.csv"
+    theirs = predict_cli.skipped_path(mine)
+    theirs.write_text("my,own\n1,2\n")
+    refused(capsys, cli(["predict", str(folder), "--model", str(checkpoint), "--out", str(mine)]), str(theirs))
+    assert theirs.read_text() == "my,own\n1,2\n" and not mine.exists()
 
 
 def test_cli_fails_only_when_nothing_could_be_predicted(checkpoint, tmp_path, capsys):
@@ -634,7 +675,17 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     rerun = [nbformat.v4.new_code_cell(f"IMAGE_PATH = {str(second)!r}\nloaded_before = id(predictor)"),
              nbformat.v4.new_code_cell(predict_cell.source),
              nbformat.v4.new_code_cell("print('same model object:', id(predictor) == loaded_before)")]
-    nb.cells.extend(rerun)
+    # The interactive view, driven in the kernel as clicks would: another folder, another photo, a place.
+    clicks = nbformat.v4.new_code_cell(
+        "shown = bytes(view.picture.value)\n"
+        f"view.folder.value = {str(second.parent)!r}\n"
+        f"view.choice.value = {str(second)!r}\n"
+        "print('view:', view.result.summary())\n"
+        "print('redrawn:', bytes(view.picture.value) != shown)\n"
+        "view.lat.value, view.lon.value = '26.25', '31.0'\n"
+        "print('view given the place:', view.result.summary())")
+    assert "bs.browse(predictor" in nb.cells[-1].source
+    nb.cells.extend([clicks, *rerun])
     source, out = tmp_path / "in.ipynb", tmp_path / "predict.ipynb"
     nbformat.write(nb, source)
 
@@ -643,7 +694,10 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
                                progress_bar=False, execution_timeout=300)
     assert_clean_notebook(out)
     done = nbformat.read(out, as_version=4)
-    first_run, second_run = done.cells[:-3], done.cells[-2:]
+    first_run, second_run = done.cells[:-4], done.cells[-2:]
+    viewed = notebook_text(done.cells[-4:-3])
+    assert f"view: {predictor.predict(second, tta=True)[0].summary()}" in viewed and "redrawn: True" in viewed
+    assert f"view given the place: {predictor.predict(second, tta=True, lat=26.25, lon=31.0)[0].summary()}" in viewed
     assert predictor.predict(photo, tta=True)[0].summary() in notebook_text(first_run)
     figures = [o for c in first_run if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert figures, "the prediction figure is missing"
@@ -866,6 +920,9 @@ def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_o
     assert not partial.exists() and not list(tmp_path.glob(".*tmp"))
     assert out.read_bytes() == complete.read_bytes()
     assert "6 rows kept" in capsys.readouterr().err
+    # The bad file, met before the interruption, is in the resumed run's list, once: the list is whole.
+    skipped = predict_cli.skipped_path(out).read_bytes()
+    assert skipped == predict_cli.skipped_path(complete).read_bytes() and skipped.count(b"bad.jpg") == 1
 
     # Resuming a complete run predicts nothing and changes nothing.
     assert cli([*base, "--out", str(out), "--resume"]) == 0
