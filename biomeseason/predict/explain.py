@@ -150,10 +150,10 @@ def place_alone(predictor: Predictor, result: Prediction) -> dict[str, float] | 
     when no place was given, or the map knows no land there (open sea, a latitude of ice)."""
     if predictor.geo is None or result.lat is None:
         return None
-    like = predictor.geo.likelihood([result.lat], None if result.lon is None else [result.lon])[0]
-    if np.isnan(like).any():
+    alone = predictor.geo.place_alone([result.lat], None if result.lon is None else [result.lon])[0]
+    if np.isnan(alone).any():
         return None
-    return dict(zip(predictor.geo.biomes, (like / like.sum()).tolist()))
+    return dict(zip(predictor.geo.biomes, alone.tolist()))
 
 
 def place_text(lat: float, lon: float | None = None) -> str:
