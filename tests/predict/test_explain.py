@@ -12,10 +12,9 @@ import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
-from test_predict import BIOMES, make_checkpoint, random_image, save
+from test_predict import BIOMES, make_checkpoint, placed_model, random_image, save
 
 from biomeseason import demo
-from biomeseason.earth import geoprior
 from biomeseason.predict import explain
 from biomeseason.predict.browse import browse
 from biomeseason.predict.predictor import Predictor, load_model
@@ -40,12 +39,7 @@ def toy_map() -> np.ndarray:
 @pytest.fixture(scope="module")
 def placed(tmp_path_factory) -> Predictor:
     """A tiny model with the Earth's prior of ``toy_map``."""
-    codes_of = {"tundra": 0, "desert": 1, "tropical_rainforest": 2, "temperate_deciduous_forest": 3,
-                "temperate_grassland": 4}
-    prior = geoprior.from_codes(toy_map(), [codes_of.get(b, 99) for b in BIOMES], BIOMES)
-    meta, extra = prior.to_checkpoint()
-    return load_model(make_checkpoint(tmp_path_factory.mktemp("placed") / "best.pt", month_frame="north",
-                                      geo_prior=meta, extra=extra))
+    return placed_model(tmp_path_factory.mktemp("placed") / "best.pt", toy_map())
 
 
 @pytest.fixture

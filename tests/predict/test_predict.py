@@ -148,16 +148,22 @@ def test_predict_hemisphere_option_reaches_the_csv(north_frame, photo, tmp_path)
 def with_geo_prior(tmp_path_factory) -> Predictor:
     """A model with the Earth's prior of a toy map (tests/earth/test_geoprior.py): tundra far north, desert in the
     subtropics, rainforest on the equator, deciduous forest west and grassland east at 40-50 N."""
+    return placed_model(tmp_path_factory.mktemp("geo") / "best.pt")
+
+
+def placed_model(path: Path, codes=None) -> Predictor:
+    """A tiny model written to ``path`` with the prior of a toy map of codes (tundra 0, desert 1, rainforest 2,
+    deciduous forest 3, grassland 4; default ``test_geoprior.toy_map``)."""
     from test_geoprior import toy_map
 
     from biomeseason.earth import geoprior
 
     codes_of = {"tundra": 0, "desert": 1, "tropical_rainforest": 2, "temperate_deciduous_forest": 3,
                 "temperate_grassland": 4}
-    prior = geoprior.from_codes(toy_map(), [codes_of.get(b, 99) for b in BIOMES], BIOMES)
+    codes = toy_map() if codes is None else codes
+    prior = geoprior.from_codes(codes, [codes_of.get(b, 99) for b in BIOMES], BIOMES)
     meta, extra = prior.to_checkpoint()
-    return load_model(make_checkpoint(tmp_path_factory.mktemp("geo") / "best.pt", month_frame="north",
-                                      geo_prior=meta, extra=extra))
+    return load_model(make_checkpoint(path, month_frame="north", geo_prior=meta, extra=extra))
 
 
 def test_a_known_place_weighs_the_biome_and_sets_the_hemisphere(with_geo_prior, photo):
