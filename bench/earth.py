@@ -32,6 +32,7 @@ are kept in ``--work`` and reused, so an interrupted bench goes on where it stop
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -147,7 +148,12 @@ def score_model(name: str, model_path: Path, sets: dict, ground) -> tuple[pd.Dat
     from biomeseason.earth import geoprior
 
     predictor = load_model(model_path)
-    predictor.geo, _ = geoprior.for_biomes(predictor.biomes)   # every model with today's prior, as training gives it
+    own = predictor.geo
+    # Every model with today's prior, as training gives it, and the image weight it learnt (ship), if any.
+    predictor.geo, _ = geoprior.for_biomes(predictor.biomes)
+    if predictor.geo is not None and own is not None and own.image_weight:
+        predictor.geo = copy.copy(predictor.geo)   # the cached prior stays as for_biomes gives it
+        predictor.geo.image_weight = own.image_weight
     rows, flagged = [], {}
     for set_name, (table, by) in sets.items():
         t0 = time.perf_counter()

@@ -27,6 +27,7 @@ both at least as high, and one of them higher (or with ``--force``).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 from pathlib import Path
 
@@ -147,6 +148,7 @@ def main(args: argparse.Namespace) -> int:
     print(said)
     if prior is None:
         raise UsageError(f"{source}: {said}")
+    prior = copy.copy(prior)   # for_biomes hands out one cached prior; this model's image weight is its own
     meta["km_per_pixel"] = MAP_KM_PER_PIXEL
     meta["geo_prior"], tensors = prior.to_checkpoint()
     extra.update(tensors)

@@ -159,6 +159,8 @@ def test_ship_learns_how_far_to_trust_the_image_on_the_validation_blocks_only(tm
     assert seen == [earth] and rule["images"] == n_val * (1 + len(ship.WEIGHT_CAMERAS))
     assert 0 < rule["weight"] <= 2 and meta["km_per_pixel"] == 7.4
     assert load_model(out).geo.image_weight == rule
+    from biomeseason.earth import geoprior
+    assert geoprior.for_biomes(meta["biomes"])[0].image_weight is None   # the cached prior was not changed
     assert {f["way"] for f in meta["earth"]["figures"]["test_blocks"]} == {"image", "map", "lat", "place"}
 
 
