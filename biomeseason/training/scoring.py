@@ -27,7 +27,6 @@ from ..labels import Vocabulary, season_of
 from ..model import calibration as C
 from .metrics import circular_distance
 
-WAYS = ("image", "lat", "place")
 ALL_WAYS = ("image", "map", "lat", "place")
 CONFIDENT = 0.9
 
