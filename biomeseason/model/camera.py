@@ -75,7 +75,7 @@ KINDS = {
     "l2a": CameraRanges(gamma=(0.75, 1.05), exposure=(0.8, 1.5), haze_blue=(0.0, 26 / 255), transmission=(0.8, 1.4),
                         cloud_p=0.2),
     # top of atmosphere (Sentinel-2 L1C, MODIS true colour): blue path radiance, lower contrast
-    "l1c": CameraRanges(gamma=(0.8, 1.0), exposure=(0.7, 1.3), haze_blue=(25 / 255, 70 / 255),
+    "l1c": CameraRanges(gamma=(0.65, 1.0), exposure=(0.8, 1.7), haze_blue=(25 / 255, 70 / 255),
                         transmission=(0.3, 0.9), gain_blue=(0.7, 0.95), cloud_p=0.35),
     # handheld from orbit through a window: oblique, hazy, any white balance, JPEG
     "astronaut": CameraRanges(gamma=(0.5, 1.0), exposure=(0.7, 1.8), gain_red=(0.85, 1.3), gain_blue=(0.75, 1.15),
