@@ -303,9 +303,11 @@ def clean_all(labelled: dict, settings: clean.Settings, tmp: Path, workers: int,
             numbers["ok"][o.index] = True
             sha[o.index], notes[o.index] = o.sha256, o.note
     ok = numbers.pop("ok")
-    table = pd.DataFrame({"path": dests, "sha256": sha, "clean_note": notes, **numbers})
+    # A file name that is not UTF-8 keeps its surrogate escapes: Python strings, not Arrow's (with pyarrow
+    # installed pandas stores text as Arrow, which refuses them).
+    table = pd.DataFrame({"path": pd.Series(dests, dtype=object), "sha256": sha, "clean_note": notes, **numbers})
     for name in LABEL_FIELDS[:-1]:
-        table[name] = labelled[name]
+        table[name] = pd.Series(labelled[name], dtype=object) if name == "source" else labelled[name]
     table["month"] = pd.array(table["month"], dtype="Int64")
     table["row"] = np.arange(n)  # into the thumbnails file
     if len(labelled["extras"].columns):

@@ -68,11 +68,13 @@ def group_duplicates(table: pd.DataFrame, tmp: Path, drop_near: bool):
     n_rows = table["row"].max() + 1 if len(table) else 0
     thumbs = (np.memmap(thumbs_file, np.uint8, "r", shape=(n_rows, clean.THUMB_SIZE, clean.THUMB_SIZE, 3))
               if n_rows else np.zeros((0, clean.THUMB_SIZE, clean.THUMB_SIZE, 3), np.uint8))
-    # Ranked on the few columns that decide, not on copies of the whole table (a million rows).
+    # Ranked on the few columns that decide, not on copies of the whole table (a million rows); ties in
+    # source order by the stable sort (sorting on several keys with "source" among them would make pandas
+    # turn the names into Arrow strings, which refuse a name that is not UTF-8).
     rank = table[["source", "given_split", "biome", "month", "pixels"]].sort_values(["source"]).assign(
         _split=lambda t: t["given_split"].map({"test": 0, "val": 1, "train": 2}).fillna(3),
         _known=lambda t: -((t["biome"] != "").astype(int) + t["month"].notna().astype(int)),
-        _pixels=lambda t: -t["pixels"]).sort_values(["_split", "_known", "_pixels", "source"], kind="stable")
+        _pixels=lambda t: -t["pixels"]).sort_values(["_split", "_known", "_pixels"], kind="stable")
     table = table.loc[rank.index].reset_index(drop=True)          # best keeper first within any set
     del rank
     identical = same_value_pairs(table["sha256"])
