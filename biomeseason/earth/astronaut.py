@@ -428,3 +428,73 @@ def random_views(n: int, months=range(1, 13), where=None, rng=None, size: int = 
                                "allowed lie too close to the hidden boxes for these lenses")
         views.append(_finish(scene, bool(rng.random() < frame_p), camera, rng))
     return views
+
+
+# ------------------------------------------------------------------ views to train on
+
+MIN_VIEW_LAND = 0.5     # a training view's ground: at least this share land (not water, not ice)
+MIN_VIEW_EARTH = 0.3    # ... and at least this share of the frame
+# Lenses of the training views: 40 to 500 km of ground, as wide as the astronaut photos of whole landscapes
+# (70-300 m a pixel over 4000 px); a longer lens sees less than four map pixels, one flat colour.
+TRAIN_FOCAL_MM = (50.0, 300.0)
+
+
+@dataclass
+class LabelledView:
+    """A rendered view cropped to its ground, with the label the world map's rule gives that ground."""
+    view: View
+    image: np.ndarray       # the view cropped to ``view.earth_box`` (what the scene finder keeps)
+    biome: str              # '' when no biome covers ``purity`` of its land
+    purity: float           # share of the ground's land pixels whose label is the view's biome
+
+
+def labelled_views(n: int, allowed: np.ndarray, codes: np.ndarray, rng=None, size: int = 128,
+                   frame_p: float = 0.3, purity: float = 0.6, focal_mm=TRAIN_FOCAL_MM, batch: int = 64,
+                   maps_folder=None, progress: bool = True) -> list[LabelledView]:
+    """``n`` views whose every ground pixel lies where ``allowed`` (a (HEIGHT, WIDTH) bool mask of the map
+    grid) is True, at least ``MIN_VIEW_LAND`` land, labelled as the Earth tiles are (the most common of the
+    seven biomes of ``codes`` on the land in view, if it covers ``purity`` of it; else no biome).
+
+    Nadir points are drawn over the allowed land; a view that sees beyond the mask (a wide lens reaching
+    into a validation block) is drawn again, so the training views never show a held-out place."""
+    from tqdm.auto import tqdm
+
+    allowed = np.asarray(allowed, bool)
+    if allowed.shape != (HEIGHT, WIDTH) or codes.shape != (HEIGHT, WIDTH):
+        raise ValueError(f"allowed and codes must be ({HEIGHT}, {WIDTH}) grids, not {allowed.shape}, {codes.shape}")
+    land = (codes != worldmap.WATER) & (codes != worldmap.ICE)
+    rng = np.random.default_rng(rng)
+    kept: list[LabelledView] = []
+    drawn = 0
+    with tqdm(total=n, desc="astronaut views", unit="view", disable=not progress) as bar:
+        while len(kept) < n:
+            if drawn > max(1000, 100 * n):
+                raise RuntimeError(f"only {len(kept)} of {n} views stayed inside the allowed mask in {drawn} draws")
+            for view in random_views(batch, where=allowed & land, rng=rng, size=size, frame_p=frame_p,
+                                     focal_mm=focal_mm, maps_folder=maps_folder):
+                drawn += 1
+                labelled = _label_view(view, allowed, codes, land, purity)
+                if labelled is not None and len(kept) < n:
+                    kept.append(labelled)
+                    bar.update()
+    return kept
+
+
+def _label_view(view: View, allowed, codes, land, purity: float) -> LabelledView | None:
+    lat, lon = view.ground[..., 0], view.ground[..., 1]
+    seen = ~np.isnan(lat)
+    if view.earth_box is None or view.earth_share < MIN_VIEW_EARTH:
+        return None
+    rows = np.clip(((90 - lat[seen]) * HEIGHT / 180).astype(int), 0, HEIGHT - 1)
+    cols = ((lon[seen] + 180) * WIDTH / 360).astype(int) % WIDTH
+    if not allowed[rows, cols].all():
+        return None
+    on_land = land[rows, cols]
+    if on_land.mean() < MIN_VIEW_LAND:
+        return None
+    counts = np.bincount(codes[rows, cols][on_land], minlength=256)[:len(worldmap.BIOMES)]
+    best = int(counts.argmax())
+    share = round(float(counts[best] / on_land.sum()), 3)
+    left, top, right, bottom = view.earth_box
+    return LabelledView(view, view.image[top:bottom, left:right], worldmap.BIOMES[best] if share >= purity else "",
+                        share)

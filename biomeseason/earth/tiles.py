@@ -13,6 +13,10 @@ at each ``--scales`` size and writes, into ``--out`` (a folder of ours):
   the place lies in, ``split`` the block's split, ``purity`` the share of the tile's land pixels
   whose label is the tile's biome; a tile below ``--purity`` keeps its month and gets no biome;
   ``region`` names the shared region (``--hold-out-regions``) a tile overlaps;
+* with ``--astronaut-views N``, ``raw/astronaut/a<i>-<MM>.png``: N views rendered from the maps as an
+  astronaut's camera sees them (``earth.astronaut.labelled_views``: lenses 50-300 mm, 40-500 km of
+  ground, tilted up to 60 degrees, some behind a window frame), cropped to their ground and labelled by
+  the same rule; each shows only training blocks (or open sea), never a held-out region;
 * ``label_map.png``: the world coloured by the rule's labels, the blocks' splits outlined;
 * ``counts.csv``: tiles per biome and month, and per split.
 
@@ -151,6 +155,38 @@ def write_tiles(places: pd.DataFrame, out: Path, maps: Path = worldmap.MAPS, pro
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def train_ground(places: pd.DataFrame, held: dict) -> np.ndarray:
+    """(HEIGHT, WIDTH) bool: the map pixels a training view may show: the training blocks and the blocks
+    without a tile (open sea, ice), never a validation or test block, nor a held-out region or its margin."""
+    grid = np.ones((HEIGHT // BLOCK, WIDTH // BLOCK), bool)
+    for block, split in places.drop_duplicates("block").set_index("block")["block_split"].items():
+        y, x = (int(v) for v in block[1:].split("-"))
+        grid[y, x] = split == "train"
+    allowed = np.kron(grid, np.ones((BLOCK, BLOCK), bool))
+    for top, left, bottom, right in held.values():
+        allowed[max(top - MARGIN, 0):bottom + MARGIN, max(left - MARGIN, 0):right + MARGIN] = False
+    return allowed
+
+
+def write_views(views, out: Path) -> pd.DataFrame:
+    """Rendered astronaut views (``astronaut.labelled_views``) as PNGs under out/raw/astronaut; their rows
+    of the labels table (split train; the place is the ground under the image centre, or the nadir point)."""
+    from PIL import Image
+
+    from ..io.files import save_image
+
+    rows = []
+    for i, v in enumerate(views):
+        path = f"astronaut/a{i:05d}-{v.view.month:02d}.png"
+        save_image(out / "raw" / path, Image.fromarray(v.image), format="PNG")
+        lat, lon = v.view.centre or (v.view.lat, v.view.lon)
+        row, col = int((90 - v.view.lat) * PER_DEGREE), int((v.view.lon + 180) * PER_DEGREE)
+        block = f"b{row // BLOCK:02d}-{col // BLOCK:02d}"                    # of the nadir point
+        rows.append((path, v.biome, v.view.month, round(lat, 3), round(lon, 3), f"a{i:05d}", block, "train",
+                     v.purity, v.image.shape[0], ""))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 def counts_table(labels: pd.DataFrame) -> pd.DataFrame:
     """Tiles per biome (rows; '(none)' below the purity) and month (columns), with per-split totals."""
     named = labels.assign(biome=labels["biome"].replace("", "(none)"))
@@ -203,7 +239,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    help="least share of a tile's land that must agree for it to get a biome (default: %(default)s)")
     p.add_argument("--hold-out-regions", metavar="CSV", default=None,
                    help="a Blue Marble tiles CSV (path, region, lat, lon): blocks touching its regions go to test")
-    p.add_argument("--seed", type=int, default=0, help="seed of the blocks' splits (default: %(default)s)")
+    p.add_argument("--astronaut-views", type=int, default=0, metavar="N",
+                   help="also N astronaut views rendered from the maps (biomeseason.earth.astronaut: lenses "
+                        "50-300 mm, tilts 0-60 degrees, some behind a window frame), cropped to their ground, "
+                        "labelled by the same rule, all in training blocks (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the blocks' splits and of the views (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
@@ -218,6 +259,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"--scales must lie within 8..{BLOCK - 16} px, not {size}")
     if not 0 <= args.purity <= 1:
         raise UsageError(f"--purity must lie within 0..1, not {args.purity}")
+    if args.astronaut_views < 0:
+        raise UsageError(f"--astronaut-views must be 0 or more, not {args.astronaut_views}")
     missing = [str(map_path(m, maps)) for m in MONTHS if not map_path(m, maps).is_file()]
     if missing or not (maps / "hidden_mask.png").is_file():
         raise UsageError(f"{maps} lacks {(missing or ['hidden_mask.png'])[0]}: the twelve Blue Marble maps and "
@@ -233,6 +276,14 @@ def main(args: argparse.Namespace) -> int:
           + ", ".join(f"{n} {s}" for s, n in places.groupby("split")["block"].nunique().items()) + " blocks"
           + (f"; {len(held)} regions held out" if held else ""))
     labels = write_tiles(places, out, maps, args.progress)
+    if args.astronaut_views:
+        from .astronaut import labelled_views
+
+        views = labelled_views(args.astronaut_views, train_ground(places, held), codes, rng=args.seed,
+                               purity=args.purity, maps_folder=maps, progress=args.progress)
+        labels = pd.concat([labels, write_views(views, out)], ignore_index=True)
+        print(f"{len(views)} astronaut views in training blocks, {np.mean([v.biome != '' for v in views]):.0%} "
+              "with a biome")
     write_csv(out / "labels.csv", labels)
     counts = counts_table(labels)
     write_csv(out / "counts.csv", counts)

@@ -103,3 +103,28 @@ def test_a_window_frame_hides_some_corners_and_leaves_them_out_of_the_earth_part
     assert 0.6 <= framed.earth_share < 1 and clear.earth_share == 1
     assert dark[[0, 0, -1, -1], [0, -1, 0, -1]].any()               # at least one corner hidden
     assert np.array_equal(framed.image[32, 32], clear.image[32, 32])   # the middle as it was
+
+
+def test_training_views_stay_inside_the_allowed_ground_and_carry_its_majority_biome():
+    from biomeseason.earth.worldmap import BIOMES, ICE, WATER, label_map
+
+    codes = label_map()
+    allowed = np.zeros((HEIGHT, WIDTH), bool)
+    allowed[900:1200, 2600:3300] = True                       # 20 by 47 degrees of North Africa
+    views = astronaut.labelled_views(4, allowed, codes, rng=3, size=48, frame_p=0.5, progress=False)
+    assert len(views) == 4
+    for v in views:
+        lat, lon = v.view.ground[..., 0], v.view.ground[..., 1]
+        seen = ~np.isnan(lat)
+        rows = ((90 - lat[seen]) * PER_DEGREE).astype(int)
+        cols = ((lon[seen] + 180) * PER_DEGREE).astype(int)
+        assert allowed[rows, cols].all()                       # not one pixel of ground beyond the mask
+        ground = codes[rows, cols]
+        land = ground[(ground != WATER) & (ground != ICE)]
+        counts = np.bincount(land, minlength=256)[:len(BIOMES)]
+        assert v.purity == pytest.approx(counts.max() / land.size, abs=1e-3)
+        assert v.biome == (BIOMES[int(counts.argmax())] if v.purity >= 0.6 else "")
+        left, top, right, bottom = v.view.earth_box
+        assert v.image.shape == (bottom - top, right - left, 3)
+    with pytest.raises(ValueError, match="grids"):
+        astronaut.labelled_views(1, allowed[:10], codes, progress=False)

@@ -55,10 +55,14 @@ def test_the_command_writes_tiles_a_labels_csv_preprocessing_reads_a_map_and_cou
     from biomeseason.prepare.preprocess import preprocess
 
     out = tmp_path / "earth"
-    assert cli(["earth", "--out", str(out), "--scales", "64", "--no-progress",
+    assert cli(["earth", "--out", str(out), "--scales", "64", "--no-progress", "--astronaut-views", "5",
                 "--hold-out-regions", str(earth.worldmap.ROOT / "data" / "bluemarble" / "labels.csv")]) == 0
     labels = pd.read_csv(out / "labels.csv", keep_default_na=False)
     assert list(labels.columns) == earth.COLUMNS
+    views = labels[labels["path"].str.startswith("astronaut/")]
+    assert len(views) == 5 and (views["split"] == "train").all() and views["group"].is_unique
+    assert all((out / "raw" / path).is_file() for path in views["path"])
+    labels = labels.drop(views.index)
     assert len(labels) == 12 * labels["group"].nunique() and set(labels["month"]) == set(range(1, 13))
     assert (labels.groupby("group")["split"].nunique() == 1).all()
     assert set(labels["biome"]) - {""} <= set(BIOMES) and (labels["biome"] != "").mean() > 0.6
@@ -69,14 +73,29 @@ def test_the_command_writes_tiles_a_labels_csv_preprocessing_reads_a_map_and_cou
     result = preprocess(out / "raw", tmp_path / "processed", labels_csv=out / "labels.csv", size=64, workers=1,
                         progress=False)
     m = result.manifest
-    assert len(m) == len(labels) and result.rejected.empty
-    given = labels.set_index("path")["split"]
+    assert len(m) == len(labels) + len(views) and result.rejected.empty
+    given = pd.concat([labels, views]).set_index("path")["split"]
     assert (m["split"].to_numpy() == given.loc[m["source"]].to_numpy()).all()    # every tile kept its block's split
+
+
+def test_training_views_may_show_only_training_blocks_and_never_a_held_region():
+    places = earth.label_tiles(toy_codes(), np.zeros((HEIGHT, WIDTH), np.uint8), scales=(32,))
+    held = {"box": (300, 300, 400, 400)}
+    places = earth.assign_blocks(places, seed=0, held=held)
+    allowed = earth.train_ground(places, held)
+    for block, split in places.drop_duplicates("block").set_index("block")["block_split"].items():
+        y, x = (int(v) * earth.BLOCK + earth.BLOCK // 2 for v in block[1:].split("-"))
+        near_box = 300 - earth.MARGIN <= y < 400 + earth.MARGIN and 300 - earth.MARGIN <= x < 400 + earth.MARGIN
+        assert allowed[y, x] == (split == "train" and not near_box), block
+    assert allowed[:, 1800:].all()                                   # open sea: no tile, no split
+    assert not allowed[300 - earth.MARGIN:400 + earth.MARGIN, 300 - earth.MARGIN:400 + earth.MARGIN].any()
 
 
 def test_bad_settings_are_one_sentence(tmp_path, capsys):
     assert cli(["earth", "--out", str(tmp_path / "e"), "--scales", "200"]) == 2
     assert "--scales must lie within" in capsys.readouterr().err
+    assert cli(["earth", "--out", str(tmp_path / "e"), "--astronaut-views", "-1"]) == 2
+    assert "--astronaut-views must be 0 or more" in capsys.readouterr().err
     assert cli(["earth", "--out", str(tmp_path / "e"), "--maps", str(tmp_path)]) == 2
     assert "lacks" in capsys.readouterr().err
 
