@@ -31,12 +31,17 @@ demo: $(STAMP)
 # The shipped model: every land tile of the Blue Marble maps, labelled by the world map's rule, the
 # shared tiles' regions held out; trained from scratch (about 40 minutes on 2 cores), scored, and written
 # to models/earth.pt only if it beats the one there.
+# EARTH_OPTS and TRAIN_OPTS add options, e.g. the camera recipe that reads other cameras better and the
+# Blue Marble worse (README, "Per camera"):
+#   make earth-model EARTH_OPTS="--astronaut-views 3000" TRAIN_OPTS="--epochs 12 --camera 0.7 --min-crop 0.1"
 EARTH_DIR ?= runs/earth
+EARTH_OPTS ?=
+TRAIN_OPTS ?=
 earth-model: $(STAMP)
-	$(PY) -m biomeseason earth --out $(EARTH_DIR) --hold-out-regions data/bluemarble/labels.csv
+	$(PY) -m biomeseason earth --out $(EARTH_DIR) --hold-out-regions data/bluemarble/labels.csv $(EARTH_OPTS)
 	$(PY) dataset_preproc.py --raw $(EARTH_DIR)/raw --labels $(EARTH_DIR)/labels.csv --out $(EARTH_DIR)/processed --size 64
-	$(PY) -m biomeseason train --data $(EARTH_DIR)/processed --out $(EARTH_DIR)/model --epochs 12 --image-size 64 --view overhead \
-	    --camera 0.7 --min-crop 0.1
+	$(PY) -m biomeseason train --data $(EARTH_DIR)/processed --out $(EARTH_DIR)/model --epochs 20 --image-size 64 --view overhead \
+	    $(TRAIN_OPTS)
 	$(PY) -m biomeseason ship $(EARTH_DIR)/model/best.pt --earth $(EARTH_DIR)
 
 test: $(STAMP)
