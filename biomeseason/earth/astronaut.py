@@ -53,7 +53,7 @@ import numpy as np
 from PIL import Image
 
 from . import worldmap
-from .tiles import map_path
+from .tiles import majority_biome, map_path
 from .worldmap import HEIGHT, WIDTH
 
 R_EARTH = 6371.0                # km, a sphere
@@ -463,6 +463,7 @@ def labelled_views(n: int, allowed: np.ndarray, codes: np.ndarray, rng=None, siz
     if allowed.shape != (HEIGHT, WIDTH) or codes.shape != (HEIGHT, WIDTH):
         raise ValueError(f"allowed and codes must be ({HEIGHT}, {WIDTH}) grids, not {allowed.shape}, {codes.shape}")
     land = (codes != worldmap.WATER) & (codes != worldmap.ICE)
+    nadirs = allowed & land
     rng = np.random.default_rng(rng)
     kept: list[LabelledView] = []
     drawn = 0
@@ -470,7 +471,7 @@ def labelled_views(n: int, allowed: np.ndarray, codes: np.ndarray, rng=None, siz
         while len(kept) < n:
             if drawn > max(1000, 100 * n):
                 raise RuntimeError(f"only {len(kept)} of {n} views stayed inside the allowed mask in {drawn} draws")
-            for view in random_views(batch, where=allowed & land, rng=rng, size=size, frame_p=frame_p,
+            for view in random_views(batch, where=nadirs, rng=rng, size=size, frame_p=frame_p,
                                      focal_mm=focal_mm, maps_folder=maps_folder):
                 drawn += 1
                 labelled = _label_view(view, allowed, codes, land, purity)
@@ -492,9 +493,6 @@ def _label_view(view: View, allowed, codes, land, purity: float) -> LabelledView
     on_land = land[rows, cols]
     if on_land.mean() < MIN_VIEW_LAND:
         return None
-    counts = np.bincount(codes[rows, cols][on_land], minlength=256)[:len(worldmap.BIOMES)]
-    best = int(counts.argmax())
-    share = round(float(counts[best] / on_land.sum()), 3)
+    biome, share = majority_biome(codes[rows, cols][on_land], purity)
     left, top, right, bottom = view.earth_box
-    return LabelledView(view, view.image[top:bottom, left:right], worldmap.BIOMES[best] if share >= purity else "",
-                        share)
+    return LabelledView(view, view.image[top:bottom, left:right], biome, share)

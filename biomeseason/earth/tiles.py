@@ -70,6 +70,15 @@ def tile_origins(size: int) -> list[tuple[int, int]]:
     return [(r, c) for r in rows for c in starts]
 
 
+def majority_biome(land_codes: np.ndarray, purity: float = PURITY) -> tuple[str, float]:
+    """(the most common of the seven biomes among the codes of some land pixels, or '' if it covers less than
+    ``purity`` of them; its share, rounded as the labels CSV says it and decided by it)."""
+    counts = np.bincount(land_codes.ravel(), minlength=256)[:len(BIOMES)]
+    best = int(counts.argmax())
+    share = round(float(counts[best] / land_codes.size), 3)
+    return (BIOMES[best] if share >= purity else ""), share
+
+
 def label_tiles(codes: np.ndarray, mask: np.ndarray, scales=SCALES, purity: float = PURITY) -> pd.DataFrame:
     """One row per land tile (not yet per month): row, col, scale, biome ('' below ``purity``), purity."""
     rows = []
@@ -81,11 +90,8 @@ def label_tiles(codes: np.ndarray, mask: np.ndarray, scales=SCALES, purity: floa
             land = (tile != WATER) & (tile != ICE)
             if land.mean() < MIN_LAND:
                 continue
-            counts = np.bincount(tile[land], minlength=256)[:len(BIOMES)]
-            best = int(counts.argmax())
-            share = round(float(counts[best] / land.sum()), 3)   # as the CSV says it, and decides by it
-            rows.append({"row": r, "col": c, "scale": size, "purity": share,
-                         "biome": BIOMES[best] if share >= purity else "",
+            biome, share = majority_biome(tile[land], purity)
+            rows.append({"row": r, "col": c, "scale": size, "purity": share, "biome": biome,
                          "lat": round(90 - (r + size / 2) / PER_DEGREE, 3),
                          "lon": round((c + size / 2) / PER_DEGREE - 180, 3),
                          "block": f"b{r // BLOCK:02d}-{c // BLOCK:02d}"})

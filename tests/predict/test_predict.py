@@ -897,6 +897,21 @@ def test_streaming_with_workers_equals_one_image_at_a_time(predictor, checkpoint
         assert row["sha256"] == alone.sha256 and len(row["sha256"]) == 64
 
 
+def interrupt_forward(monkeypatch, at_call: int):
+    """Make the predictor's forward pass raise KeyboardInterrupt (Ctrl-C) at its ``at_call``-th call;
+    returns the real one, to put back with ``monkeypatch.setattr(predict.Predictor, "_forward", it)``."""
+    forward, calls = predict.Predictor._forward, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(predict.Predictor, "_forward", interrupted)
+    return forward
+
+
 def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_of_photos, tmp_path, monkeypatch,
                                                             capsys):
     base = ["predict", str(folder_of_photos), "--model", str(checkpoint), "--batch-size", "3", "--workers", "0"]
@@ -906,15 +921,7 @@ def test_resume_after_an_interrupted_run_gives_the_same_csv(checkpoint, folder_o
     out = tmp_path / "p.csv"
     out.write_text(",".join(predict.COLUMNS) + "\nprevious,run,0,1,0,winter" + "," * (len(predict.COLUMNS) - 6) + "\n")
     before = out.read_bytes()
-    forward, calls = predict.Predictor._forward, []
-
-    def interrupted(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return forward(self, *args, **kwargs)
-
-    monkeypatch.setattr(predict.Predictor, "_forward", interrupted)
+    forward = interrupt_forward(monkeypatch, at_call=3)
     assert cli([*base, "--out", str(out)]) == 130
     assert out.read_bytes() == before                   # --out untouched
     partial = predict_cli.partial_path(out)

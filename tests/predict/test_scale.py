@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_predict import interrupt_forward
 
 from biomeseason.__main__ import main as cli
 from biomeseason.io import distributed, files
@@ -204,15 +205,7 @@ def test_resume_into_parquet_gives_the_same_file(checkpoint, photos, tmp_path, m
     assert cli([*base, "--out", str(complete)]) == 0
 
     out = tmp_path / "p.parquet"
-    forward, calls = predict.Predictor._forward, []
-
-    def interrupted(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return forward(self, *args, **kwargs)
-
-    monkeypatch.setattr(predict.Predictor, "_forward", interrupted)
+    forward = interrupt_forward(monkeypatch, at_call=2)
     assert cli([*base, "--out", str(out)]) == 130
     assert not out.exists() and len(read_csv(output.partial_path(out))) == 3
     monkeypatch.setattr(predict.Predictor, "_forward", forward)
