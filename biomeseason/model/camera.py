@@ -185,6 +185,15 @@ class Camera:
         out = (out * 255).round().astype(np.uint8) if as_uint8 else out
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1))).to(image.dtype)
 
+    def batch(self, images: torch.Tensor, mean, std, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 3, H, W) images normalised by ``mean`` and ``std`` -> the same batch, a share ``p`` of them
+        through a random camera each (training on pairs: the clean batch for a teacher, these for the model)."""
+        mean_ = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        std_ = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        x = (images * std_ + mean_).clamp(0, 1).cpu()
+        views = torch.stack([self(one, generator) for one in x]).to(images.device)
+        return (views - mean_) / std_
+
     def settings(self) -> dict:
         """Plain values for a run's config and its checkpoint."""
         return {"p": self.p, "mix": dict(self.mix),

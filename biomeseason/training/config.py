@@ -49,6 +49,11 @@ class TrainConfig:
                                   "weights file | empty = from scratch")
     init: str = setting("", "a checkpoint of ours to start from: its backbone, and its head rows for "
                             "the classes both models know")
+    teacher: str = setting("", "a checkpoint of ours (e.g. models/earth.pt) with the same classes: the model also "
+                               "learns to answer on each image seen through --camera what the teacher answers "
+                               "on the same image as it is (keeps what the teacher knows of one camera while "
+                               "learning others)")
+    distill: float = setting(1.0, "weight of the teacher's loss (KL divergence) against the labels' loss")
     backbone_lr_scale: float = setting(-1.0, "backbone learning rate relative to the heads; -1 = 0.5 with "
                                              "--init, 0.1 with --pretrained, else 1")
     freeze_epochs: int = setting(0, "train the heads alone for this many epochs first")
@@ -119,6 +124,7 @@ class TrainConfig:
              f"--backbone-lr-scale must be -1 (automatic) or 0 or more, not {self.backbone_lr_scale}"),
             (0 <= self.freeze_epochs <= self.epochs,
              f"--freeze-epochs must be between 0 and --epochs ({self.epochs}), not {self.freeze_epochs}"),
+            (_finite(self.distill) and self.distill >= 0, f"--distill must be 0 or more, not {self.distill}"),
             (not (self.resume and self.eval_only), "--resume and --eval-only exclude each other; choose one"),
             (not (self.init and self.pretrained),
              "--init and --pretrained both give starting weights; choose one"),

@@ -56,15 +56,30 @@ def masked_losses(out: dict, biome: torch.Tensor, month: torch.Tensor, month_sig
     return loss_b, loss_m
 
 
+def distill_loss(out: dict, target: dict, month_weight: float) -> torch.Tensor:
+    """KL divergence from the teacher's answers (``target``: its logits) to the model's, biome and month
+    heads weighted as the labels' losses are."""
+    def kl(head):
+        return F.kl_div(F.log_softmax(out[head].float(), dim=1), F.log_softmax(target[head].float(), dim=1),
+                        reduction="batchmean", log_target=True)
+    return kl("biome") + month_weight * kl("month")
+
+
 # ---------------------------------------------------------------- one epoch
 
 def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfig, epoch: int,
-                    biome_weight=None, scaler=None, show=True, frozen: bool = False) -> dict:
+                    biome_weight=None, scaler=None, show=True, frozen: bool = False, teacher=None,
+                    camera=None, norm=None) -> dict:
+    """``teacher`` (a frozen model), ``camera`` (a ``model.camera.Camera``) and ``norm`` (mean, std): the
+    teacher answers on each batch as it is, the model on the same batch through the camera, and learns
+    both the labels and the teacher's answers (``--teacher``, ``--distill``)."""
     model.train()
     if frozen:  # heads alone: the backbone's batch-norm statistics stay as they were too
         getattr(model, "module", model).backbone.eval()
     use_amp = scaler is not None
     totals = {"loss": 0.0, "biome_loss": 0.0, "month_loss": 0.0}
+    if teacher is not None:
+        totals["distill_loss"] = 0.0
     seen, wait, start = 0, 0.0, time.perf_counter()
     bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not show)
     tick = time.perf_counter()
@@ -74,10 +89,19 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
         if use_amp:
             images = images.contiguous(memory_format=torch.channels_last)
         biome, month = biome.to(device), month.to(device)
+        losses = {}
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(images)
+                if camera is not None:
+                    images = camera.batch(images, *norm)
             out = model(images)
             loss_b, loss_m = masked_losses(out, biome, month, cfg.month_sigma, biome_weight)
             loss = loss_b + cfg.month_weight * loss_m
+            if teacher is not None:
+                losses["distill_loss"] = distill_loss(out, target, cfg.month_weight)
+                loss = loss + cfg.distill * losses["distill_loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -91,7 +115,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
         scheduler.step()
         n = images.shape[0]
         seen += n
-        for k, v in (("loss", loss), ("biome_loss", loss_b), ("month_loss", loss_m)):
+        for k, v in (("loss", loss), ("biome_loss", loss_b), ("month_loss", loss_m), *losses.items()):
             totals[k] += v.item() * n
         bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
         bar.update()

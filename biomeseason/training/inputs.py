@@ -34,11 +34,13 @@ class Inputs:
     carved: int = 0                   # training rows moved to val
     resume: dict | None = None        # the loaded last.pt
     init: dict | None = None          # the loaded --init checkpoint
+    teacher: dict | None = None       # the loaded --teacher checkpoint
     pretrained: dict | None = None    # a torchvision state dict
     pretrained_path: Path | None = None
 
 
-RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "pretrained", "init", "backbone_lr_scale",
+RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "pretrained", "init", "teacher",
+               "distill", "backbone_lr_scale",
                "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
                "balance", "dropout", "val_share", "seed", "limit")
 
@@ -70,6 +72,8 @@ def check_inputs(cfg: TrainConfig, writes: bool = True) -> Inputs:
         saved = _load_ours(out / "best.pt", "--eval-only", "train a model into this --out first")["meta"]
         share, seed = (saved.get("config") or {}).get("val_share", share), (saved.get("config") or {}).get("seed", seed)
     inputs.df, inputs.carved = carve_validation(df, share, seed)
+    if cfg.teacher and not cfg.eval_only:
+        inputs.teacher = _check_teacher(Path(cfg.teacher), classes)
     if writes:
         # A folder holding a sound checkpoint of ours (resume, eval-only) is ours to write in.
         files.check_dir_target(out, force=cfg.force or cfg.resume or cfg.eval_only)
@@ -115,6 +119,18 @@ def _check_init(cfg: TrainConfig) -> dict:
     arch = payload["meta"].get("arch")
     if arch != cfg.arch:
         raise UsageError(f"--init {path} is a {arch}, not a {cfg.arch}; add --arch {arch} to start from it")
+    return payload
+
+
+def _check_teacher(path: Path, classes: ClassLists) -> dict:
+    """The --teacher checkpoint; its biomes and months must be the data's, in the same order."""
+    payload = _load_ours(path, "--teacher", "give a checkpoint written by `biomeseason train` or `ship`")
+    meta = payload["meta"]
+    for head, theirs, ours in (("biomes", meta.get("biomes"), classes.biomes),
+                               ("months", meta.get("months"), classes.months)):
+        if list(theirs or []) != list(ours):
+            raise UsageError(f"--teacher {path} knows the {head} {theirs}, the data {list(ours)}: a teacher must "
+                             "answer in the data's classes")
     return payload
 
 

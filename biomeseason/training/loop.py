@@ -50,6 +50,7 @@ from ..io.distributed import Dist, teardown
 from ..io.distributed import setup as setup_distributed
 from ..io.files import UsageError
 from ..io.workers import cap
+from ..model.camera import Camera
 from ..model.checkpoint import save_checkpoint
 from ..model.network import BiomeSeasonNet, load_backbone_weights, load_matching, select_device
 from ..model.presets import IMAGENET_MEAN, IMAGENET_STD, augmentation_settings, train_transform
@@ -90,7 +91,9 @@ def _datasets(cfg: TrainConfig, classes, df, progress):
         if split == "train" and cfg.limit:
             rows = rows.sample(n=min(cfg.limit, len(rows)), random_state=cfg.seed).sort_index()
         # val and test give uint8 images; evaluation.predict_loader normalises whole batches of them.
-        tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment, cfg.camera, cfg.min_crop)
+        # With a teacher the camera is applied to whole batches in the loop (the teacher sees them as they are).
+        camera = 0.0 if cfg.teacher else cfg.camera
+        tf = (train_transform(short, cfg.view, IMAGENET_MEAN, IMAGENET_STD, cfg.augment, camera, cfg.min_crop)
               if split == "train"
               else EvalPixels(short))
         parts[split] = ProcessedImages(cfg.data, rows, classes, short, tf, cache=cache, progress=progress,
@@ -179,6 +182,7 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
     val_loader = make_loader(ds["val"], cfg.batch_size * 2, workers, device=device)
     biome_weight = _biome_weights(ds["train"], len(classes.biomes)).to(device) if cfg.balance == "weights" else None
 
+    teacher, camera = _teacher(cfg, inputs, device, show)
     backbone, heads = model.parameter_groups()
     optimizer, scheduler = _optimizer(cfg, backbone, heads, len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
@@ -202,7 +206,8 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
         for p in backbone:
             p.requires_grad_(not frozen)
         stats = train_one_epoch(net, train_loader, optimizer, scheduler, device, cfg, epoch,
-                                biome_weight, scaler, show, frozen=frozen)
+                                biome_weight, scaler, show, frozen=frozen, teacher=teacher, camera=camera,
+                                norm=(IMAGENET_MEAN, IMAGENET_STD))
         if ddp.main:
             val, val_raw = evaluate(model, val_loader, device, classes) if len(ds["val"]) else ({}, None)
             row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[-1], **stats,
@@ -274,6 +279,21 @@ def _build_model(cfg: TrainConfig, inputs: Inputs, show: bool) -> BiomeSeasonNet
                   f"{len(classes.biomes)} biomes and {carried['month']} of {len(classes.months)} months",
                   flush=True)
     return model
+
+
+def _teacher(cfg: TrainConfig, inputs: Inputs, device: torch.device, show: bool):
+    """The frozen --teacher network in single precision, and the camera the model's batches pass through."""
+    if inputs.teacher is None:
+        return None, None
+    meta = inputs.teacher["meta"]
+    teacher = BiomeSeasonNet(meta["arch"], len(meta["biomes"]), len(meta["months"]))
+    weights = inputs.teacher["model"]
+    teacher.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()})
+    teacher.to(device).eval().requires_grad_(False)
+    if show:
+        print(f"teacher {cfg.teacher}: the model learns its answers on the images as they are, with the "
+              f"weight {cfg.distill:g}, on {cfg.camera:.0%} of them seen through a simulated camera", flush=True)
+    return teacher, Camera(p=cfg.camera) if cfg.camera > 0 else None
 
 
 def _epoch_line(row: dict) -> str:

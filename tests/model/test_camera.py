@@ -70,3 +70,17 @@ def test_training_records_the_camera_and_the_footprints_it_saw():
     assert "camera" not in augmentation_settings("overhead", True)
     x = train_transform(32, "overhead", camera=1.0, min_crop=0.1)(forest(48))
     assert x.shape == (3, 32, 32) and torch.isfinite(x).all()
+
+
+def test_a_normalised_batch_through_the_camera_keeps_its_share_and_the_rest_to_the_bit():
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pixels = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    batch = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    untouched = Camera(p=0.0).batch(batch, mean, std)
+    assert untouched.shape == batch.shape and torch.allclose(untouched, batch, atol=1e-5)
+    seen = Camera(p=1.0).batch(batch, mean, std, torch.Generator().manual_seed(1))
+    assert seen.shape == batch.shape
+    changed = (seen - batch).abs().flatten(1).amax(dim=1) > 1e-3
+    assert changed.all()
+    again = Camera(p=1.0).batch(batch, mean, std, torch.Generator().manual_seed(1))
+    assert torch.equal(seen, again)   # the same draws for the same seed

@@ -14,7 +14,7 @@ import torch
 
 from biomeseason.io.files import UsageError, is_ours
 from biomeseason.model.checkpoint import load_checkpoint
-from biomeseason.model.network import build_model
+from biomeseason.model.network import BiomeSeasonNet, build_model
 from biomeseason.model.presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from biomeseason.prepare.manifest import manifest_sha256, read_manifest
 from biomeseason.training import evaluation
@@ -579,3 +579,59 @@ def test_init_starts_from_our_model_and_the_backbone_learns_slower(trained, tiny
     (tmp_path / "cut.pt").write_bytes(source.read_bytes()[:4000])
     with pytest.raises(UsageError, match="--init: .*damaged"):
         train.check_inputs(cfg(tiny_processed, tmp_path / "o", init=str(tmp_path / "cut.pt")))
+
+
+def test_a_teacher_answers_on_the_batch_as_it_is_and_the_model_learns_it_through_the_camera():
+    from biomeseason.model.camera import Camera
+    from biomeseason.training.epoch import distill_loss, train_one_epoch
+
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name, self.net = name, BiomeSeasonNet("resnet18", 3, 12)
+
+        def forward(self, x):
+            seen[self.name] = x.clone()
+            return self.net(x)
+
+    model, teacher = Spy("model"), Spy("teacher").eval()
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)).clamp(-2, 2)
+    batch = [(images, torch.tensor([0, 1, 2, 0]), torch.tensor([0, 3, 6, 9]))]
+    settings = TrainConfig(epochs=1, progress=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    camera = Camera(p=1.0)
+    torch.manual_seed(5)
+    stats = train_one_epoch(model, batch, optimizer, scheduler, torch.device("cpu"), settings, 0, show=False,
+                            teacher=teacher, camera=camera, norm=(IMAGENET_MEAN, IMAGENET_STD))
+    assert torch.equal(seen["teacher"], images)                       # the teacher: the batch as it is
+    torch.manual_seed(5)
+    assert torch.allclose(seen["model"], camera.batch(images, IMAGENET_MEAN, IMAGENET_STD))  # the model: camera
+    assert stats["train_distill_loss"] > 0
+    assert stats["train_loss"] == pytest.approx(stats["train_biome_loss"] + stats["train_month_loss"]
+                                                + stats["train_distill_loss"], rel=1e-5)
+    out = {"biome": torch.randn(3, 5), "month": torch.randn(3, 12)}
+    assert distill_loss(out, out, 1.0).item() == pytest.approx(0, abs=1e-6)
+    assert distill_loss(out, {k: v.flip(0) for k, v in out.items()}, 1.0).item() > 0
+
+
+def test_a_teacher_must_answer_in_the_datas_classes_and_is_kept_in_the_config(trained, tiny_processed, tmp_path):
+    from biomeseason.model.checkpoint import save_checkpoint
+
+    source = trained.out / "best.pt"
+    result = fit(cfg(tiny_processed, tmp_path / "out", init=str(source), teacher=str(source), camera=0.5,
+                     epochs=1, limit=24))
+    history = pd.read_csv(result.out / "history.csv")
+    assert history["train_distill_loss"].iloc[0] > 0
+    assert json.loads((result.out / "config.json").read_text())["teacher"] == str(source)
+    payload = load_checkpoint(source)
+    meta = {**payload["meta"], "biomes": list(reversed(payload["meta"]["biomes"]))}
+    save_checkpoint(tmp_path / "other.pt", payload["model"], meta)
+    with pytest.raises(UsageError, match="--teacher .*other.pt knows the biomes"):
+        train.check_inputs(cfg(tiny_processed, tmp_path / "o", teacher=str(tmp_path / "other.pt")))
+    with pytest.raises(UsageError, match="--teacher: there is no"):
+        train.check_inputs(cfg(tiny_processed, tmp_path / "o", teacher=str(tmp_path / "none.pt")))
+    with pytest.raises(UsageError, match="--distill must be 0 or more"):
+        cfg(tiny_processed, tmp_path / "o", distill=-1.0)
