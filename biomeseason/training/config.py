@@ -56,6 +56,9 @@ class TrainConfig:
     distill: float = setting(1.0, "weight of the teacher's loss (KL divergence) against the labels' loss")
     backbone_lr_scale: float = setting(-1.0, "backbone learning rate relative to the heads; -1 = 0.5 with "
                                              "--init, 0.1 with --pretrained, else 1")
+    freeze_bn: bool = setting(False, "keep the batch-norm statistics of the starting weights (--init, "
+                                     "--pretrained): views of other cameras then do not move how plain images "
+                                     "are normalised")
     freeze_epochs: int = setting(0, "train the heads alone for this many epochs first")
     epochs: int = setting(30, "passes over the training split")
     batch_size: int = setting(64, "images per batch, per process")
@@ -126,6 +129,8 @@ class TrainConfig:
              f"--freeze-epochs must be between 0 and --epochs ({self.epochs}), not {self.freeze_epochs}"),
             (_finite(self.distill) and self.distill >= 0, f"--distill must be 0 or more, not {self.distill}"),
             (not (self.resume and self.eval_only), "--resume and --eval-only exclude each other; choose one"),
+            (not self.freeze_bn or bool(self.init or self.pretrained),
+             "--freeze-bn keeps the statistics of starting weights: add --init or --pretrained"),
             (not (self.init and self.pretrained),
              "--init and --pretrained both give starting weights; choose one"),
         ]

@@ -76,6 +76,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
     model.train()
     if frozen:  # heads alone: the backbone's batch-norm statistics stay as they were too
         getattr(model, "module", model).backbone.eval()
+    if cfg.freeze_bn:   # the statistics stay; the layers' scales and shifts still learn
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     use_amp = scaler is not None
     totals = {"loss": 0.0, "biome_loss": 0.0, "month_loss": 0.0}
     if teacher is not None:

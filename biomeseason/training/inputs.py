@@ -40,7 +40,7 @@ class Inputs:
 
 
 RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "pretrained", "init", "teacher",
-               "distill", "backbone_lr_scale",
+               "distill", "freeze_bn", "backbone_lr_scale",
                "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
                "balance", "dropout", "val_share", "seed", "limit")
 

@@ -635,3 +635,16 @@ def test_a_teacher_must_answer_in_the_datas_classes_and_is_kept_in_the_config(tr
         train.check_inputs(cfg(tiny_processed, tmp_path / "o", teacher=str(tmp_path / "none.pt")))
     with pytest.raises(UsageError, match="--distill must be 0 or more"):
         cfg(tiny_processed, tmp_path / "o", distill=-1.0)
+
+
+def test_freeze_bn_keeps_the_starting_statistics_while_the_weights_learn(trained, tiny_processed, tmp_path):
+    source = trained.out / "best.pt"
+    before = load_checkpoint(source)["model"]
+    result = fit(cfg(tiny_processed, tmp_path / "out", init=str(source), freeze_bn=True, camera=1.0,
+                     epochs=1, limit=24))
+    after = load_checkpoint(result.out / "last.pt")["model"]
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(after[k], before[k]) for k in stats)
+    assert not torch.equal(after["backbone.0.weight"], before["backbone.0.weight"])   # the weights moved
+    with pytest.raises(UsageError, match="--freeze-bn .*add --init or --pretrained"):
+        cfg(tiny_processed, tmp_path / "o", freeze_bn=True)
