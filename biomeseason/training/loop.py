@@ -52,7 +52,7 @@ from ..io.files import UsageError
 from ..io.workers import cap
 from ..model.camera import Camera
 from ..model.checkpoint import save_checkpoint
-from ..model.network import BiomeSeasonNet, load_backbone_weights, load_matching, select_device
+from ..model.network import BiomeSeasonNet, build_model, load_backbone_weights, load_matching, select_device
 from ..model.presets import IMAGENET_MEAN, IMAGENET_STD, augmentation_settings, train_transform
 from ..prepare import store
 from ..prepare.manifest import SPLITS, manifest_sha256
@@ -285,8 +285,7 @@ def _teacher(cfg: TrainConfig, inputs: Inputs, device: torch.device, show: bool)
     """The frozen --teacher network in single precision, and the camera the model's batches pass through."""
     if inputs.teacher is None:
         return None, None
-    meta = inputs.teacher["meta"]
-    teacher = BiomeSeasonNet(meta["arch"], len(meta["biomes"]), len(meta["months"]))
+    teacher = build_model(inputs.teacher["meta"])
     weights = inputs.teacher["model"]
     teacher.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()})
     teacher.to(device).eval().requires_grad_(False)
