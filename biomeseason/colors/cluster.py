@@ -224,8 +224,12 @@ def _kmeans(points: np.ndarray, weights: np.ndarray, k: int, seed: int,
     xx = (x ** 2).sum(1)                                                # (n,)
     n, runs = len(x), np.arange(n_init)
 
+    x_t = -2 * x.T
+
     def to_points(ids):                # (..., n) squared distances of the points ``ids`` (...) to all
-        d = xx[ids][..., None] - 2 * x[ids] @ x.T + xx
+        d = (x[ids.ravel()] @ x_t).reshape(*ids.shape, n)              # in scikit-learn's order
+        d += xx[ids][..., None]
+        d += xx
         return np.maximum(d, 0, out=d)
 
     # k-means++: the first centre drawn by weight; each next one, of T points drawn by weight times
