@@ -36,12 +36,12 @@
   sample of 10,000 pixels of the image reduced to 256 a side lay 1.5.
   The restarts are scikit-learn's ``KMeans`` run for run, from the same random
   numbers, but side by side as arrays (``_kmeans``): on so few points its
-  fixed costs per call and per restart were most of a photo's time after the
-  decode (6.9 of 18.4 ms), the restarts side by side take 2.6. With the
-  distinct colours, CIELAB and the last iteration done with fewer and smaller
-  arrays, a photo took 11 ms after its decode (17.6 ms) instead of 18.4
-  (bench/colors.py's photos, each stage's best of seven runs), with the same
-  palettes, names and shares.
+  fixed costs per call and per restart were the largest part of a photo's
+  time after the decode (7 of 18.5 ms), the restarts side by side take 2.6.
+  With the distinct colours, CIELAB and the last iteration done with fewer
+  and smaller arrays, a photo takes 11 ms after its decode (17.7 ms) instead
+  of 18.5 (bench/colors.py's photos, each stage's best of seven runs), with
+  the same palettes, names and shares.
 - Each cluster is named by ``names``.
 """
 from __future__ import annotations
@@ -205,8 +205,8 @@ def _kmeans(points: np.ndarray, weights: np.ndarray, k: int, seed: int,
     of scikit-learn, run for run, with the runs side by side as arrays (points, runs, k).
 
     Why not scikit-learn itself: on a photo's ~600 pooled points its fixed costs per call and per
-    run (input checks, thread pools, ten k-means++ seedings made of small array calls) took 9 ms,
-    where the arithmetic takes a fraction of that; side by side the runs take about 2 ms.
+    run (input checks, thread pools, ten k-means++ seedings made of small array calls) made it
+    take 7 ms, where the arithmetic takes a fraction of that; side by side the runs take 2.6 ms.
     What is kept: its greedy k-means++ seeding from the same random numbers, drawn in its order;
     its Lloyd iterations, which stop when the centres move (squared, summed) no more than ``TOL``
     times the mean variance of the coordinates (unweighted, as its tolerance is), or after
