@@ -74,11 +74,11 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, cfg: TrainConfi
     teacher answers on each batch as it is, the model on the same batch through the camera, and learns
     both the labels and the teacher's answers (``--teacher``, ``--distill``)."""
     model.train()
-    if frozen:  # heads alone: the backbone's batch-norm statistics stay as they were too
-        getattr(model, "module", model).backbone.eval()
-    if cfg.freeze_bn:   # the statistics stay; the layers' scales and shifts still learn
+    if frozen or cfg.freeze_bn:
+        # The batch-norm statistics stay as they were: the heads learn alone (``frozen``), or the
+        # starting weights' statistics are kept (--freeze-bn; the scales and shifts still learn).
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
     use_amp = scaler is not None
     totals = {"loss": 0.0, "biome_loss": 0.0, "month_loss": 0.0}
