@@ -6,7 +6,9 @@
 
 Models: the baseline is the ``models/earth.pt`` of git HEAD (taken out with ``git show`` into a temporary
 file) or ``--baseline``; candidates are ``--model`` (repeatable), by default the working tree's
-``models/earth.pt`` if it differs from HEAD's. Each is used as shipped (its own prior and familiarity).
+``models/earth.pt`` if it differs from HEAD's. Each is used as shipped (its own prior and familiarity); a
+model with camera kinds (``model.kinds``) reads (a) with its composite kind and every other camera with its
+photo kind, as ``predict`` does by default.
 
 Cameras (each a table with the models side by side, and a verdict line):
 (a) Blue Marble, the training camera: the 3,516 REAL shared tiles of ``data/bluemarble`` (20 regions no
@@ -126,6 +128,7 @@ class Set:
     table: pd.DataFrame
     options: dict = field(default_factory=dict)
     by: str | None = None
+    kind: str = "photo"   # which kind of a model with camera kinds reads it (model.kinds)
 
 
 def column(arrays) -> np.ndarray:
@@ -233,7 +236,7 @@ def sets_of(settings: dict, seed: int) -> tuple[list[Set], dict]:
     """Every camera's sets, made once and shared by every model; and what the report says about them."""
     shared = shared_tiles(settings["tiles_per_region"])
     boxes = region_boxes(shared)
-    sets = [Set("(a) Blue Marble, 20 held-out regions", "as it is", shared, by="region")]
+    sets = [Set("(a) Blue Marble, 20 held-out regions", "as it is", shared, by="region", kind="composite")]
     sets += [Set("(b) SIMULATED cameras on the same real tiles", kind, simulated(shared, kind, seed))
              for kind in SIMULATED]
     s2 = real_table(CAMERAS / "sentinel2", "centre_lat", "centre_lon")
@@ -310,9 +313,12 @@ def per_image(answers: pd.DataFrame, predictor) -> pd.DataFrame:
 def run_model(name: str, path: Path, sets: list[Set]) -> tuple[list[dict], dict]:
     from biomeseason.predict.predictor import load_model
 
-    predictor = load_model(path)
+    predictors = {}
     rows, extra = [], {}
     for s in sets:
+        if s.kind not in predictors:
+            predictors[s.kind] = load_model(path, camera=s.kind)
+        predictor = predictors[s.kind]
         start = time.perf_counter()
         answers = answer(predictor, s)
         figures, groups = summarise(answers, predictor, s.by)

@@ -147,7 +147,7 @@ def ground_photos() -> list[tuple[str, np.ndarray]]:
 def score_model(name: str, model_path: Path, sets: dict, ground) -> tuple[pd.DataFrame, dict]:
     from biomeseason.earth import geoprior
 
-    predictor = load_model(model_path)
+    predictor = load_model(model_path, camera="composite")   # Blue Marble tiles (model.kinds)
     own = predictor.geo
     # Every model with today's prior, as training gives it, and the image weight it learnt (ship), if any.
     predictor.geo, _ = geoprior.for_biomes(predictor.biomes)
@@ -161,6 +161,8 @@ def score_model(name: str, model_path: Path, sets: dict, ground) -> tuple[pd.Dat
         f = scoring.figures(answers, predictor, by=by).rename(columns={by: "group"})
         rows.append(f.assign(model=name, set=set_name))
         print(f"{name} on {set_name}: {len(table)} tiles in {time.perf_counter() - t0:.0f} s", flush=True)
+    if predictor.cameras:   # photos are read by the photo kind, as predict does by default
+        predictor = load_model(model_path, camera="photo")
     results = predictor.predict([a for _, a in ground], scene=False)
     flagged = {"ground_flagged": float(np.mean([bool(r.unfamiliar) for r in results])),
                "ground_n": len(results)}
@@ -172,7 +174,7 @@ def tune_prior(model_path: Path, earth: Path, radii=(0, 150, 300, 600, 1000), fl
     geographic prior: how its defaults (``geoprior.RADIUS_KM``, ``FLOOR``) were chosen, never on test places."""
     from biomeseason.earth import geoprior
 
-    predictor = load_model(model_path)
+    predictor = load_model(model_path, camera="composite")
     table = scoring.read_tiles(earth / "labels.csv", root=earth / "raw")
     table = table[table["split"] == "val"].reset_index(drop=True)
     answers = scoring.predict_tiles(predictor, table)

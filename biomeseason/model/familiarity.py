@@ -103,6 +103,7 @@ class _Gaussian:
             means.append(rows.mean(axis=0))
             residuals.append(rows - means[-1])
         precision = LedoitWolf(assume_centered=True).fit(np.concatenate(residuals)).precision_
+        precision = (precision + precision.T) / 2   # symmetric to the bit, as its stored triangle reads back
         return cls(np.stack(means), precision, centre, scale)
 
     def distance(self, x: np.ndarray) -> np.ndarray:
@@ -116,16 +117,33 @@ class _Gaussian:
         return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
 
     def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        # The precision is symmetric: its upper triangle alone is stored, half the bytes (0.5 MB of a
+        # shipped model's file for 512 features), and read back to the same matrix.
+        upper = np.asarray(self.precision, dtype=np.float64)[np.triu_indices(len(self.precision))]
         return {f"{PREFIX}{name}.{k}": torch.from_numpy(np.asarray(v, dtype=np.float64))
-                for k, v in (("means", self.means), ("precision", self.precision),
+                for k, v in (("means", self.means), ("precision_upper", upper),
                              ("centre", self.centre), ("scale", self.scale))}
 
     @classmethod
     def from_tensors(cls, extra: dict, name: str) -> _Gaussian | None:
-        keys = [f"{PREFIX}{name}.{k}" for k in ("means", "precision", "centre", "scale")]
-        if not all(k in extra for k in keys):
+        """The Gaussian stored under ``name``; None if there is none. Checkpoints written before the upper
+        triangle was stored hold the whole ``precision``."""
+        def get(k):
+            value = extra.get(f"{PREFIX}{name}.{k}")
+            return None if value is None else value.double().numpy()
+
+        means, centre, scale, precision = get("means"), get("centre"), get("scale"), get("precision")
+        if means is None or centre is None or scale is None:
             return None
-        return cls(*(extra[k].double().numpy() for k in keys))
+        if precision is None:
+            upper = get("precision_upper")
+            if upper is None:
+                return None
+            c = means.shape[1]
+            precision = np.zeros((c, c))
+            precision[np.triu_indices(c)] = upper
+            precision = precision + np.triu(precision, 1).T
+        return cls(means, precision, centre, scale)
 
 
 class Familiarity:

@@ -24,6 +24,10 @@ ARCHS = {
 }
 NUM_MONTHS = 12
 STEM = 4   # conv1, bn1, relu, maxpool: the first layers of the backbone
+# What a camera kind owns in a model that reads several kinds of camera (``model.kinds``; ``train
+# --own-camera``): the first convolution and the first stage, where cameras differ (colour, contrast,
+# haze, blur, noise), every batch norm (scale, shift and statistics) and the heads. The rest is shared.
+OWN_LAYERS = ("backbone.0.", "backbone.4.", "heads.")
 
 
 class BiomeSeasonNet(nn.Module):
@@ -79,6 +83,23 @@ class BiomeSeasonNet(nn.Module):
     def parameter_groups(self) -> tuple[list, list]:
         """(backbone parameters, head parameters): they may learn at different rates."""
         return list(self.backbone.parameters()), list(self.heads.parameters())
+
+
+def camera_own(model: nn.Module) -> list[str]:
+    """The names in ``model.state_dict()`` that a camera kind has of its own (``OWN_LAYERS`` and every
+    batch norm), in state-dict order; every other weight is shared by all kinds."""
+    norms = tuple(f"{name}." for name, m in model.named_modules()
+                  if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    return [k for k in model.state_dict() if k.startswith(OWN_LAYERS + norms)]
+
+
+def train_camera_own(model: nn.Module) -> int:
+    """Let only the weights a camera kind owns learn (``camera_own``); the shared ones keep their values.
+    Returns how many numbers learn."""
+    own = set(camera_own(model))
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in own)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def for_inference(model: BiomeSeasonNet) -> BiomeSeasonNet:

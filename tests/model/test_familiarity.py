@@ -69,6 +69,24 @@ def test_the_score_survives_a_checkpoint_and_older_checkpoints_have_none(tmp_pat
     assert Familiarity.from_checkpoint(load_checkpoint(tmp_path / "old.pt")) is None
 
 
+def test_the_precision_is_stored_as_its_upper_triangle_and_the_whole_matrix_still_reads():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(0, 4, (3, 64))
+    fam = Familiarity().fit(*clusters(200, rng, centres))
+    fam.set_threshold(clusters(50, rng, centres)[0])
+    meta, tensors = fam.to_checkpoint()
+    n = len(fam.parts["features"].precision)
+    assert tensors["familiarity.features.precision_upper"].shape == (n * (n + 1) // 2,)
+    assert "familiarity.features.precision" not in tensors
+    again = Familiarity.from_checkpoint({"meta": {"familiarity": meta}, "extra": tensors})
+    np.testing.assert_array_equal(again.parts["features"].precision, fam.parts["features"].precision)
+    whole = {k: v for k, v in tensors.items() if "precision" not in k}   # as checkpoints before the triangle
+    whole["familiarity.features.precision"] = torch.from_numpy(fam.parts["features"].precision)
+    older = Familiarity.from_checkpoint({"meta": {"familiarity": meta}, "extra": whole})
+    probe = clusters(20, rng, centres)[0]
+    np.testing.assert_array_equal(older.score(probe), fam.score(probe))
+
+
 # ---------------------------------------------------------------- a trained model against odd images
 
 def unlike_the_training_data() -> dict[str, Image.Image]:

@@ -637,6 +637,26 @@ def test_a_teacher_must_answer_in_the_datas_classes_and_is_kept_in_the_config(tr
         cfg(tiny_processed, tmp_path / "o", distill=-1.0)
 
 
+def test_own_camera_learns_a_kind_of_the_starting_model_that_ship_base_accepts(trained, tiny_processed, tmp_path):
+    from biomeseason.model import kinds
+    from biomeseason.model.network import camera_own
+
+    source = trained.out / "best.pt"
+    result = fit(cfg(tiny_processed, tmp_path / "out", init=str(source), teacher=str(source), camera=0.8,
+                     own_camera=True, epochs=1, limit=24))
+    start, learnt = load_checkpoint(source), load_checkpoint(result.out / "best.pt")
+    own = camera_own(build_model(start["meta"]))
+    assert all(torch.equal(v, learnt["model"][k]) for k, v in start["model"].items() if k not in own)
+    assert not torch.equal(start["model"]["backbone.0.weight"], learnt["model"]["backbone.0.weight"])
+    assert not torch.equal(start["model"]["backbone.7.1.bn2.running_mean"],
+                           learnt["model"]["backbone.7.1.bn2.running_mean"])   # the kind's own statistics
+    kinds.combine(start, learnt, own)   # a kind of the start: no shared weight moved
+    with pytest.raises(UsageError, match="--own-camera .* add --init"):
+        cfg(tiny_processed, tmp_path / "o", own_camera=True)
+    with pytest.raises(UsageError, match="--own-camera .* drop --freeze-bn"):
+        cfg(tiny_processed, tmp_path / "o", own_camera=True, init=str(source), freeze_bn=True)
+
+
 def test_freeze_bn_keeps_the_starting_statistics_while_the_weights_learn(trained, tiny_processed, tmp_path):
     source = trained.out / "best.pt"
     before = load_checkpoint(source)["model"]
