@@ -1,8 +1,9 @@
 # make demo  - synthetic scenes -> preprocessing -> train.ipynb -> predict.ipynb -> hex2name.ipynb
 # make test  - the test suite (CPU, tiny data)
 # make lab   - JupyterLab on the repository with the project's kernel
-# make earth-model - the shipped model models/earth.pt from every land tile of the Blue Marble maps
-# make earth-camera - after earth-model: the shipped model's photo kind, for other cameras (README "Per camera")
+# make earth-model - the shipped model models/earth.pt from every land tile of the Blue Marble maps: its
+#                    composite kind, then (earth-camera) its photo kind
+# make earth-camera - the photo kind alone, for the models/earth.pt there (README "Per camera")
 # Both create .venv from requirements.txt first if it is missing or stale.
 PYTHON ?= python3
 VENV   := .venv
@@ -31,7 +32,7 @@ demo: $(STAMP)
 
 # The shipped model: every land tile of the Blue Marble maps, labelled by the world map's rule, the
 # shared tiles' regions held out; trained from scratch (about 40 minutes on 2 cores), scored, and written
-# to models/earth.pt only if it beats the one there.
+# to models/earth.pt only if it beats the one there; then its photo kind (earth-camera, about 15 minutes).
 # EARTH_OPTS and TRAIN_OPTS add options, e.g. the camera recipe that reads other cameras better and the
 # Blue Marble worse (README, "Per camera"):
 #   make earth-model EARTH_OPTS="--astronaut-views 3000" TRAIN_OPTS="--epochs 12 --camera 0.7 --min-crop 0.1"
@@ -44,6 +45,7 @@ earth-model: $(STAMP)
 	$(PY) -m biomeseason train --data $(EARTH_DIR)/processed --out $(EARTH_DIR)/model --epochs 20 --image-size 64 --view overhead \
 	    $(TRAIN_OPTS)
 	$(PY) -m biomeseason ship $(EARTH_DIR)/model/best.pt --earth $(EARTH_DIR)
+	$(MAKE) earth-camera EARTH_DIR=$(EARTH_DIR)
 
 # The photo kind (README, "Per camera"; biomeseason/model/kinds.py): models/earth.pt keeps reading the
 # composites as it does, and learns its own first layers, batch norms and heads for photos of other cameras

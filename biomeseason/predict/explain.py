@@ -369,12 +369,13 @@ def explain_image(predictor: Predictor | None, image, tta: bool = False, hemisph
     return result, fig, lines
 
 
-def load_or_explain(path=None, device="cpu") -> Predictor | None:
+def load_or_explain(path=None, device="cpu", camera=None) -> Predictor | None:
     """``predict.load_model``, printing one sentence instead of raising (notebooks)."""
     from .predictor import load_model
+    from .rows import SettingError
 
     try:
-        return load_model(path, device)
-    except CheckpointError as e:
+        return load_model(path, device, camera=camera)
+    except (CheckpointError, SettingError) as e:
         print(f"no model loaded: {e}")
         return None

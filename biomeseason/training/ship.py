@@ -29,8 +29,8 @@ kind (``train --own-camera --init BASE``: it owns a few weights and shares the r
 (``model.kinds``): the base as the ``composite`` kind, its weights, figures and answers unchanged, and the
 model as the ``photo`` kind, scored besides on the shared tiles through each simulated camera
 (``WEIGHT_CAMERAS``, seeded). Then ``--out`` is replaced only if its composite kind keeps the figures above
-and its photo kind beats ``--out``'s reading of those camera views the same way (image alone and with the
-place at least as high, one higher).
+and its photo kind reads those camera views better than ``--out`` does from the image alone and no way
+worse, tile by tile (``paired``: McNemar's exact test, p < 0.05).
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ import copy
 import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -56,6 +57,7 @@ COMMAND = "make earth-model"
 CAMERA_COMMAND = "make earth-camera"
 KEY = ("shared_regions", ("image", "place"), "biome_acc")   # what a new model must beat
 CAMERA_KEY = ("shared_cameras", ("image", "place"), "biome_acc")   # ... and a photo kind (--base)
+SIGNIFICANT = 0.05   # a photo kind's paired test (beats_paired)
 # The image weight is fitted on this many validation tiles, each seen as it is and through every camera kind.
 WEIGHT_TILES = 1500
 WEIGHT_CAMERAS = ("l2a", "l1c", "astronaut")
@@ -76,16 +78,44 @@ def score(predictor, shared: Path, earth: Path | None, progress: bool = True) ->
     return out
 
 
-def score_cameras(predictor, shared: Path, progress: bool = True) -> pd.DataFrame:
-    """Figures on the shared tiles through each of ``WEIGHT_CAMERAS`` (seeded as ``fit_image_weight`` is not:
-    other draws of the same cameras), per camera and over all of them ('all')."""
+def score_cameras(predictor, shared: Path, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(figures, answers) on the shared tiles through each of ``WEIGHT_CAMERAS`` (seeded as
+    ``fit_image_weight`` is not: other draws of the same cameras), per camera and over all of them ('all'). The
+    same seeds give every model the same views, so two models' answers pair tile by tile (``paired``)."""
     from ..model.camera import Camera
 
     tiles = scoring.read_tiles(shared / "labels.csv")
-    seen = [scoring.predict_tiles(predictor, tiles, camera=Camera().only(kind), seed=100 + i, progress=progress)
-            .assign(camera=kind) for i, kind in enumerate(WEIGHT_CAMERAS)]
-    table = scoring.figures(pd.concat(seen, ignore_index=True), predictor, by="camera")
-    return table.rename(columns={"camera": "region"})
+    seen = pd.concat([scoring.predict_tiles(predictor, tiles, camera=Camera().only(kind), seed=100 + i,
+                                            progress=progress).assign(camera=kind)
+                      for i, kind in enumerate(WEIGHT_CAMERAS)], ignore_index=True)
+    table = scoring.figures(seen, predictor, by="camera")
+    return table.rename(columns={"camera": "region"}), seen
+
+
+def paired(new: tuple, old: tuple, ways=CAMERA_KEY[1]) -> dict[str, dict]:
+    """Per way, the two models' answers on the same views compared tile by tile (McNemar's exact test):
+    ``new``/``old`` are (predictor, answers). ``won``: tiles only the new model names right; ``lost``: only
+    the old one; ``better``/``worse``: one-sided p-values that the new model is better / worse."""
+    from scipy.stats import binomtest
+
+    out = {}
+    for way in ways:
+        right = []
+        for predictor, answers in (new, old):
+            true = np.array([predictor.biomes.index(b) for b in answers["biome"]])
+            right.append(scoring.biome_probs(answers, predictor, way).argmax(1) == true)
+        won, lost = int((right[0] & ~right[1]).sum()), int((~right[0] & right[1]).sum())
+        n = won + lost
+        out[way] = {"won": won, "lost": lost,
+                    "better": binomtest(won, n, 0.5, alternative="greater").pvalue if n else 1.0,
+                    "worse": binomtest(lost, n, 0.5, alternative="greater").pvalue if n else 1.0}
+    return out
+
+
+def beats_paired(test: dict[str, dict], level: float = SIGNIFICANT) -> bool:
+    """Better from the image alone beyond chance (p < ``level``), and no way worse beyond chance: a photo kind is
+    judged on thousands of views where a few tiles either way are noise (``paired``)."""
+    return test["image"]["better"] < level and all(t["worse"] >= level for t in test.values())
 
 
 def summary(figures: dict[str, pd.DataFrame]) -> dict:
@@ -200,8 +230,9 @@ def main(args: argparse.Namespace) -> int:
               f"{w['power']:g} beyond the familiarity distance {w['start']:g} (fitted on {w['images']} validation "
               "tiles as they are and through simulated cameras)")
     figures = score(predictor, Path(args.shared), earth)
+    views = None
     if base is not None:
-        figures["shared_cameras"] = score_cameras(predictor, Path(args.shared))
+        figures["shared_cameras"], views = score_cameras(predictor, Path(args.shared))
     for name, table in figures.items():
         print(f"\n{name}:\n" + table.round(3).to_string(index=False))
     meta["earth"] = {
@@ -215,21 +246,28 @@ def main(args: argparse.Namespace) -> int:
         "figures": summary(figures)}
     if base is not None:
         meta["earth"]["command"] = CAMERA_COMMAND
-        return _ship_kinds(args, out, base, payload["model"], meta, extra)
+        return _ship_kinds(args, out, base, payload["model"], meta, extra, (predictor, views))
     new = headline(meta["earth"]["figures"])
-    if out.is_file() and not args.force:
-        old = headline((load_checkpoint(out)["meta"].get("earth") or {}).get("figures", {}))
+    replaced = load_checkpoint(out) if out.is_file() else None
+    if replaced is not None and not args.force:
+        old = headline((replaced["meta"].get("earth") or {}).get("figures", {}))
         if old and not beats(new, old):
             raise UsageError(f"{out} scores biome accuracy {_said(old)} on the shared tiles' regions and this model "
                              f"{_said(new)}: kept the better one (--force replaces it)")
     _write(out, payload["model"], meta, _compact_extra(extra, meta))
     print(f"\nwrote {out} ({out.stat().st_size / 2**20:.1f} MB): biome {_said(new)} on the shared tiles' "
           "held-out regions")
+    if replaced is not None and kinds.names(replaced):
+        print(f"the photo kind {out} had belongs to the model it replaced and is not carried over: teach this one "
+              f"other cameras with `{CAMERA_COMMAND}`")
     return 0
 
 
-def _ship_kinds(args, out: Path, base: dict, weights: dict, meta: dict, extra: dict) -> int:
-    """--base: the base as the composite kind and the scored model as the photo kind, in one --out."""
+def _ship_kinds(args, out: Path, base: dict, weights: dict, meta: dict, extra: dict, views: tuple) -> int:
+    """--base: the base as the composite kind and the scored model as the photo kind, in one --out. It replaces
+    --out if the composite kind scores at least as --out's does (``KEY``), and the photo kind reads the same
+    camera views better than --out does from the image alone, and no way worse, tile by tile (``beats_paired``:
+    its accuracy over 10,548 views moves by a few tiles from one draw of the cameras to the next)."""
     from ..io.files import UsageError
     from ..predict.predictor import load_model
 
@@ -242,13 +280,19 @@ def _ship_kinds(args, out: Path, base: dict, weights: dict, meta: dict, extra: d
         if old_base and not all(new_base.get(w, -1) >= v for w, v in old_base.items()):
             raise UsageError(f"{out} scores biome accuracy {_said(old_base)} on the shared tiles' regions and the "
                              f"base {_said(new_base)}: kept the better one (--force replaces it)")
-        old_photo = headline(summary({"shared_cameras": score_cameras(load_model(out, camera=kinds.PHOTO),
-                                                                       Path(args.shared))}), CAMERA_KEY)
-        print(f"{out} through the same cameras: biome {_said(old_photo)}")
-        if not beats(new_photo, old_photo):
+        reader = load_model(out, camera=kinds.PHOTO)
+        table, answers = score_cameras(reader, Path(args.shared))
+        old_photo = headline(summary({"shared_cameras": table}), CAMERA_KEY)
+        test = paired(views, (reader, answers))
+        said = "; ".join(f"{'image alone' if w == 'image' else 'with the place'}: {t['won']} tiles won, {t['lost']} "
+                         f"lost (p {t['better']:.2g} better, {t['worse']:.2g} worse)" for w, t in test.items())
+        print(f"{out} through the same cameras: biome {_said(old_photo)}; this photo kind {_said(new_photo)}; {said}")
+        meta["earth"]["against"] = {"model": str(out), "figures": old_photo, "paired": test}
+        if not beats_paired(test):
             raise UsageError(f"{out} reads the shared tiles through simulated cameras with biome accuracy "
-                             f"{_said(old_photo)} and this photo kind {_said(new_photo)}: kept {out} (--force "
-                             "replaces it)")
+                             f"{_said(old_photo)} and this photo kind {_said(new_photo)} ({said}): not better "
+                             f"from the image beyond chance, or worse a way beyond chance (p < {SIGNIFICANT}); kept "
+                             f"{out} (--force replaces it)")
     own = camera_own(build_model(meta))
     photo = {"model": weights, "meta": meta, "extra": _compact_extra(extra, meta)}
     state, both, fitted = kinds.combine(_compact(base), photo, own)

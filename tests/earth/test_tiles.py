@@ -193,6 +193,29 @@ def test_a_new_model_must_be_no_worse_either_way_and_better_in_one():
     assert beats({"image": 0.71, "place": 0.90}, {"image": 0.70})           # an older model measured one way
 
 
+def test_a_photo_kind_must_win_more_tiles_than_chance_allows_and_lose_no_more_than_chance_allows():
+    from types import SimpleNamespace
+
+    from biomeseason.training.ship import beats_paired, paired
+
+    biomes = ["desert", "tundra"]
+    answers = lambda right: pd.DataFrame({"biome": ["desert"] * len(right), "p_desert": np.where(right, 0.9, 0.1),
+                                          "p_tundra": np.where(right, 0.1, 0.9), "lat": 20.0, "lon": 10.0})
+    model = SimpleNamespace(biomes=biomes, geo=None)
+    old = np.array([True] * 500 + [False] * 500)
+    many = old.copy()
+    many[500:560] = True                                       # 60 won, none lost
+    test = paired((model, answers(many)), (model, answers(old)), ways=("image",))
+    assert test["image"]["won"] == 60 and test["image"]["lost"] == 0 and beats_paired(test)
+    few = old.copy()
+    few[500:503] = True                                        # 3 won: chance could do as much
+    assert not beats_paired(paired((model, answers(few)), (model, answers(old)), ways=("image",)))
+    worse = {"image": test["image"], "place": {"won": 0, "lost": 40, "better": 1.0, "worse": 1e-12}}
+    assert not beats_paired(worse)
+    tied = {"image": test["image"], "place": {"won": 10, "lost": 12, "better": 0.74, "worse": 0.42}}
+    assert beats_paired(tied)                                  # two tiles either way are noise
+
+
 def test_ship_base_writes_one_file_of_two_kinds_and_refuses_a_model_that_is_not_a_kind_of_it(tmp_path, capsys):
     import shutil
 
@@ -212,6 +235,9 @@ def test_ship_base_writes_one_file_of_two_kinds_and_refuses_a_model_that_is_not_
     argv = ["--shared", str(shared), "--earth", "none", "--base", str(out), "--out", str(out)]
     assert cli(["ship", str(moved), *argv]) == 2
     assert "cannot be the photo kind" in capsys.readouterr().err and load_checkpoint(out)["digest"] == before["digest"]
+    same = photo_of(base, tmp_path / "same.pt", scale=0.0)    # answers as the base does: not better
+    assert cli(["ship", str(same), *argv]) == 2
+    assert "0 tiles won, 0 lost" in capsys.readouterr().err and load_checkpoint(out)["digest"] == before["digest"]
     photo = photo_of(base, tmp_path / "photo.pt")
     assert cli(["ship", str(photo), *argv, "--force"]) == 0   # the base is --out itself: it stays in it
     payload = load_checkpoint(out)
@@ -223,6 +249,8 @@ def test_ship_base_writes_one_file_of_two_kinds_and_refuses_a_model_that_is_not_
     images = [random_image(seed=s) for s in range(3)]
     shutil.copy(out, tmp_path / "both.pt")
     composite = [r.biome_probs for r in load_model(out, camera="composite").predict(images)]
+    capsys.readouterr()
     assert cli(["ship", str(base), "--shared", str(shared), "--earth", "none", "--out", str(out), "--force"]) == 0
+    assert "is not carried over" in capsys.readouterr().out
     assert composite == [r.biome_probs for r in load_model(out).predict(images)]   # as the base alone, shipped
     assert load_model(tmp_path / "both.pt").camera == "photo" and load_model(out).camera is None

@@ -13,14 +13,14 @@ from biomeseason.predict.predictor import load_model
 from biomeseason.predict.rows import SettingError
 
 
-def photo_of(base: Path, path: Path, shared_too: bool = False) -> Path:
-    """A photo kind of ``base``: its own weights moved (and, ``shared_too``, one shared weight as well)."""
+def photo_of(base: Path, path: Path, shared_too: bool = False, scale: float = 0.05) -> Path:
+    """A photo kind of ``base``: its own weights moved by ``scale`` (and, ``shared_too``, one shared weight)."""
     payload = load_checkpoint(base)
     weights = {k: v.clone() for k, v in payload["model"].items()}
     generator = torch.Generator().manual_seed(1)
     for k in camera_own(BiomeSeasonNet("resnet18", num_biomes=len(payload["meta"]["biomes"]))):
         if weights[k].is_floating_point():
-            weights[k] += 0.05 * torch.randn(weights[k].shape, generator=generator)
+            weights[k] += scale * torch.randn(weights[k].shape, generator=generator)
     if shared_too:
         weights["backbone.6.0.conv1.weight"] += 0.01
     return save_checkpoint(path, weights, {**payload["meta"], "calibration": {"biome": {"temperature": 2.0}}})

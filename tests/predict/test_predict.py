@@ -670,13 +670,13 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     import papermill
 
     checkpoint = ROOT / "models" / "earth.pt"
-    predictor = load_model(checkpoint)
+    predictor = load_model(checkpoint, camera="composite")   # Blue Marble tiles
     photo = ROOT / "data" / "bluemarble" / "Deciduous" / "Deciduous_europe-carpathian-0585-3002_Oct.png"
     second = ROOT / "data" / "bluemarble" / "DV" / "DV_sahara-0930-2625_Jul.png"
 
     nb = nbformat.read(ROOT / "predict.ipynb", as_version=4)
     predict_cell = next(c for c in nb.cells if "show_prediction(predictor, IMAGE_PATH" in c.source)
-    load_at = next(i for i, c in enumerate(nb.cells) if "load_or_explain(MODEL_PATH)" in c.source)
+    load_at = next(i for i, c in enumerate(nb.cells) if "load_or_explain(MODEL_PATH" in c.source)
     assert load_at < nb.cells.index(predict_cell)
     rerun = [nbformat.v4.new_code_cell(f"IMAGE_PATH = {str(second)!r}\nloaded_before = id(predictor)"),
              nbformat.v4.new_code_cell(predict_cell.source),
@@ -696,7 +696,8 @@ def test_predict_notebook_runs_with_papermill_parameters_and_reruns_on_a_new_ima
     nbformat.write(nb, source)
 
     papermill.execute_notebook(str(source), str(out), kernel_name="python3", cwd=str(ROOT),
-                               parameters={"IMAGE_PATH": str(photo), "MODEL_PATH": str(checkpoint), "TTA": True},
+                               parameters={"IMAGE_PATH": str(photo), "MODEL_PATH": str(checkpoint), "TTA": True,
+                                           "CAMERA": "composite"},
                                progress_bar=False, execution_timeout=300)
     assert_clean_notebook(out)
     done = nbformat.read(out, as_version=4)
