@@ -144,6 +144,27 @@ def test_predict_hemisphere_option_reaches_the_csv(north_frame, photo, tmp_path)
     assert row["hemisphere"] == "south" and int(row["month"]) == north_month(plain.month, "south")
 
 
+def test_predict_camera_option_chooses_the_shipped_models_kind(tmp_path, capsys):
+    tile = ROOT / "data" / "bluemarble" / "DV" / "DV_sahara-0930-2625_Jul.png"
+    model = ROOT / "models" / "earth.pt"
+    rows = {}
+    for kind in ("composite", "photo"):
+        out = tmp_path / f"{kind}.csv"
+        assert cli(["predict", str(tile), "--model", str(model), "--out", str(out), "--camera", kind,
+                    "--workers", "0"]) == 0
+        rows[kind] = read_csv(out)[0]
+        expected = load_model(model, camera=kind).predict(tile)[0]
+        assert rows[kind]["biome"] == expected.biome
+        assert float(rows[kind]["biome_p"]) == pytest.approx(expected.biome_p, abs=5e-5)   # 4 decimals in the CSV
+    assert rows["composite"]["biome_p"] != rows["photo"]["biome_p"]
+    default = tmp_path / "default.csv"
+    assert cli(["predict", str(tile), "--model", str(model), "--out", str(default), "--workers", "0"]) == 0
+    assert read_csv(default)[0]["biome_p"] == rows["photo"]["biome_p"]   # photos are what users have
+    with pytest.raises(SystemExit):
+        cli(["predict", str(tile), "--camera", "satellite"])
+    assert "invalid choice: 'satellite'" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def with_geo_prior(tmp_path_factory) -> Predictor:
     """A model with the Earth's prior of a toy map (tests/earth/test_geoprior.py): tundra far north, desert in the
