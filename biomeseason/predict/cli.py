@@ -159,7 +159,9 @@ def _answer_on_screen(predictor: Predictor, found: list[Path], ignored: list[Pat
         print("error: nothing could be predicted" + (f" ({', '.join(failed)})" if failed else ""), file=sys.stderr)
         return 1
     if fmt == "table":
-        print(f"(answers of {predictor.path}; --out FILE.csv writes them with every probability, "
+        others = " or ".join(c for c in predictor.cameras if c != predictor.camera)
+        kind = f", its {predictor.camera} kind (--camera {others} reads them the other way)" if predictor.camera else ""
+        print(f"(answers of {predictor.path}{kind}; --out FILE.csv writes them with every probability, "
               "--json prints them for scripts)", file=sys.stderr)
     return 0
 

@@ -160,6 +160,9 @@ def test_predict_camera_option_chooses_the_shipped_models_kind(tmp_path, capsys)
     default = tmp_path / "default.csv"
     assert cli(["predict", str(tile), "--model", str(model), "--out", str(default), "--workers", "0"]) == 0
     assert read_csv(default)[0]["biome_p"] == rows["photo"]["biome_p"]   # photos are what users have
+    capsys.readouterr()
+    assert cli(["predict", str(tile), "--model", str(model), "--camera", "composite", "--workers", "0"]) == 0
+    assert "its composite kind (--camera photo reads them the other way)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli(["predict", str(tile), "--camera", "satellite"])
     assert "invalid choice: 'satellite'" in capsys.readouterr().err
