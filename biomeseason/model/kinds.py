@@ -30,20 +30,18 @@ PREFIX = "kind."
 
 
 def names(payload: dict) -> list[str]:
-    """The kinds a loaded checkpoint reads separately ([] when it reads every image one way)."""
-    meta = payload["meta"]
-    if "kind_names" in meta:   # a payload that ``select`` made
-        return list(meta["kind_names"])
-    others = list(meta.get("kinds") or {})
+    """The kinds a loaded checkpoint reads separately ([] when it reads every image one way, or is one kind
+    that ``select`` took out)."""
+    others = list(payload["meta"].get("kinds") or {})
     return [COMPOSITE, *others] if others else []
 
 
 def select(payload: dict, kind: str | None = None) -> dict:
     """The payload of one kind (None: ``photo``, what users' pictures are), with ``meta["kind"]`` and
-    ``meta["kind_names"]`` saying which; a payload without kinds as it is. Raises ValueError for a kind the
-    checkpoint does not have."""
+    ``meta["kind_names"]`` saying which, for people to read; a payload without kinds as it is. Raises ValueError
+    for a kind the checkpoint does not have."""
     kinds = names(payload)
-    if not kinds or "kind_names" in payload["meta"]:
+    if not kinds:
         return payload
     kind = kind or PHOTO
     if kind not in kinds:

@@ -81,8 +81,10 @@ class BiomeSeasonNet(nn.Module):
         return self.pool(self.forward_features(x)).flatten(1)
 
     def parameter_groups(self) -> tuple[list, list]:
-        """(backbone parameters, head parameters): they may learn at different rates."""
-        return list(self.backbone.parameters()), list(self.heads.parameters())
+        """(backbone parameters, head parameters) that learn (``requires_grad``; not those ``train_camera_own``
+        keeps): they may learn at different rates."""
+        return ([p for p in self.backbone.parameters() if p.requires_grad],
+                [p for p in self.heads.parameters() if p.requires_grad])
 
 
 def camera_own(model: nn.Module) -> list[str]:

@@ -191,7 +191,6 @@ def _train(cfg: TrainConfig, ddp: Dist, inputs: Inputs, ds: dict, device: torch.
 
     teacher, camera = _teacher(cfg, inputs, device, show)
     backbone, heads = model.parameter_groups()
-    backbone = [p for p in backbone if p.requires_grad]   # --own-camera: the shared weights stay as they are
     optimizer, scheduler = _optimizer(cfg, backbone, heads, len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     meta = _meta(cfg, classes, inputs)

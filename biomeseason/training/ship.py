@@ -202,13 +202,13 @@ def main(args: argparse.Namespace) -> int:
     # --base may be --out itself (models/earth.pt): it stays in the new file, unchanged, as the composite kind.
     files.check_output_file(out, inputs=[source], force=args.force, looks_ours=_is_our_checkpoint, suffixes=[".pt"])
     payload = load_checkpoint(source)
-    base = None
+    base, own = None, None
     if base_path is not None:
         if not base_path.is_file():
             raise UsageError(f"--base {base_path}: no such file")
-        base = load_checkpoint(base_path)
+        base, own = load_checkpoint(base_path), camera_own(build_model(payload["meta"]))
         try:
-            kinds.combine(base, payload, camera_own(build_model(payload["meta"])))   # refused before any work
+            kinds.combine(base, payload, own)   # refused before any work
         except ValueError as e:
             raise UsageError(f"{source} cannot be the photo kind of {base_path}: {e}") from None
     meta, extra = payload["meta"], dict(payload.get("extra") or {})
@@ -246,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
         "figures": summary(figures)}
     if base is not None:
         meta["earth"]["command"] = CAMERA_COMMAND
-        return _ship_kinds(args, out, base, payload["model"], meta, extra, (predictor, views))
+        return _ship_kinds(args, out, base, own, payload["model"], meta, extra, (predictor, views))
     new = headline(meta["earth"]["figures"])
     replaced = load_checkpoint(out) if out.is_file() else None
     if replaced is not None and not args.force:
@@ -263,7 +263,8 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ship_kinds(args, out: Path, base: dict, weights: dict, meta: dict, extra: dict, views: tuple) -> int:
+def _ship_kinds(args, out: Path, base: dict, own: list[str], weights: dict, meta: dict, extra: dict,
+                views: tuple) -> int:
     """--base: the base as the composite kind and the scored model as the photo kind, in one --out. It replaces
     --out if the composite kind scores at least as --out's does (``KEY``), and the photo kind reads the same
     camera views better than --out does from the image alone, and no way worse, tile by tile (``beats_paired``:
@@ -293,7 +294,6 @@ def _ship_kinds(args, out: Path, base: dict, weights: dict, meta: dict, extra: d
                              f"{_said(old_photo)} and this photo kind {_said(new_photo)} ({said}): not better "
                              f"from the image beyond chance, or worse a way beyond chance (p < {SIGNIFICANT}); kept "
                              f"{out} (--force replaces it)")
-    own = camera_own(build_model(meta))
     photo = {"model": weights, "meta": meta, "extra": _compact_extra(extra, meta)}
     state, both, fitted = kinds.combine(_compact(base), photo, own)
     _write(out, state, both, fitted)
