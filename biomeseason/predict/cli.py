@@ -354,6 +354,11 @@ def _predict_into_csv(predictor: Predictor, found: list[Path], ignored: list[Pat
     skipped = skipped_path(out)
     with files.terminate_as_interrupt(), files.output_lock(out, hold=ddp.main):   # one run at a time into --out
         previous = output.Previous(out, args.resume)
+        why = previous.mixing(predictor.camera)
+        if why:   # every process read the same rows: all stop here, before anything is written
+            print(f"error: --resume: {out}: {why}; give --camera as that run did, or run without --resume",
+                  file=sys.stderr)
+            return 2
         distributed.barrier(ddp)      # every process has read the rows of before...
         if ddp.main:                  # ...before the first puts them into its partial file, the parts' with them
             output.start_part(partial, previous)

@@ -122,8 +122,29 @@ class Previous:
         first = partial if partial.is_file() else out if out.is_file() else None
         self.sources = (([first] if first else []) + other_parts(out)) if resume else []
         self.from_output_alone = self.sources == [out]
-        self.done: set[tuple[str, str]] = {(row["path"], row["sha256"]) for row in self.rows()}
+        self.done: set[tuple[str, str]] = set()
+        # Which camera kind answered the rows (model.kinds): "" a model of one kind, None a file whose version
+        # did not say.
+        self.cameras: set[str | None] = set()
+        for row in self.rows():
+            self.done.add((row["path"], row["sha256"]))
+            self.cameras.add(row.get("camera"))
         self.count = len(self.done)
+
+    def mixing(self, camera: str | None) -> str | None:
+        """Why the rows of before cannot be continued by a model reading with ``camera`` (None: they can):
+        one file holds the answers of one camera kind. Rows of a version that did not say are taken as a
+        model of one kind's."""
+        now = camera or ""
+        others = self.cameras - {now} - (set() if now else {None})
+        if not others:
+            return None
+        if None in others:
+            return (f"its rows do not say which camera kind answered them (an older version wrote them), and "
+                    f"this run would answer with the {now} kind")
+        said = " and ".join(f"the {c} kind" if c else "a model of one kind" for c in sorted(others))
+        return f"its rows were answered by {said}, and this run would answer with " + (
+            f"the {now} kind" if now else "a model of one kind")
 
     def rows(self) -> Iterator[dict]:
         seen: set[tuple[str, str]] = set()

@@ -406,7 +406,7 @@ class Predictor:
                               None if scores[i] is None else float(scores[i]),
                               biomes=self.biomes, months=self.months, month_frame=self.month_frame,
                               hemisphere=self.hemisphere, placed=bool(self.geo),
-                              image_biome_p=image_biome[i])
+                              image_biome_p=image_biome[i], camera=self.camera)
                 for i, p in enumerate(batch)]
 
 

@@ -50,6 +50,7 @@ class Prediction:
     # The biome from the image alone, before the place was given (equal to biome_probs when none was):
     # what a figure shows beside the place's own answer.
     image_biome_probs: dict[str, float] | None = field(default=None, repr=False)
+    camera: str | None = None                    # the model's camera kind that answered (model.kinds); None: one kind
 
     @property
     def month_name(self) -> str:
@@ -73,6 +74,7 @@ class Prediction:
                "lon": "" if self.lon is None else round(self.lon, 4),
                "unfamiliar": "" if self.unfamiliar is None else self.unfamiliar,
                "familiarity": "" if self.familiarity_score is None else round(self.familiarity_score, 3),
+               "camera": self.camera or "",
                "scene_box": ",".join(map(str, self.scene_box)) if self.scene_box else "",
                "sha256": self.sha256}
         for head, top in (("biome", self.biome_top), ("month", self.month_top)):
@@ -83,7 +85,7 @@ class Prediction:
 
 
 COLUMNS = ["path", "biome", "biome_p", "month", "month_p", "season", "season_p", "hemisphere", "lat", "lon",
-           "unfamiliar", "familiarity", "scene_box",
+           "unfamiliar", "familiarity", "camera", "scene_box",
            *(f"{head}_top{rank}{p}" for head in ("biome", "month") for rank in range(1, TOP_K + 1)
              for p in ("", "_p")), "sha256"]
 OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every version
@@ -91,14 +93,15 @@ OUR_HEADER = COLUMNS[:6]   # how a predictions CSV of ours begins, in every vers
 def prediction_of(prepared: Prepared, biome_p: torch.Tensor, month_p: torch.Tensor, season_p: torch.Tensor,
                   unfamiliar: bool | None, score: float | None, *, biomes: list[str], months: list[int],
                   month_frame: str | None, hemisphere: str, placed: bool,
-                  image_biome_p: torch.Tensor | None = None) -> Prediction:
+                  image_biome_p: torch.Tensor | None = None, camera: str | None = None) -> Prediction:
     """One image's probabilities ((nb,), (12,), (4,)) as its Prediction.
 
     ``biomes`` and ``months`` label the heads' outputs; with a ``month_frame`` the month head
     answers northern-equivalent months, turned into the image's calendar months in its own
     hemisphere, else calendar months of the model's ``hemisphere``. ``placed``: the biome was
     given the image's place (geoprior), so the answer records it; ``image_biome_p``: the biome
-    probabilities before the place was given (None: ``biome_p`` is the image's alone).
+    probabilities before the place was given (None: ``biome_p`` is the image's alone); ``camera``: the
+    model's camera kind that answered (None: a model of one kind).
     """
     biome_probs = dict(zip(biomes, biome_p.tolist()))
     hemisphere = prepared.hemisphere if month_frame else hemisphere
@@ -115,7 +118,7 @@ def prediction_of(prepared: Prepared, biome_p: torch.Tensor, month_p: torch.Tens
                       prepared.box, prepared.size, prepared.sha256, prepared.notes, hemisphere,
                       prepared.lat if placed else None,
                       prepared.lon if placed and prepared.lat is not None else None,
-                      dict(zip(biomes, (biome_p if image_biome_p is None else image_biome_p).tolist())))
+                      dict(zip(biomes, (biome_p if image_biome_p is None else image_biome_p).tolist())), camera)
 
 
 def top(probs: dict, k: int = TOP_K) -> list[tuple]:

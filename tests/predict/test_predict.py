@@ -154,12 +154,28 @@ def test_predict_camera_option_chooses_the_shipped_models_kind(tmp_path, capsys)
                     "--workers", "0"]) == 0
         rows[kind] = read_csv(out)[0]
         expected = load_model(model, camera=kind).predict(tile)[0]
-        assert rows[kind]["biome"] == expected.biome
+        assert rows[kind]["biome"] == expected.biome and rows[kind]["camera"] == kind == expected.camera
         assert float(rows[kind]["biome_p"]) == pytest.approx(expected.biome_p, abs=5e-5)   # 4 decimals in the CSV
     assert rows["composite"]["biome_p"] != rows["photo"]["biome_p"]
     default = tmp_path / "default.csv"
     assert cli(["predict", str(tile), "--model", str(model), "--out", str(default), "--workers", "0"]) == 0
     assert read_csv(default)[0]["biome_p"] == rows["photo"]["biome_p"]   # photos are what users have
+    # One file holds one kind's answers: --resume with the other kind is refused, and nothing changes.
+    before = default.read_bytes()
+    capsys.readouterr()
+    assert cli(["predict", str(tile), "--model", str(model), "--out", str(default), "--camera", "composite",
+                "--resume", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "its rows were answered by the photo kind, and this run would answer with the composite kind" in err
+    assert default.read_bytes() == before and not predict_cli.partial_path(default).exists()
+    assert cli(["predict", str(tile), "--model", str(model), "--out", str(default), "--camera", "photo",
+                "--resume", "--workers", "0"]) == 0 and default.read_bytes() == before
+    # Rows of a version that did not say which kind answered: refused for a model of two kinds.
+    older = tmp_path / "older.csv"
+    header = [c for c in predict.COLUMNS if c != "camera"]
+    older.write_text(",".join(header) + "\nprevious,run,0,1,0,winter" + "," * (len(header) - 7) + ",abc\n")
+    assert cli(["predict", str(tile), "--model", str(model), "--out", str(older), "--resume", "--workers", "0"]) == 2
+    assert "do not say which camera kind answered them" in capsys.readouterr().err
     capsys.readouterr()
     assert cli(["predict", str(tile), "--model", str(model), "--camera", "composite", "--workers", "0"]) == 0
     assert "its composite kind (--camera photo reads them the other way)" in capsys.readouterr().err
