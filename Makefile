@@ -54,7 +54,8 @@ earth-model: $(STAMP)
 CAMERA_OPTS ?= --camera 0.5 --lr 1e-3 --distill 4
 earth-camera: $(STAMP)
 	$(PY) -m biomeseason train --data $(EARTH_DIR)/processed --out $(EARTH_DIR)/camera --epochs 6 --image-size 64 \
-	    --view overhead --own-camera --init models/earth.pt --teacher models/earth.pt $(CAMERA_OPTS)
+	    --view overhead --own-camera --init models/earth.pt --teacher models/earth.pt \
+	    --init-camera composite --teacher-camera composite $(CAMERA_OPTS)
 	$(PY) -m biomeseason ship $(EARTH_DIR)/camera/best.pt --earth $(EARTH_DIR) --base models/earth.pt
 
 test: $(STAMP)

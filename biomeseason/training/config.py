@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io.files import UsageError
+from ..model.kinds import KINDS
 from ..model.network import ARCHS
 from ..model.presets import VIEWS
 
@@ -49,10 +50,15 @@ class TrainConfig:
                                   "weights file | empty = from scratch")
     init: str = setting("", "a checkpoint of ours to start from: its backbone, and its head rows for "
                             "the classes both models know")
+    init_camera: str = setting("photo", "which camera kind of an --init that reads two (models/earth.pt; "
+                                        "model/kinds.py): photo (photos of any camera) | composite (cloud-free "
+                                        "monthly composites like the Blue Marble)")
     teacher: str = setting("", "a checkpoint of ours (e.g. models/earth.pt) with the same classes: the model also "
                                "learns to answer on each image seen through --camera what the teacher answers "
                                "on the same image as it is (keeps what the teacher knows of one camera while "
                                "learning others)")
+    teacher_camera: str = setting("photo", "which camera kind of a --teacher that reads two: photo | composite "
+                                           "(the kind that reads the training images as they are)")
     distill: float = setting(1.0, "weight of the teacher's loss (KL divergence) against the labels' loss")
     backbone_lr_scale: float = setting(-1.0, "backbone learning rate relative to the heads; -1 = 0.5 with "
                                              "--init, 0.1 with --pretrained, else 1")
@@ -108,6 +114,9 @@ class TrainConfig:
         rules = [
             (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}"),
             (self.view in VIEWS, f"--view must be overhead or upright, not {self.view!r}"),
+            *((getattr(self, f"{k}_camera") in KINDS,
+               f"--{k}-camera must be one of {', '.join(KINDS)}, not {getattr(self, f'{k}_camera')!r}")
+              for k in ("init", "teacher")),
             (self.balance in BALANCES, f"--balance must be none, weights or sampler, not {self.balance!r}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),

@@ -18,6 +18,7 @@ import torch
 
 from ..io import files
 from ..io.files import UsageError
+from ..model import kinds
 from ..model.checkpoint import CheckpointError, load_checkpoint
 from ..model.network import BiomeSeasonNet, load_backbone_weights
 from ..prepare.manifest import manifest_sha256, read_manifest
@@ -40,7 +41,7 @@ class Inputs:
 
 
 RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "pretrained", "init", "teacher",
-               "distill", "freeze_bn", "backbone_lr_scale",
+               "init_camera", "teacher_camera", "distill", "freeze_bn", "backbone_lr_scale",
                "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
                "balance", "dropout", "val_share", "seed", "limit")
 
@@ -73,7 +74,7 @@ def check_inputs(cfg: TrainConfig, writes: bool = True) -> Inputs:
         share, seed = (saved.get("config") or {}).get("val_share", share), (saved.get("config") or {}).get("seed", seed)
     inputs.df, inputs.carved = carve_validation(df, share, seed)
     if cfg.teacher and not cfg.eval_only:
-        inputs.teacher = _check_teacher(Path(cfg.teacher), classes)
+        inputs.teacher = _check_teacher(Path(cfg.teacher), classes, cfg.teacher_camera)
     if writes:
         # A folder holding a sound checkpoint of ours (resume, eval-only) is ours to write in.
         files.check_dir_target(out, force=cfg.force or cfg.resume or cfg.eval_only)
@@ -115,16 +116,19 @@ def _check_resume(path: Path, cfg: TrainConfig, data: Path) -> dict:
 
 def _check_init(cfg: TrainConfig) -> dict:
     path = Path(cfg.init)
-    payload = _load_ours(path, "--init", "give a best.pt or last.pt written by `biomeseason train`")
+    found = _load_ours(path, "--init", "give a best.pt or last.pt written by `biomeseason train`")
+    payload = kinds.select(found, cfg.init_camera)   # a checkpoint of two camera kinds: the one asked for
     arch = payload["meta"].get("arch")
     if arch != cfg.arch:
         raise UsageError(f"--init {path} is a {arch}, not a {cfg.arch}; add --arch {arch} to start from it")
     return payload
 
 
-def _check_teacher(path: Path, classes: ClassLists) -> dict:
-    """The --teacher checkpoint; its biomes and months must be the data's, in the same order."""
-    payload = _load_ours(path, "--teacher", "give a checkpoint written by `biomeseason train` or `ship`")
+def _check_teacher(path: Path, classes: ClassLists, camera: str) -> dict:
+    """The --teacher checkpoint (its ``camera`` kind, if it has two); its biomes and months must be the data's, in
+    the same order."""
+    found = _load_ours(path, "--teacher", "give a checkpoint written by `biomeseason train` or `ship`")
+    payload = kinds.select(found, camera)
     meta = payload["meta"]
     for head, theirs, ours in (("biomes", meta.get("biomes"), classes.biomes),
                                ("months", meta.get("months"), classes.months)):

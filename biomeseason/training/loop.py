@@ -282,7 +282,8 @@ def _build_model(cfg: TrainConfig, inputs: Inputs, show: bool) -> BiomeSeasonNet
         carried = load_matching(model, inputs.init["model"], {"biome": meta["biomes"], "month": meta["months"]},
                                 {"biome": classes.biomes, "month": classes.months})
         if show:
-            print(f"started from {cfg.init}: its backbone, and its head rows for {carried['biome']} of "
+            kind = f" ({meta['kind']} kind)" if meta.get("kind") else ""
+            print(f"started from {cfg.init}{kind}: its backbone, and its head rows for {carried['biome']} of "
                   f"{len(classes.biomes)} biomes and {carried['month']} of {len(classes.months)} months",
                   flush=True)
     if cfg.own_camera:
@@ -302,7 +303,9 @@ def _teacher(cfg: TrainConfig, inputs: Inputs, device: torch.device, show: bool)
     teacher.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()})
     teacher.to(device).eval().requires_grad_(False)
     if show:
-        print(f"teacher {cfg.teacher}: the model learns its answers on the images as they are, with the "
+        kind = inputs.teacher["meta"].get("kind")
+        kind = f" ({kind} kind)" if kind else ""
+        print(f"teacher {cfg.teacher}{kind}: the model learns its answers on the images as they are, with the "
               f"weight {cfg.distill:g}, on {cfg.camera:.0%} of them seen through a simulated camera", flush=True)
     return teacher, Camera(p=cfg.camera) if cfg.camera > 0 else None
 

@@ -657,6 +657,30 @@ def test_own_camera_learns_a_kind_of_the_starting_model_that_ship_base_accepts(t
         cfg(tiny_processed, tmp_path / "o", own_camera=True, init=str(source), freeze_bn=True)
 
 
+def test_init_and_teacher_take_the_camera_kind_asked_of_a_two_kind_checkpoint(trained, tiny_processed, tmp_path):
+    from biomeseason.model import kinds
+    from biomeseason.model.checkpoint import save_checkpoint
+    from biomeseason.model.network import camera_own
+
+    start = load_checkpoint(trained.out / "best.pt")
+    photo = {k: v.clone() for k, v in start["model"].items()}
+    photo["backbone.0.weight"] += 0.05
+    photo["backbone.1.running_mean"] += 0.1
+    state, meta, extra = kinds.combine(start, {**start, "model": photo}, camera_own(build_model(start["meta"])))
+    both = save_checkpoint(tmp_path / "both.pt", state, meta, extra=extra)
+    for kind, weights in (("photo", photo), ("composite", start["model"])):
+        settings = cfg(tiny_processed, tmp_path / f"out-{kind}", init=str(both), init_camera=kind,
+                       teacher=str(both), teacher_camera=kind)
+        inputs = train.check_inputs(settings)
+        model = train._build_model(settings, inputs, show=False)
+        assert all(torch.equal(v, weights[k].to(v.dtype)) for k, v in model.state_dict().items())
+        assert inputs.teacher["meta"]["kind"] == kind
+        assert torch.equal(inputs.teacher["model"]["backbone.0.weight"].float(), weights["backbone.0.weight"])
+    assert train.check_inputs(cfg(tiny_processed, tmp_path / "o", init=str(both))).init["meta"]["kind"] == "photo"
+    with pytest.raises(UsageError, match="--init-camera must be one of composite, photo, not 'aerial'"):
+        cfg(tiny_processed, tmp_path / "o", init=str(both), init_camera="aerial")
+
+
 def test_freeze_bn_keeps_the_starting_statistics_while_the_weights_learn(trained, tiny_processed, tmp_path):
     source = trained.out / "best.pt"
     before = load_checkpoint(source)["model"]
