@@ -269,7 +269,8 @@ def plot_prediction(image, result: Prediction, cams: dict[str, np.ndarray] | Non
     if placed:
         plot_place(fig.add_subplot(grid[rows - 1, 0]), result.lat, result.lon)
         plot_biome_evidence([fig.add_subplot(grid[rows - 1, i]) for i in (1, 2, 3)], result, place)
-    fig.suptitle(_name(result.path))
+    # A model of two camera kinds (model.kinds) says which read the image: the other may answer otherwise.
+    fig.suptitle(_name(result.path) + (f" (read by the model's {result.camera} kind)" if result.camera else ""))
     return fig
 
 

@@ -3,6 +3,7 @@ the place alone, both), the demo's closing figure (its model beside the shipped 
 view of predict.ipynb driven as a click would drive it."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import html
 import io
@@ -91,6 +92,8 @@ def test_the_figure_shows_what_the_image_and_the_place_each_said(placed, photo):
 
     plain = explain.plot_prediction(photo, alone)
     assert not [t for t in titles(plain) if t.startswith(("where it was taken", "the image alone"))]
+    kind = explain.plot_prediction(photo, dataclasses.replace(alone, camera="photo"))
+    assert kind.get_suptitle() == "photo.png (read by the model's photo kind)"
 
 
 def test_a_latitude_alone_is_a_line_and_a_place_the_map_knows_nothing_of_says_so(placed, photo):
