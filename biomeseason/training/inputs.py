@@ -45,6 +45,9 @@ RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "p
                "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
                "balance", "dropout", "val_share", "seed", "limit")
 
+# What runs begun before --init-camera and --teacher-camera existed took of a checkpoint of two camera kinds.
+BEGUN_BEFORE_KINDS = {"init_camera": "composite", "teacher_camera": "composite"}
+
 
 def check_inputs(cfg: TrainConfig, writes: bool = True) -> Inputs:
     """Read and check what the run needs; raises UsageError (one sentence) for the first problem.
@@ -107,7 +110,15 @@ def _check_resume(path: Path, cfg: TrainConfig, data: Path) -> dict:
     saved = meta.get("config", {})
     defaults = TrainConfig()
     for key in RESUME_KEYS:
-        before, now = saved.get(key, getattr(defaults, key)), getattr(cfg, key)
+        if key in BEGUN_BEFORE_KINDS and not (saved.get(key.removesuffix("_camera")) or
+                                              getattr(cfg, key.removesuffix("_camera"))):
+            continue   # no --init / --teacher: which of its kinds is moot
+        before = saved.get(key, BEGUN_BEFORE_KINDS.get(key, getattr(defaults, key)))
+        now = getattr(cfg, key)
+        if before != now and key not in saved:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"cannot resume: {path} was begun before {flag} existed, when a checkpoint of two "
+                             f"camera kinds gave its {before} kind; resume with {flag} {before}")
         if before != now:
             raise UsageError(f"cannot resume: {key} was {before!r} in {path}, now {now!r}; resume with "
                              f"the run's own settings: --config {path.parent / 'config.json'} --resume")

@@ -435,6 +435,24 @@ def test_resume_refuses_a_manifest_that_changed_since_the_checkpoint(trained, ti
         fit(cfg(data, run, resume=True))
 
 
+def test_resuming_a_run_begun_before_teacher_camera_keeps_the_composite_teacher(trained, tiny_processed, tmp_path):
+    from biomeseason.model.checkpoint import save_checkpoint
+
+    run, teacher = tmp_path / "run", trained.out / "best.pt"
+    shutil.copytree(trained.out, run)
+    last = load_checkpoint(run / "last.pt")
+    config = {k: v for k, v in last["meta"]["config"].items() if k not in ("init_camera", "teacher_camera")}
+    save_checkpoint(run / "last.pt", last["model"], {**last["meta"], "config": {**config, "teacher": str(teacher)}},
+                    train_state=last["train_state"], extra=last.get("extra"))
+    with pytest.raises(UsageError, match="begun before --teacher-camera existed.* with --teacher-camera composite"):
+        train.check_inputs(cfg(tiny_processed, run, resume=True, teacher=str(teacher)))
+    train.check_inputs(cfg(tiny_processed, run, resume=True, teacher=str(teacher), teacher_camera="composite"))
+    # Without a teacher, which of its kinds is moot: the run resumes as before.
+    save_checkpoint(run / "last.pt", last["model"], {**last["meta"], "config": config},
+                    train_state=last["train_state"], extra=last.get("extra"))
+    train.check_inputs(cfg(tiny_processed, run, resume=True))
+
+
 def test_a_folder_we_did_not_make_is_refused_and_left_alone(tiny_processed, tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
