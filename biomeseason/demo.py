@@ -231,6 +231,11 @@ def predict_test_split(processed: Path, predictor, csv_path: Path, tta: bool) ->
             for f in figures.itertuples()]
 
 
+# The demo's held-out images are Blue Marble tiles: of a shipped model of two camera kinds (model.kinds), the kind
+# that reads such composites answers for it, as bench/earth.py reads them.
+TILES_KIND = "composite"
+
+
 def compare_with_shipped(predictor, tiles_dir: Path = REAL, shipped: Path | None = None) -> list[str]:
     """The demo's model next to the shipped Earth model on the same held-out real places (the regions the demo
     does not train on), each from the image alone and given the place; one line per model."""
@@ -244,7 +249,7 @@ def compare_with_shipped(predictor, tiles_dir: Path = REAL, shipped: Path | None
     tiles = tiles[~tiles["region"].isin(CALIBRATION_REGIONS)].reset_index(drop=True)
     models = [("this demo's model", predictor)]
     if shipped.is_file():
-        models.append((f"shipped {shipped.name}", load_model(shipped)))
+        models.append((f"shipped {shipped.name}", load_model(shipped, camera=TILES_KIND)))
     lines = []
     for name, model in models:
         table = scoring.figures(scoring.predict_tiles(model, tiles), model).set_index("way")
@@ -278,7 +283,7 @@ def save_heldout_figure(image: Path, predictor, target: Path, tta: bool, tiles_d
     shipped = shipped or SHIPPED
     models = [("this demo's model", predictor)]
     if shipped.is_file():
-        models.append((f"shipped {shipped.name}", load_model(shipped)))
+        models.append((f"shipped {shipped.name}", load_model(shipped, camera=TILES_KIND)))
     answers = []
     for name, model in models:
         result = model.predict(image, tta=tta)[0]   # the image alone: what the heat maps explain

@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_predict import BIOMES, make_checkpoint, placed_model, random_image, save
 
@@ -154,6 +155,27 @@ def test_the_demos_figure_shows_the_shipped_models_answer_beside_its_own(placed,
     assert rows[0].startswith("this demo's model: ") and rows[1].startswith(f"shipped {shipped.name}: ")
     assert len(colour_bars(fig)) == 4                                  # both heat maps of both models
     assert sum(ax.get_xlabel() == "true: temperate deciduous forest, Oct" for ax in fig.axes) == 2
+
+
+def test_the_demo_reads_its_tiles_with_the_composite_kind_of_a_shipped_model_of_two(placed, tmp_path, monkeypatch):
+    from biomeseason.model import kinds
+    from biomeseason.model.checkpoint import load_checkpoint, save_checkpoint
+    from biomeseason.model.network import BiomeSeasonNet, camera_own
+
+    base = load_checkpoint(placed.path)
+    own = camera_own(BiomeSeasonNet("resnet18", num_biomes=len(base["meta"]["biomes"])))
+    photo = {k: (v + 0.3 * torch.randn(v.shape, generator=torch.Generator().manual_seed(2)))
+             if k in own and v.is_floating_point() else v for k, v in base["model"].items()}
+    state, meta, extra = kinds.combine(base, {**base, "model": photo}, own)
+    both = save_checkpoint(tmp_path / "earth.pt", state, meta, extra=extra)
+    seen, plot = {}, explain.plot_comparison
+    monkeypatch.setattr(explain, "plot_comparison", lambda image, answers, truth=None, title=None:
+                        seen.update(answers=answers) or plot(image, answers, truth, title))
+    demo.save_heldout_figure(HELDOUT, placed, tmp_path / "plots" / "figure.png", tta=False, shipped=both)
+    shipped = seen["answers"][1][1]
+    composite, other = (load_model(both, camera=k).predict(HELDOUT)[0] for k in ("composite", "photo"))
+    assert shipped.camera == "composite" and shipped.biome_probs == composite.biome_probs
+    assert other.biome_probs != composite.biome_probs   # the kinds differ here: the test can tell them apart
 
 
 # --------------------------------------------------------------------------- the interactive view
