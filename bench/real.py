@@ -119,7 +119,7 @@ def score(model: Path, data: Path) -> tuple[dict, pd.DataFrame, list[str]]:
     labels = pd.read_csv(data / "labels.csv")
     held = labels[~labels["region"].isin(realstats.CALIBRATION_REGIONS)].reset_index(drop=True)
     regions = sorted(held["region"].unique())
-    predictor = load_model(model)
+    predictor = load_model(model, camera="composite")   # Blue Marble tiles: a two-kind model's composite kind
     paths = [data / p for p in held["path"]]
     hemispheres = ["south" if lat < 0 else "north" for lat in held["lat"]]
     preds = predictor.predict(paths, batch_size=64, hemisphere=hemispheres)
