@@ -114,9 +114,9 @@ class TrainConfig:
         rules = [
             (self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}"),
             (self.view in VIEWS, f"--view must be overhead or upright, not {self.view!r}"),
-            *((getattr(self, f"{k}_camera") in KINDS,
-               f"--{k}-camera must be one of {', '.join(KINDS)}, not {getattr(self, f'{k}_camera')!r}")
-              for k in ("init", "teacher")),
+            (self.init_camera in KINDS, f"--init-camera must be one of {', '.join(KINDS)}, not {self.init_camera!r}"),
+            (self.teacher_camera in KINDS,
+             f"--teacher-camera must be one of {', '.join(KINDS)}, not {self.teacher_camera!r}"),
             (self.balance in BALANCES, f"--balance must be none, weights or sampler, not {self.balance!r}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),

@@ -45,8 +45,10 @@ RESUME_KEYS = ("arch", "image_size", "view", "augment", "camera", "min_crop", "p
                "freeze_epochs", "epochs", "batch_size", "lr", "weight_decay", "month_sigma", "month_weight",
                "balance", "dropout", "val_share", "seed", "limit")
 
-# What runs begun before --init-camera and --teacher-camera existed took of a checkpoint of two camera kinds.
-BEGUN_BEFORE_KINDS = {"init_camera": "composite", "teacher_camera": "composite"}
+# Which camera kind of a two-kind --init / --teacher a run takes (model.kinds): moot without that checkpoint. Runs
+# begun before these settings existed took the composite kind.
+KIND_OF = {"init_camera": "init", "teacher_camera": "teacher"}
+KIND_BEFORE = "composite"
 
 
 def check_inputs(cfg: TrainConfig, writes: bool = True) -> Inputs:
@@ -110,12 +112,10 @@ def _check_resume(path: Path, cfg: TrainConfig, data: Path) -> dict:
     saved = meta.get("config", {})
     defaults = TrainConfig()
     for key in RESUME_KEYS:
-        if key in BEGUN_BEFORE_KINDS and not (saved.get(key.removesuffix("_camera")) or
-                                              getattr(cfg, key.removesuffix("_camera"))):
-            continue   # no --init / --teacher: which of its kinds is moot
-        before = saved.get(key, BEGUN_BEFORE_KINDS.get(key, getattr(defaults, key)))
-        now = getattr(cfg, key)
-        if before != now and key not in saved:
+        if key in KIND_OF and not (saved.get(KIND_OF[key]) or getattr(cfg, KIND_OF[key])):
+            continue
+        before, now = saved.get(key, KIND_BEFORE if key in KIND_OF else getattr(defaults, key)), getattr(cfg, key)
+        if before != now and key in KIND_OF and key not in saved:
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"cannot resume: {path} was begun before {flag} existed, when a checkpoint of two "
                              f"camera kinds gave its {before} kind; resume with {flag} {before}")

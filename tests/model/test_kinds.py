@@ -26,14 +26,19 @@ def photo_of(base: Path, path: Path, shared_too: bool = False, scale: float = 0.
     return save_checkpoint(path, weights, {**payload["meta"], "calibration": {"biome": {"temperature": 2.0}}})
 
 
+def both_kinds(base: Path, folder: Path) -> tuple[Path, Path]:
+    """(``photo_of(base)``, one checkpoint of both kinds: ``base`` the composite), written in ``folder``."""
+    photo = photo_of(base, folder / "photo.pt")
+    model = BiomeSeasonNet("resnet18", num_biomes=len(load_checkpoint(base)["meta"]["biomes"]))
+    state, meta, extra = kinds.combine(load_checkpoint(base), load_checkpoint(photo), camera_own(model))
+    return photo, save_checkpoint(folder / "both.pt", state, meta, extra=extra)
+
+
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
     folder = tmp_path_factory.mktemp("kinds")
     base = make_checkpoint(folder / "base.pt")
-    photo = photo_of(base, folder / "photo.pt")
-    model = BiomeSeasonNet("resnet18", num_biomes=len(load_checkpoint(base)["meta"]["biomes"]))
-    state, meta, extra = kinds.combine(load_checkpoint(base), load_checkpoint(photo), camera_own(model))
-    return base, photo, save_checkpoint(folder / "both.pt", state, meta, extra=extra)
+    return base, *both_kinds(base, folder)
 
 
 def probabilities(predictor, images) -> np.ndarray:

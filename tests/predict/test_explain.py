@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from test_predict import BIOMES, make_checkpoint, placed_model, random_image, save
 
@@ -158,16 +157,9 @@ def test_the_demos_figure_shows_the_shipped_models_answer_beside_its_own(placed,
 
 
 def test_the_demo_reads_its_tiles_with_the_composite_kind_of_a_shipped_model_of_two(placed, tmp_path, monkeypatch):
-    from biomeseason.model import kinds
-    from biomeseason.model.checkpoint import load_checkpoint, save_checkpoint
-    from biomeseason.model.network import BiomeSeasonNet, camera_own
+    from test_kinds import both_kinds
 
-    base = load_checkpoint(placed.path)
-    own = camera_own(BiomeSeasonNet("resnet18", num_biomes=len(base["meta"]["biomes"])))
-    photo = {k: (v + 0.3 * torch.randn(v.shape, generator=torch.Generator().manual_seed(2)))
-             if k in own and v.is_floating_point() else v for k, v in base["model"].items()}
-    state, meta, extra = kinds.combine(base, {**base, "model": photo}, own)
-    both = save_checkpoint(tmp_path / "earth.pt", state, meta, extra=extra)
+    _, both = both_kinds(placed.path, tmp_path)
     seen, plot = {}, explain.plot_comparison
     monkeypatch.setattr(explain, "plot_comparison", lambda image, answers, truth=None, title=None:
                         seen.update(answers=answers) or plot(image, answers, truth, title))

@@ -676,17 +676,11 @@ def test_own_camera_learns_a_kind_of_the_starting_model_that_ship_base_accepts(t
 
 
 def test_init_and_teacher_take_the_camera_kind_asked_of_a_two_kind_checkpoint(trained, tiny_processed, tmp_path):
-    from biomeseason.model import kinds
-    from biomeseason.model.checkpoint import save_checkpoint
-    from biomeseason.model.network import camera_own
+    from test_kinds import both_kinds
 
-    start = load_checkpoint(trained.out / "best.pt")
-    photo = {k: v.clone() for k, v in start["model"].items()}
-    photo["backbone.0.weight"] += 0.05
-    photo["backbone.1.running_mean"] += 0.1
-    state, meta, extra = kinds.combine(start, {**start, "model": photo}, camera_own(build_model(start["meta"])))
-    both = save_checkpoint(tmp_path / "both.pt", state, meta, extra=extra)
-    for kind, weights in (("photo", photo), ("composite", start["model"])):
+    photo, both = both_kinds(trained.out / "best.pt", tmp_path)
+    photo, start = load_checkpoint(photo)["model"], load_checkpoint(trained.out / "best.pt")["model"]
+    for kind, weights in (("photo", photo), ("composite", start)):
         settings = cfg(tiny_processed, tmp_path / f"out-{kind}", init=str(both), init_camera=kind,
                        teacher=str(both), teacher_camera=kind)
         inputs = train.check_inputs(settings)
