@@ -28,8 +28,10 @@ Cameras (each a table with the models side by side, and a verdict line):
 (f) Ground-level photos (bench/earth.py's ``ground_photos``: nine sample photos, the centre and four quarters
     of each): the share flagged unfamiliar.
 Per camera: images, biome accuracy from the image alone, from the map alone (the place, no image) and from
-the image with the place, month within one month, the share flagged unfamiliar, the share wrong with
-p > 0.9 and not flagged (all by ``training.scoring``).
+the image with the place, the log loss of the map alone and of the image with the place (where the map's top
+answer is nearly always right, a proper score still shows whether the image makes the right biome surer),
+month within one month, the share flagged unfamiliar, the share wrong with p > 0.9 and not flagged (all by
+``training.scoring``).
 (g) Real camera colours against the Blue Marble (``_camera_stats``): the table behind
     ``model/camera.py``'s ranges, each range checked.
 (h) A contact sheet, ``bench/results/cameras_views.jpg``.
@@ -278,6 +280,7 @@ def summarise(answers: pd.DataFrame, predictor, by: str | None = None) -> tuple[
         for way in WAYS:
             if way in overall.index:
                 out[f"acc_{way}"] = float(overall.loc[way, "biome_acc"])
+                out[f"nll_{way}"] = float(overall.loc[way, "biome_nll"])
         out["month1"] = float(overall.loc["image", "month_within1"]) if (labelled["month"] > 0).all() else np.nan
         out["wrong_image"] = float(overall.loc["image", "wrong_p90_unflagged"])
         if "place" in overall.index:
@@ -344,7 +347,8 @@ def cell(values: list, n: int | None = None) -> str:
 
 
 COLUMNS = [("biome, image", "acc_image", "labelled"), ("biome, map", "acc_map", "labelled"),
-           ("biome, image + place", "acc_place", "labelled"), ("month ±1", "month1", "labelled"),
+           ("biome, image + place", "acc_place", "labelled"), ("log loss, map", "nll_map", None),
+           ("log loss, image + place", "nll_place", None), ("month ±1", "month1", "labelled"),
            ("flagged", "flagged", "images"), ("wrong p>0.9 unflagged, image", "wrong_image", "labelled"),
            ("wrong p>0.9 unflagged, place", "wrong_place", "labelled"),
            ("unlabelled: flagged", "rest_flagged", "rest"),
@@ -363,8 +367,8 @@ def camera_table(rows: pd.DataFrame, models: list[str]) -> list[str]:
         first = part.iloc[0]
         counts = {"images": int(first["images"]), "labelled": int(first["labelled"]),
                   "rest": int(first["rest"]) if "rest" in part and pd.notna(first.get("rest")) else 0}
-        values = [cell([part.loc[m, key] if key in part else None for m in models], counts[count])
-                  for _, key, count in shown]
+        values = [cell([part.loc[m, key] if key in part else None for m in models],
+                       counts[count] if count else None) for _, key, count in shown]
         lines.append(f"| {variant} | {counts['images']} ({counts['labelled']}) | " + " | ".join(values) + " |")
     return lines
 
@@ -387,6 +391,12 @@ def verdict(rows: pd.DataFrame, models: list[str]) -> str:
         parts.append("image + place never worse than the map alone" if worse.empty else
                      "image + place WORSE than the map alone: " + "; ".join(
                          f"{r.model}, {r.variant} ({r.acc_place:.3f} < {r.acc_map:.3f})" for r in worse.itertuples()))
+        if "nll_place" in rows and rows["nll_place"].notna().any():
+            behind = rows[rows["nll_place"] >= rows["nll_map"] - 1e-9]
+            parts.append("in log loss image + place beats the map alone everywhere" if behind.empty else
+                         "in log loss image + place NOT better than the map alone: " + "; ".join(
+                             f"{r.model}, {r.variant} ({r.nll_place:.3f} >= {r.nll_map:.3f})"
+                             for r in behind.itertuples()))
     else:
         flagged = rows.groupby("model")["rest_flagged"].mean().reindex(models)
         parts.append("share flagged: " + ", ".join(f"{m} {v:.3f}" for m, v in flagged.items())
@@ -430,6 +440,9 @@ def report(rows: pd.DataFrame, extra: dict, models: list[tuple[str, Path]], info
                                                  "and the working tree's model is HEAD's)"),
              "- ways: `image` the image alone; `map` the place alone (the model's prior from the label map, no "
              "image); `image + place` both (latitude and longitude). Counts where a set has fewer than 20 images.",
+             "- `log loss`: the mean of -ln p given to the true biome (lower is better), the map's and the image "
+             "with the place's: a proper score, so where the map's top answer is nearly always right it still shows "
+             "whether the image makes the right biome surer.",
              "- `wrong p>0.9 unflagged`: answered wrongly with p > 0.9 and not flagged unfamiliar (the answers that "
              "mislead); `unlabelled`: images of none of the seven biomes (or no land): flagged, and answered with "
              "p > 0.9 and not flagged.", "", "Chance: biome 1/7 = 0.14, month within ±1 3/12 = 0.25.", ""]

@@ -45,6 +45,9 @@ def test_summarise_counts_labelled_and_unlabelled_apart(predictor):
     assert figures["rest_flagged"] == float(answers["unfamiliar"].iloc[2])
     for key in ("acc_map", "acc_place", "month1", "wrong_image", "rest_sure_image", "rest_sure_place"):
         assert 0 <= figures[key] <= 1, key
+    true = [predictor.biomes.index(b) for b in answers["biome"][:2]]
+    assert figures["nll_image"] == pytest.approx(-np.mean(np.log(probs[[0, 1], true])), rel=1e-6)
+    assert figures["nll_map"] > 0 and figures["nll_place"] > 0
 
 
 def test_cells_and_verdict():
@@ -55,6 +58,12 @@ def test_cells_and_verdict():
     text = cameras.verdict(rows, ["a", "b"])
     assert "image alone: b ahead" in text and "image + place: b ahead" in text
     assert "WORSE than the map alone: a, v (0.800 < 0.900)" in text
+    assert "log loss" not in text   # no log losses given, none judged
+    rows = rows.assign(nll_map=[0.30, 0.30], nll_place=[0.25, 0.31])
+    text = cameras.verdict(rows, ["a", "b"])
+    assert "in log loss image + place NOT better than the map alone: b, v (0.310 >= 0.300)" in text
+    assert "a, v (0.250" not in text
+    assert "beats the map alone everywhere" in cameras.verdict(rows.assign(nll_place=0.2), ["a", "b"])
 
 
 def test_measure_recovers_a_known_camera():

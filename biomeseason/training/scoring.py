@@ -12,8 +12,11 @@ the image weighed by its familiarity); ``map`` is the place alone, no image.
 (``model.camera``) first: the same places as another sensor would see them.
 Per group of tiles: biome accuracy and macro-F1, month within one month and
 season (each tile's calendar months, its hemisphere from its latitude), the
-biome's expected calibration error, the share flagged unfamiliar, and the share
-answered wrongly with p > 0.9 and not flagged (the answers that mislead).
+biome's expected calibration error and log loss (the mean of -ln p given to the
+true biome: a proper score, so it credits an answer that is surer of the right
+biome even where the top answer does not change), the share flagged unfamiliar,
+and the share answered wrongly with p > 0.9 and not flagged (the answers that
+mislead).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, log_loss
 
 from ..labels import Vocabulary, season_of
 from ..model import calibration as C
@@ -111,6 +114,7 @@ def scores(answers: pd.DataFrame, probs: np.ndarray, biomes: list[str]) -> dict:
             "biome_f1": float(f1_score(true, pred, labels=sorted(set(true)), average="macro", zero_division=0)),
             "month_within1": float((circular_distance(months, truth) <= 1).mean()),
             "season_acc": float(np.mean(seasons)), "biome_ece": C.ece(probs, true),
+            "biome_nll": float(log_loss(true, probs / probs.sum(axis=1, keepdims=True), labels=range(len(biomes)))),
             "flagged": float(flagged.mean()), "wrong_p90_unflagged": float(misleading.mean())}
 
 
