@@ -59,7 +59,8 @@ SHIPPED = ROOT / "models" / "earth.pt"
 DEMO = {"epochs": 10, "size": 64, "per_class": 8}
 EARTH_RECIPE = {"epochs": 20, "size": 64}
 QUICK = {"epochs": 1, "size": 64, "per_class": 1}
-SHOWN = ("biome_acc", "biome_f1", "month_within1", "season_acc", "biome_ece", "flagged", "wrong_p90_unflagged")
+SHOWN = ("biome_acc", "biome_f1", "month_within1", "season_acc", "biome_ece", "biome_nll", "flagged",
+         "wrong_p90_unflagged")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
