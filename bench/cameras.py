@@ -21,7 +21,7 @@ Cameras (each a table with the models side by side, and a verdict line):
     is the preview's centre from its MGRS tile.
 (d) BigEarthNet-S2 patches, REAL (``data/cameras/bigearthnet``, 1.2 km, labelled by the label map's rule):
     as they are, at ``footprint_km=1.2`` and ``"auto"``. A map pixel is 7.4 km: a patch is a sixth of one,
-    and at its footprint it becomes 2 x 2 px.
+    and at its footprint it is shown at the smallest view the model learnt from (25 px, 185 km).
 (e) Astronaut views RENDERED from the real Blue Marble maps (``earth.astronaut.random_views``, the
     simulated astronaut camera, some behind a window frame), nadir points only inside the boxes of the 20
     held-out regions, labelled by the region's biome; without and with the footprint (``View.footprint_km``).
@@ -457,8 +457,9 @@ def report(rows: pd.DataFrame, extra: dict, models: list[tuple[str, Path]], info
         "(d)": "REAL: 6 BigEarthNet-S2 patches (`data/cameras/bigearthnet`, 120 px at 10 m = 1.2 km, rendered "
                "DN/3000 linear), labelled by the label map's rule at the patch centre. A Blue Marble pixel is "
                "7.4 km: a patch is a sixth of one map pixel, ground the model never saw this close; at "
-               "`footprint_km=1.2` the patch is reduced to 2 x 2 px (one map pixel's worth, and then some), so "
-               "that variant shows the model a near-flat colour.",
+               "`footprint_km=1.2` the patch is shown at the smallest view the model learnt from "
+               "(`Predictor.smallest_view`, 25 px: as if it were 185 km), not as the 2 x 2 px of one flat colour "
+               "the maps' scale would give it.",
         "(e)": f"RENDERED (not photos) from the REAL Blue Marble maps: {len(views)} ISS views "
                f"(`earth.astronaut.random_views`, {settings['view_px']} px, lenses {VIEW_LENS[0]:g}-{VIEW_LENS[1]:g} "
                f"mm, tilt {VIEW_TILT[0]:g}-{VIEW_TILT[1]:g} deg, the simulated astronaut camera, a window frame in "

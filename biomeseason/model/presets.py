@@ -111,16 +111,17 @@ def train_transform(image_size: int, view: str = "upright", mean=IMAGENET_MEAN, 
     ])
 
 
-def at_footprint(image, footprint_km: float, km_per_pixel: float):
+def at_footprint(image, footprint_km: float, km_per_pixel: float, smallest: int = 2):
     """A (h, w, 3) uint8 array or PIL image of ``footprint_km`` across (its longer side) as a model whose
-    training pixels were ``km_per_pixel`` saw such ground: reduced (area average) to that many pixels, at least
-    2; ``eval_transform`` then enlarges it to the input side, as training enlarged its small tiles and crops.
-    An image already coarser than that is given back as it is."""
+    training pixels were ``km_per_pixel`` saw such ground: reduced (area average) to that many pixels, but never
+    to fewer than ``smallest`` (the fewest the model learnt from: a 1.2 km patch brought to the maps' scale would
+    be one flat colour, which no training image was); ``eval_transform`` then enlarges it to the input side, as
+    training enlarged its small tiles and crops. An image already coarser than that is given back as it is."""
     from PIL import Image
 
     im = image if isinstance(image, Image.Image) else Image.fromarray(image)
     w, h = im.size
-    side = max(2, round(footprint_km / km_per_pixel))
+    side = max(2, smallest, round(footprint_km / km_per_pixel))
     if side >= max(w, h):
         return image
     size = (side, max(1, round(side * h / w))) if w >= h else (max(1, round(side * w / h)), side)

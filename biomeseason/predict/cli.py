@@ -119,8 +119,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "by file name; images it does not list keep their EXIF GPS")
     parser.add_argument("--footprint-km", default=None, metavar="KM",
                         help="the ground the images cover, km across: each is first brought to the scale the "
-                             "model learnt (the Earth model: 7.4 km a pixel); 'auto' averages the answers over "
-                             "the image as it is and 240, 120 and 60 km; default: a --meta footprint_km column, "
+                             "model learnt (the Earth model: 7.4 km a pixel, views of 185 km and more); 'auto' "
+                             "averages the answers over the image as it is and 240, 120 and 60 km (those finer "
+                             "than the model's smallest view once, at it); default: a --meta footprint_km column, "
                              "else the EXIF focal length with --altitude-km, else the image as it is")
     parser.add_argument("--altitude-km", type=float, default=None, metavar="KM",
                         help="the height the photos were taken from (the ISS: about 400), which with each "

@@ -30,8 +30,10 @@ prior from the label map stored in the checkpoint (``geoprior``).
 Scale: a model of the Earth learnt the ground at the maps' ``km_per_pixel``. A photo whose footprint is
 known (``footprint_km=``, or its EXIF focal length with ``altitude_km=``) is first reduced to as many
 pixels as such a map has across that ground (``presets.at_footprint``), so a 60 km Sentinel-2 scene is
-not a new world of fields and roads; ``footprint_km="auto"`` averages the answers over the image as it is
-and over ``FOOTPRINTS``.
+not a new world of fields and roads, but to no fewer than the smallest view the model learnt from
+(``smallest_view``: about 25 map pixels, 185 km, for the Earth model): finer ground is shown as the
+finest the model knows, not as a flat colour. ``footprint_km="auto"`` averages the answers over the image
+as it is and at each of ``FOOTPRINTS`` (those finer than the smallest view once, at it).
 """
 from __future__ import annotations
 
@@ -183,6 +185,8 @@ class Predictor:
         self.cameras: list[str] = list(meta.get("kind_names") or [])
         # The ground a training pixel covered, if the model knows it (the Earth model's maps); None: unknown.
         self.km_per_pixel: float | None = meta.get("km_per_pixel") or (MAP_KM_PER_PIXEL if meta.get("earth") else None)
+        # The fewest map pixels across any view it learnt from (None: the ground scale is unknown).
+        self.smallest_view: int | None = None if self.km_per_pixel is None else smallest_view(meta)
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
         calibration = meta.get("calibration") or {}
         self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
@@ -371,12 +375,19 @@ class Predictor:
 
     def _views(self, batch: list[Prepared], multiscale: bool) -> list[list]:
         """The images the model sees, one list per scale: each at its footprint (as it is where unknown),
-        or, ``multiscale`` (footprint_km="auto"), as it is and at each of ``FOOTPRINTS``."""
+        or, ``multiscale`` (footprint_km="auto"), as it is and at each of ``auto_footprints()``."""
+        def at(image, footprint_km):
+            return presets.at_footprint(image, footprint_km, self.km_per_pixel, self.smallest_view)
+
         if multiscale:
-            return [[p.image for p in batch],
-                    *[[presets.at_footprint(p.image, f, self.km_per_pixel) for p in batch] for f in FOOTPRINTS]]
-        return [[p.image if p.footprint_km is None else presets.at_footprint(p.image, p.footprint_km,
-                                                                              self.km_per_pixel) for p in batch]]
+            return [[p.image for p in batch], *[[at(p.image, f) for p in batch] for f in self.auto_footprints()]]
+        return [[p.image if p.footprint_km is None else at(p.image, p.footprint_km) for p in batch]]
+
+    def auto_footprints(self) -> list[float]:
+        """The footprints (km) ``footprint_km="auto"`` tries besides the image as it is: ``FOOTPRINTS``, each no
+        finer than the smallest view the model learnt from, each once."""
+        finest = self.smallest_view * self.km_per_pixel
+        return sorted({max(f, finest) for f in FOOTPRINTS}, reverse=True)
 
     def _results(self, batch: list[Prepared], tta: bool, multiscale: bool = False) -> list[Prediction]:
         views = self._views(batch, multiscale)
@@ -408,6 +419,16 @@ class Predictor:
                               hemisphere=self.hemisphere, placed=bool(self.geo),
                               image_biome_p=image_biome[i], camera=self.camera)
                 for i, p in enumerate(batch)]
+
+
+def smallest_view(meta: dict) -> int:
+    """The fewest map pixels across any view an Earth model learnt from: the smaller of the Earth's tiles
+    (``earth.tiles.SCALES``) cropped to the least share of its area that training took (its
+    ``augmentation["crop_scale"]``; 32 px and 0.6 give 25 px, 185 km)."""
+    from ..earth.tiles import SCALES
+
+    share = ((meta.get("augmentation") or {}).get("crop_scale") or [1.0])[0]
+    return max(2, round(min(SCALES) * float(share) ** 0.5))
 
 
 def per_image_footprints(values, n: int) -> list[float | None]:

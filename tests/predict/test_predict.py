@@ -1028,17 +1028,34 @@ def test_a_photo_of_known_footprint_is_seen_at_the_scale_the_model_learnt(tmp_pa
     assert small.shape == (5, 8, 3) and small.dtype == np.uint8
     assert abs(small.mean() - big.mean()) < 3                         # an area average keeps the colours
     assert at_footprint(big, 10000.0, 7.4) is big                     # coarser already: as it is
+    assert at_footprint(big, 1.2, 7.4, smallest=25).shape == (17, 25, 3)   # never below the smallest view
+    # the smallest view the Earth model learnt: a 32 px tile cropped to the least share of its area
+    assert predict.smallest_view({"augmentation": {"crop_scale": [0.6, 1.0]}}) == 25
+    assert predict.smallest_view({"augmentation": {"crop_scale": [0.25, 1.0]}}) == 16
+    assert predict.smallest_view({}) == 32
     plain = load_model(make_checkpoint(tmp_path / "plain.pt"))
     with pytest.raises(ValueError, match="does not know the ground scale"):
         plain.predict(photo, footprint_km=60.0)
     scaled = load_model(make_checkpoint(tmp_path / "earth.pt", km_per_pixel=7.4))
+    scaled.smallest_view = 4                                           # 29.6 km: 60 km is 8 px, 20 km is not
     as_is, told, auto = (scaled.predict(photo, footprint_km=f, scene=False)[0] for f in (None, 60.0, "auto"))
-    reduced = scaled.predict(Image.fromarray(at_footprint(np.asarray(Image.open(photo).convert("RGB")), 60.0, 7.4)),
-                             scene=False)
+    pixels = np.asarray(Image.open(photo).convert("RGB"))
+    reduced = scaled.predict(Image.fromarray(at_footprint(pixels, 60.0, 7.4)), scene=False)
     assert told.biome_probs == pytest.approx(reduced[0].biome_probs, abs=1e-5)
     assert told.biome_probs != pytest.approx(as_is.biome_probs, abs=1e-5)
-    # "auto": the mean of the image as it is and at each of FOOTPRINTS
-    views = [as_is] + [scaled.predict(photo, footprint_km=f, scene=False)[0] for f in predict.FOOTPRINTS]
+    # finer ground than the smallest view is shown at it: 20 km and 1 km alike, as 4 px, not as 3 or 2
+    fine, finer = (scaled.predict(photo, footprint_km=f, scene=False)[0] for f in (20.0, 1.0))
+    at_smallest = scaled.predict(Image.fromarray(at_footprint(pixels, 4 * 7.4, 7.4)), scene=False)[0]
+    assert fine.biome_probs == pytest.approx(at_smallest.biome_probs, abs=1e-5)
+    assert finer.biome_probs == pytest.approx(at_smallest.biome_probs, abs=1e-5)
+    assert finer.biome_probs != pytest.approx(
+        scaled.predict(Image.fromarray(at_footprint(pixels, 1.0, 7.4)), scene=False)[0].biome_probs, abs=1e-5)
+    # "auto": the mean of the image as it is and at each of FOOTPRINTS, none finer than the smallest view
+    assert scaled.auto_footprints() == list(predict.FOOTPRINTS)
+    scaled.smallest_view = 25                                          # 185 km: 120 and 60 km are seen at it, once
+    assert scaled.auto_footprints() == [240.0, 25 * 7.4]
+    auto = scaled.predict(photo, footprint_km="auto", scene=False)[0]
+    views = [as_is] + [scaled.predict(photo, footprint_km=f, scene=False)[0] for f in (240.0, 25 * 7.4)]
     mean = {b: np.mean([v.biome_probs[b] for v in views]) for b in scaled.biomes}
     assert auto.biome_probs == pytest.approx(mean, abs=1e-5)
     with pytest.raises(ValueError, match="footprint_km"):
