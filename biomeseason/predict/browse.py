@@ -30,16 +30,18 @@ DPI = 80            # of the figure's PNG: 16 inches wide, 1280 pixels
 
 
 def browse(predictor: Predictor | None, folder=None, image=None, tta: bool = False, hemisphere: str | None = None,
-           lat: float | None = None, lon: float | None = None) -> Browser | None:
+           lat: float | None = None, lon: float | None = None, footprint_km=None,
+           altitude_km: float | None = None) -> Browser | None:
     """An interactive view of ``folder``'s images (searched recursively; None: the folder of ``image``, else
     the current one), ``image`` shown first (default: the first listed); ``lat``, ``lon`` fill the place
-    fields. None, with a printed sentence, without a model."""
+    fields; ``footprint_km``, ``altitude_km`` as ``show_prediction`` takes them, for every photo. None, with a
+    printed sentence, without a model."""
     if predictor is None:
         print("no model is loaded: see the message of the cell that loads it")
         return None
     if folder is None:
         folder = Path(image).parent if image is not None else Path()
-    return Browser(predictor, folder, image, tta, hemisphere, lat, lon)
+    return Browser(predictor, folder, image, tta, hemisphere, lat, lon, footprint_km, altitude_km)
 
 
 class Browser:
@@ -47,13 +49,15 @@ class Browser:
     on show (``result``, None when there is none). Displayed by a notebook as its ``widget``."""
 
     def __init__(self, predictor: Predictor, folder=".", image=None, tta: bool = False,
-                 hemisphere: str | None = None, lat: float | None = None, lon: float | None = None):
+                 hemisphere: str | None = None, lat: float | None = None, lon: float | None = None,
+                 footprint_km=None, altitude_km: float | None = None):
         try:
             import ipywidgets as w
         except ImportError:
             raise ImportError("the interactive view needs ipywidgets: pip install 'biomeseason[notebooks]' "
                               "(make setup installs it)") from None
         self.predictor, self.tta, self.hemisphere = predictor, tta, hemisphere
+        self.footprint_km, self.altitude_km = footprint_km, altitude_km
         self.result = None
         self._upload = None   # (name, bytes) of an uploaded file, shown until a listed image is picked
         self._listing = False  # while the list is refilled, its new value draws once, not twice
@@ -146,7 +150,8 @@ class Browser:
         else:
             return
         self.result, fig, lines = explain_image(self.predictor, source, tta=self.tta, hemisphere=self.hemisphere,
-                                                lat=lat, lon=lon, name=name, retry="pick another image")
+                                                lat=lat, lon=lon, name=name, retry="pick another image",
+                                                footprint_km=self.footprint_km, altitude_km=self.altitude_km)
         self.picture.value = _png(fig) if fig is not None else b""
         self.status.value = self._line(lines, lat)
 

@@ -32,6 +32,7 @@ from PIL import Image
 
 from ..io.images import ImageError, open_rgb
 from ..labels import MONTH_ABBR, SEASONS
+from ..model import presets
 from ..model.checkpoint import CheckpointError
 from .predictor import UNFAMILIAR_WARNING, Prediction, Predictor, SettingError
 
@@ -328,19 +329,24 @@ def _scaled(box, size, to_size) -> tuple[int, int, int, int]:
 def show_prediction(predictor: Predictor | None, image, tta: bool = False,
                     hemisphere: str | None = None, lat: float | None = None,
                     lon: float | None = None, name: str | None = None,
-                    retry: str = "edit IMAGE_PATH and run again") -> Prediction | None:
+                    retry: str = "edit IMAGE_PATH and run again", footprint_km=None,
+                    altitude_km: float | None = None) -> Prediction | None:
     """Print the verdict and draw the figure of one image, for a notebook cell.
 
     ``hemisphere``: where the photo was taken, "north" or "south" (None: its
     EXIF GPS latitude, else the model's); ``lat``, ``lon``: where it was taken, in
     degrees north and east (None: its EXIF GPS position, if any), which the
     model's geographic prior gives the biome too; the figure then shows what the
-    image and the place each said. ``name``: what to call an image given as
+    image and the place each said. ``footprint_km``, ``altitude_km``: the ground
+    it covers, or the height it was taken from (with its EXIF focal length), as
+    ``Predictor.predict`` takes them; the heat maps then explain the image at that
+    scale. ``name``: what to call an image given as
     bytes or an array (an uploaded file). An image that cannot be used, a bad
     setting, or no model is one printed sentence (ending with ``retry`` for an
     image), not a traceback; returns the Prediction, or None then.
     """
-    result, fig, lines = explain_image(predictor, image, tta, hemisphere, lat, lon, name, retry)
+    result, fig, lines = explain_image(predictor, image, tta, hemisphere, lat, lon, name, retry, footprint_km,
+                                       altitude_km)
     print("\n".join(lines))
     if fig is not None:
         plt.show()
@@ -349,14 +355,15 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
 
 def explain_image(predictor: Predictor | None, image, tta: bool = False, hemisphere: str | None = None,
                   lat: float | None = None, lon: float | None = None, name: str | None = None,
-                  retry: str = "edit IMAGE_PATH and run again"
+                  retry: str = "edit IMAGE_PATH and run again", footprint_km=None, altitude_km: float | None = None
                   ) -> tuple[Prediction | None, plt.Figure | None, list[str]]:
     """``show_prediction``'s work without printing or showing: (the Prediction or None, its figure or None,
     the lines to say: the verdict and any warning, or the one sentence saying why there is no answer)."""
     if predictor is None:
         return None, None, ["no model is loaded: see the message of the cell that loads it"]
     try:
-        result = predictor.predict([image], tta=tta, hemisphere=hemisphere, lat=lat, lon=lon)[0]
+        result = predictor.predict([image], tta=tta, hemisphere=hemisphere, lat=lat, lon=lon,
+                                   footprint_km=footprint_km, altitude_km=altitude_km)[0]
     except (ImageError, FileNotFoundError) as e:
         return None, None, [f"cannot use {name or image}: {getattr(e, 'reason', e)}; {retry}"]
     except SettingError as e:   # a hemisphere that is neither north nor south, a latitude beyond 90, ...
@@ -366,7 +373,10 @@ def explain_image(predictor: Predictor | None, image, tta: bool = False, hemisph
     lines = [result.summary()] + ([UNFAMILIAR_WARNING] if result.unfamiliar else [])
     # Decoded once more, at the figure's size; the heat maps and both pictures are drawn from it.
     shown = open_rgb(image, min_size=DISPLAY_SIZE, reduce=True)
-    fig = plot_prediction(shown, result, grad_cams(predictor, shown, result), place=place_alone(predictor, result))
+    seen = shown
+    if isinstance(footprint_km, (int, float)):   # the heat maps of the view the model answered ("auto": as it is)
+        seen = presets.at_footprint(shown, float(footprint_km), predictor.km_per_pixel, predictor.smallest_view)
+    fig = plot_prediction(shown, result, grad_cams(predictor, seen, result), place=place_alone(predictor, result))
     return result, fig, lines
 
 

@@ -120,6 +120,28 @@ def test_the_notebook_cell_draws_the_place_row_when_a_place_is_given(placed, pho
     explain.plt.close("all")
 
 
+def test_the_notebook_reads_a_photo_at_its_footprint_and_explains_that_view(tmp_path, photo, capsys, monkeypatch):
+    monkeypatch.setattr(explain.plt, "show", lambda: None)
+    scaled = load_model(make_checkpoint(tmp_path / "earth.pt", km_per_pixel=7.4))
+    explained = []
+    cams = explain.grad_cams
+    monkeypatch.setattr(explain, "grad_cams",
+                        lambda p, image, result: explained.append(image) or cams(p, image, result))
+    told = explain.show_prediction(scaled, photo, footprint_km=300.0)   # 300 km at 7.4 km a pixel: 41 px across
+    assert told.biome_probs == pytest.approx(scaled.predict(photo, footprint_km=300.0)[0].biome_probs, abs=1e-6)
+    assert told.biome_probs != pytest.approx(scaled.predict(photo)[0].biome_probs, abs=1e-6)
+    assert max(explained[-1].size) == 41                                # the heat maps explain the view answered
+    explain.show_prediction(scaled, photo)
+    assert explained[-1].size == (48, 40)                                # without a footprint: the image as it is
+    view = browse(scaled, photo.parent, image=photo, footprint_km=300.0)
+    assert view.result.biome_probs == pytest.approx(told.biome_probs, abs=1e-6)
+    # a model that does not know the ground scale: one sentence naming the setting to edit
+    plain = load_model(make_checkpoint(tmp_path / "plain.pt"))
+    assert explain.show_prediction(plain, photo, footprint_km=60.0) is None
+    assert "edit FOOTPRINT_KM and run again" in capsys.readouterr().out
+    explain.plt.close("all")
+
+
 # --------------------------------------------------------------------------- the demo's closing figure
 
 def test_the_demos_figure_shows_the_shipped_models_answer_beside_its_own(placed, tmp_path, monkeypatch):
