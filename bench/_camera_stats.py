@@ -154,7 +154,7 @@ def measure_one(item: dict, bm: np.ndarray, hidden: np.ndarray) -> dict:
 def measure(items: list[dict], maps=None) -> list[dict]:
     """Every image against the map of its month (each map read once)."""
     from biomeseason.earth import worldmap
-    from biomeseason.earth.tiles import map_path
+    from biomeseason.earth.worldmap import map_path
     from biomeseason.io.images import read_codes, read_image
 
     folder = Path(maps or worldmap.MAPS)

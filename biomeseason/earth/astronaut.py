@@ -53,8 +53,7 @@ import numpy as np
 from PIL import Image
 
 from . import worldmap
-from .tiles import majority_biome, map_path
-from .worldmap import HEIGHT, WIDTH
+from .worldmap import HEIGHT, WIDTH, majority_biome, map_path
 
 R_EARTH = 6371.0                # km, a sphere
 SENSOR_MM = 24.0                # the square view: the centre of a 36 x 24 mm full frame, its short side

@@ -45,20 +45,16 @@ import numpy as np
 import pandas as pd
 
 from . import worldmap
-from .worldmap import BIOMES, COLOURS, HEIGHT, ICE, OTHER, PER_DEGREE, WATER, WIDTH
+from .astronaut import labelled_views
+from .worldmap import BIOMES, COLOURS, HEIGHT, ICE, OTHER, PER_DEGREE, PURITY, WATER, WIDTH, majority_biome, map_path
 
 BLOCK = 10 * PER_DEGREE       # 150 px: a 10 x 10 degree block
 SCALES = (32, 64)             # tile sides: about 240 and 470 km, the footprints of astronaut photos
 MIN_LAND = 0.75               # share of a tile's pixels that must be land
-PURITY = 0.6                  # a tile's biome only where at least this share of its land agrees
 VAL_FRAC, TEST_FRAC = 0.1, 0.1
 MARGIN = PER_DEGREE           # a held-out region's tiles: those within 1 degree of its box
 MONTHS = range(1, 13)
 COLUMNS = ["path", "biome", "month", "lat", "lon", "group", "block", "split", "purity", "scale", "region"]
-
-
-def map_path(month: int, folder: Path = worldmap.MAPS) -> Path:
-    return Path(folder) / f"world.2004{month:02d}.3x5400x2700.jpg"
 
 
 def tile_origins(size: int) -> list[tuple[int, int]]:
@@ -68,15 +64,6 @@ def tile_origins(size: int) -> list[tuple[int, int]]:
     starts = [b * BLOCK + offset + k * size for b in range(WIDTH // BLOCK) for k in range(per_block)]
     rows = [s for s in starts if s + size <= HEIGHT]
     return [(r, c) for r in rows for c in starts]
-
-
-def majority_biome(land_codes: np.ndarray, purity: float = PURITY) -> tuple[str, float]:
-    """(the most common of the seven biomes among the codes of some land pixels, or '' if it covers less than
-    ``purity`` of them; its share, rounded as the labels CSV says it and decided by it)."""
-    counts = np.bincount(land_codes.ravel(), minlength=256)[:len(BIOMES)]
-    best = int(counts.argmax())
-    share = round(float(counts[best] / land_codes.size), 3)
-    return (BIOMES[best] if share >= purity else ""), share
 
 
 def label_tiles(codes: np.ndarray, mask: np.ndarray, scales=SCALES, purity: float = PURITY) -> pd.DataFrame:
@@ -283,7 +270,6 @@ def main(args: argparse.Namespace) -> int:
           + (f"; {len(held)} regions held out" if held else ""))
     labels = write_tiles(places, out, maps, args.progress)
     if args.astronaut_views:
-        from .astronaut import labelled_views
 
         views = labelled_views(args.astronaut_views, train_ground(places, held), codes, rng=args.seed,
                                purity=args.purity, maps_folder=maps, progress=args.progress)

@@ -64,6 +64,7 @@ WIDTH, HEIGHT, PER_DEGREE = 5400, 2700, 15
 FRINGE_RADIUS, FRINGE_SHARE = 30, 0.15           # a cold steppe with 15% arid desert within 2 degrees
 FARMLAND_RADIUS = 15                             # px (1 degree): where cropland looks for its biome
 MAP_PIXELS = 100_000_000                         # the climate map's 84 MP, read once when rebuilding
+PURITY = 0.6                                     # a tile's or view's biome only where this share of its land agrees
 
 # Codes of the label map: 0..6 are the default vocabulary's biomes in its order; these are not biomes.
 WATER, ICE, OTHER = 254, 253, 255
@@ -84,6 +85,20 @@ IGBP = {0: "water", 1: "evergreen needleleaf forest", 2: "evergreen broadleaf fo
 KOPPEN = ("", "Af", "Am", "As", "Aw", "BSh", "BSk", "BWh", "BWk", "Cfa", "Cfb", "Cfc", "Csa", "Csb", "Csc",
           "Cwa", "Cwb", "Cwc", "Dfa", "Dfb", "Dfc", "Dfd", "Dsa", "Dsb", "Dsc", "Dsd", "Dwa", "Dwb", "Dwc",
           "Dwd", "EF", "ET", "Ocean")
+
+
+def map_path(month: int, folder: Path = MAPS) -> Path:
+    """The Blue Marble map of a month (1-12) in ``folder``."""
+    return Path(folder) / f"world.2004{month:02d}.3x5400x2700.jpg"
+
+
+def majority_biome(land_codes: np.ndarray, purity: float = PURITY) -> tuple[str, float]:
+    """(the most common of the seven biomes among the codes of some land pixels, or '' if it covers less than
+    ``purity`` of them; its share, rounded as the labels CSV says it and decided by it)."""
+    counts = np.bincount(land_codes.ravel(), minlength=256)[:len(BIOMES)]
+    best = int(counts.argmax())
+    share = round(float(counts[best] / land_codes.size), 3)
+    return (BIOMES[best] if share >= purity else ""), share
 
 
 def lat_of_rows(height: int = HEIGHT) -> np.ndarray:

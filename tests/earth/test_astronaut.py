@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from biomeseason.earth import astronaut
-from biomeseason.earth.tiles import map_path
-from biomeseason.earth.worldmap import HEIGHT, MAPS, PER_DEGREE, WIDTH
+from biomeseason.earth.worldmap import HEIGHT, MAPS, PER_DEGREE, WIDTH, map_path
 from biomeseason.io.images import read_codes, read_image
 
 
