@@ -185,8 +185,6 @@ class Predictor:
         self.cameras: list[str] = list(meta.get("kind_names") or [])
         # The ground a training pixel covered, if the model knows it (the Earth model's maps); None: unknown.
         self.km_per_pixel: float | None = meta.get("km_per_pixel") or (MAP_KM_PER_PIXEL if meta.get("earth") else None)
-        # The fewest map pixels across any view it learnt from (None: the ground scale is unknown).
-        self.smallest_view: int | None = None if self.km_per_pixel is None else smallest_view(meta)
         self.transform = eval_transform(self.image_size, meta["mean"], meta["std"])
         calibration = meta.get("calibration") or {}
         self.calibration = {head: dict(calibration.get(head) or {}) for head in ("biome", "month")}
@@ -382,6 +380,12 @@ class Predictor:
         if multiscale:
             return [[p.image for p in batch], *[[at(p.image, f) for p in batch] for f in self.auto_footprints()]]
         return [[p.image if p.footprint_km is None else at(p.image, p.footprint_km) for p in batch]]
+
+    @functools.cached_property
+    def smallest_view(self) -> int | None:
+        """The fewest map pixels across any view it learnt from (``smallest_view``); None where the ground scale
+        is unknown. Worked out when a footprint first needs it."""
+        return None if self.km_per_pixel is None else smallest_view(self.meta)
 
     def auto_footprints(self) -> list[float]:
         """The footprints (km) ``footprint_km="auto"`` tries besides the image as it is: ``FOOTPRINTS``, each no
