@@ -95,20 +95,29 @@ def score_cameras(predictor, shared: Path, progress: bool = True) -> tuple[pd.Da
 def paired(new: tuple, old: tuple, ways=CAMERA_KEY[1]) -> dict[str, dict]:
     """Per way, the two models' answers on the same views compared tile by tile (McNemar's exact test):
     ``new``/``old`` are (predictor, answers). ``won``: tiles only the new model names right; ``lost``: only
-    the old one; ``better``/``worse``: one-sided p-values that the new model is better / worse."""
-    from scipy.stats import binomtest
+    the old one; ``better``/``worse``: one-sided p-values that the new model is better / worse. For people to
+    read beside them (``beats_paired`` does not use them): each model's log loss (``nll_new``, ``nll_old``)
+    and the one-sided p-value that the new one's is lower tile by tile (``nll_better``, Wilcoxon's
+    signed-rank test), which credits a surer right answer where the top answer does not change."""
+    from scipy.stats import binomtest, wilcoxon
 
     out = {}
     for way in ways:
-        right = []
+        right, loss = [], []
         for predictor, answers in (new, old):
             true = np.array([predictor.biomes.index(b) for b in answers["biome"]])
-            right.append(scoring.biome_probs(answers, predictor, way).argmax(1) == true)
+            probs = scoring.biome_probs(answers, predictor, way)
+            right.append(probs.argmax(1) == true)
+            loss.append(-np.log(np.clip(probs[np.arange(len(true)), true], 1e-12, 1)))
         won, lost = int((right[0] & ~right[1]).sum()), int((~right[0] & right[1]).sum())
         n = won + lost
+        differs = loss[0] != loss[1]
         out[way] = {"won": won, "lost": lost,
                     "better": binomtest(won, n, 0.5, alternative="greater").pvalue if n else 1.0,
-                    "worse": binomtest(lost, n, 0.5, alternative="greater").pvalue if n else 1.0}
+                    "worse": binomtest(lost, n, 0.5, alternative="greater").pvalue if n else 1.0,
+                    "nll_new": float(loss[0].mean()), "nll_old": float(loss[1].mean()),
+                    "nll_better": float(wilcoxon(loss[0][differs], loss[1][differs], alternative="less").pvalue)
+                    if differs.any() else 1.0}
     return out
 
 
@@ -286,7 +295,8 @@ def _ship_kinds(args, out: Path, base: dict, own: list[str], weights: dict, meta
         old_photo = headline(summary({"shared_cameras": table}), CAMERA_KEY)
         test = paired(views, (reader, answers))
         said = "; ".join(f"{'image alone' if w == 'image' else 'with the place'}: {t['won']} tiles won, {t['lost']} "
-                         f"lost (p {t['better']:.2g} better, {t['worse']:.2g} worse)" for w, t in test.items())
+                         f"lost (p {t['better']:.2g} better, {t['worse']:.2g} worse), log loss {t['nll_new']:.3f} "
+                         f"against {t['nll_old']:.3f} (p {t['nll_better']:.2g} lower)" for w, t in test.items())
         print(f"{out} through the same cameras: biome {_said(old_photo)}; this photo kind {_said(new_photo)}; {said}")
         meta["earth"]["against"] = {"model": str(out), "figures": old_photo, "paired": test}
         if not beats_paired(test):

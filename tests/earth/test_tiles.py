@@ -207,6 +207,10 @@ def test_a_photo_kind_must_win_more_tiles_than_chance_allows_and_lose_no_more_th
     many[500:560] = True                                       # 60 won, none lost
     test = paired((model, answers(many)), (model, answers(old)), ways=("image",))
     assert test["image"]["won"] == 60 and test["image"]["lost"] == 0 and beats_paired(test)
+    # the log losses beside them: -ln 0.9 on a right tile, -ln 0.1 on a wrong one
+    assert test["image"]["nll_old"] == pytest.approx(-(np.log(0.9) + np.log(0.1)) / 2)
+    assert test["image"]["nll_new"] < test["image"]["nll_old"] and test["image"]["nll_better"] < 1e-6
+    assert paired((model, answers(old)), (model, answers(old)), ways=("image",))["image"]["nll_better"] == 1.0
     few = old.copy()
     few[500:503] = True                                        # 3 won: chance could do as much
     assert not beats_paired(paired((model, answers(few)), (model, answers(old)), ways=("image",)))
