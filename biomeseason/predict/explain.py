@@ -339,8 +339,9 @@ def show_prediction(predictor: Predictor | None, image, tta: bool = False,
     model's geographic prior gives the biome too; the figure then shows what the
     image and the place each said. ``footprint_km``, ``altitude_km``: the ground
     it covers, or the height it was taken from (with its EXIF focal length), as
-    ``Predictor.predict`` takes them; the heat maps then explain the image at that
-    scale. ``name``: what to call an image given as
+    ``Predictor.predict`` takes them; with a footprint in km the heat maps explain
+    the image at that scale (otherwise, and for "auto", the image as it is).
+    ``name``: what to call an image given as
     bytes or an array (an uploaded file). An image that cannot be used, a bad
     setting, or no model is one printed sentence (ending with ``retry`` for an
     image), not a traceback; returns the Prediction, or None then.

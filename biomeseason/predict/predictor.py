@@ -383,9 +383,9 @@ class Predictor:
 
     @functools.cached_property
     def smallest_view(self) -> int | None:
-        """The fewest map pixels across any view it learnt from (``smallest_view``); None where the ground scale
+        """The fewest map pixels across any view it learnt from (``smallest_view_of``); None where the ground scale
         is unknown. Worked out when a footprint first needs it."""
-        return None if self.km_per_pixel is None else smallest_view(self.meta)
+        return None if self.km_per_pixel is None else smallest_view_of(self.meta)
 
     def auto_footprints(self) -> list[float]:
         """The footprints (km) ``footprint_km="auto"`` tries besides the image as it is: ``FOOTPRINTS``, each no
@@ -425,7 +425,7 @@ class Predictor:
                 for i, p in enumerate(batch)]
 
 
-def smallest_view(meta: dict) -> int:
+def smallest_view_of(meta: dict) -> int:
     """The fewest map pixels across any view an Earth model learnt from: the smaller of the Earth's tiles
     (``earth.tiles.SCALES``) cropped to the least share of its area that training took (its
     ``augmentation["crop_scale"]``; 32 px and 0.6 give 25 px, 185 km)."""

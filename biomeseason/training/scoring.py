@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score, log_loss
+from sklearn.metrics import f1_score
 
 from ..labels import Vocabulary, season_of
 from ..model import calibration as C
@@ -101,6 +101,13 @@ def biome_probs(answers: pd.DataFrame, predictor, way: str) -> np.ndarray:
     return predictor.geo.apply(p, lats, lons, predictor.geo.weight_at(distances(answers, predictor), len(p)))
 
 
+def true_losses(probs: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per row, -ln of the probability given to the true class (``true``: indices), each row renormalised;
+    their mean is the log loss."""
+    p = probs[np.arange(len(true)), true] / probs.sum(axis=1)
+    return -np.log(np.clip(p, 1e-12, 1))
+
+
 def scores(answers: pd.DataFrame, probs: np.ndarray, biomes: list[str]) -> dict:
     """The figures of one group of tiles (rows of ``answers``, ``probs`` aligned with them)."""
     true = np.array([biomes.index(b) for b in answers["biome"]])
@@ -114,7 +121,7 @@ def scores(answers: pd.DataFrame, probs: np.ndarray, biomes: list[str]) -> dict:
             "biome_f1": float(f1_score(true, pred, labels=sorted(set(true)), average="macro", zero_division=0)),
             "month_within1": float((circular_distance(months, truth) <= 1).mean()),
             "season_acc": float(np.mean(seasons)), "biome_ece": C.ece(probs, true),
-            "biome_nll": float(log_loss(true, probs / probs.sum(axis=1, keepdims=True), labels=range(len(biomes)))),
+            "biome_nll": float(true_losses(probs, true).mean()),
             "flagged": float(flagged.mean()), "wrong_p90_unflagged": float(misleading.mean())}
 
 

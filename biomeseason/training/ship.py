@@ -108,7 +108,7 @@ def paired(new: tuple, old: tuple, ways=CAMERA_KEY[1]) -> dict[str, dict]:
             true = np.array([predictor.biomes.index(b) for b in answers["biome"]])
             probs = scoring.biome_probs(answers, predictor, way)
             right.append(probs.argmax(1) == true)
-            loss.append(-np.log(np.clip(probs[np.arange(len(true)), true], 1e-12, 1)))
+            loss.append(scoring.true_losses(probs, true))
         won, lost = int((right[0] & ~right[1]).sum()), int((~right[0] & right[1]).sum())
         n = won + lost
         differs = loss[0] != loss[1]

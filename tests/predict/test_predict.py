@@ -1030,9 +1030,9 @@ def test_a_photo_of_known_footprint_is_seen_at_the_scale_the_model_learnt(tmp_pa
     assert at_footprint(big, 10000.0, 7.4) is big                     # coarser already: as it is
     assert at_footprint(big, 1.2, 7.4, smallest=25).shape == (17, 25, 3)   # never below the smallest view
     # the smallest view the Earth model learnt: a 32 px tile cropped to the least share of its area
-    assert predict.smallest_view({"augmentation": {"crop_scale": [0.6, 1.0]}}) == 25
-    assert predict.smallest_view({"augmentation": {"crop_scale": [0.25, 1.0]}}) == 16
-    assert predict.smallest_view({}) == 32
+    assert predict.smallest_view_of({"augmentation": {"crop_scale": [0.6, 1.0]}}) == 25
+    assert predict.smallest_view_of({"augmentation": {"crop_scale": [0.25, 1.0]}}) == 16
+    assert predict.smallest_view_of({}) == 32
     plain = load_model(make_checkpoint(tmp_path / "plain.pt"))
     with pytest.raises(ValueError, match="does not know the ground scale"):
         plain.predict(photo, footprint_km=60.0)
